@@ -1,0 +1,354 @@
+//! Typed configuration, validated once from the worker's environment.
+//!
+//! `Config::from_lookup` takes a lookup function (the shell passes one that
+//! reads vars and secrets), so every rule here is tested on the host. An
+//! error names the variable and the problem, never the value.
+
+use crate::error::ApiError;
+use crate::identity::IdentityKey;
+use crate::secret::AppSecret;
+use crate::token::TokenKey;
+
+/// How proxied requests check their session (`SESSION_CHECK`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionCheck {
+    /// Every proxied request reads the session from KV: logout is immediate
+    /// at that edge.
+    EveryRequest,
+    /// Access tokens are trusted until `exp`; only refresh reads KV.
+    RefreshOnly,
+}
+
+#[derive(Debug)]
+pub struct Config {
+    pub appid: String,
+    pub app_secret: AppSecret,
+    /// Base URL of WeChat's API, without a trailing slash.
+    pub api_base: String,
+    /// The origin API, without a trailing slash; path and query are appended.
+    pub origin_url: String,
+    /// The origin URL's origin (`scheme://host[:port]`), the `aud` of
+    /// `X-WX-Identity`.
+    pub origin_audience: String,
+    pub token_key: TokenKey,
+    pub identity_key: Option<IdentityKey>,
+    pub access_ttl: u64,
+    pub refresh_ttl: u64,
+    pub session_check: SessionCheck,
+    pub public_paths: Vec<String>,
+    pub require_phone: bool,
+    pub phone_allowlist: bool,
+    /// Time allowed for one WeChat call (`WX_TIMEOUT_MS`).
+    pub wechat_timeout_ms: u64,
+}
+
+/// A configuration problem: which variable, and what is wrong with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: &'static str,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.variable, self.problem)
+    }
+}
+
+impl From<ConfigError> for ApiError {
+    fn from(e: ConfigError) -> Self {
+        ApiError::ServerMisconfigured {
+            variable: e.variable,
+            problem: e.problem,
+        }
+    }
+}
+
+pub const DEFAULT_API_BASE: &str = "https://api.weixin.qq.com";
+
+fn err(variable: &'static str, problem: &'static str) -> ConfigError {
+    ConfigError { variable, problem }
+}
+
+impl Config {
+    /// Reads and validates every variable. `get` returns a var's or a
+    /// secret's value, or `None` when it is not set.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+
+        let appid = get("WX_APPID").ok_or(err("WX_APPID", "is missing"))?;
+        if !appid.starts_with("wx")
+            || appid.len() < 10
+            || !appid.chars().all(|c| c.is_ascii_alphanumeric())
+        {
+            return Err(err(
+                "WX_APPID",
+                "is not a mini-program appid (wx followed by letters and digits)",
+            ));
+        }
+        let app_secret =
+            AppSecret::new(get("WX_APPSECRET").ok_or(err("WX_APPSECRET", "is missing"))?);
+
+        let api_base = match get("WX_API_BASE") {
+            None => DEFAULT_API_BASE.to_string(),
+            Some(v) => {
+                http_base(&v)
+                    .ok_or(err("WX_API_BASE", "is not an http(s) URL"))?
+                    .0
+            }
+        };
+        let (origin_url, origin_audience) =
+            http_base(&get("ORIGIN_URL").ok_or(err("ORIGIN_URL", "is missing"))?)
+                .ok_or(err("ORIGIN_URL", "is not an http(s) URL"))?;
+
+        let token_key =
+            TokenKey::new(&get("TOKEN_SECRET").ok_or(err("TOKEN_SECRET", "is missing"))?)
+                .map_err(|problem| err("TOKEN_SECRET", problem))?;
+        let identity_key = match get("IDENTITY_KEY") {
+            None => None,
+            Some(v) => Some(IdentityKey::from_base64_seed(&v).map_err(|p| err("IDENTITY_KEY", p))?),
+        };
+
+        let access_ttl = seconds(get("ACCESS_TOKEN_TTL"), "ACCESS_TOKEN_TTL", 600, 60, 86_400)?;
+        let refresh_ttl = seconds(
+            get("REFRESH_TOKEN_TTL"),
+            "REFRESH_TOKEN_TTL",
+            2_592_000,
+            300,
+            31_536_000,
+        )?;
+        if refresh_ttl <= access_ttl {
+            return Err(err(
+                "REFRESH_TOKEN_TTL",
+                "must be longer than ACCESS_TOKEN_TTL",
+            ));
+        }
+        let session_check = match get("SESSION_CHECK").as_deref() {
+            None | Some("every-request") => SessionCheck::EveryRequest,
+            Some("refresh-only") => SessionCheck::RefreshOnly,
+            Some(_) => {
+                return Err(err(
+                    "SESSION_CHECK",
+                    "must be every-request or refresh-only",
+                ))
+            }
+        };
+        let public_paths = match get("PUBLIC_PATHS") {
+            None => Vec::new(),
+            Some(v) => {
+                let paths: Vec<String> = v
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                if paths.iter().any(|p| !p.starts_with('/')) {
+                    return Err(err(
+                        "PUBLIC_PATHS",
+                        "must be comma-separated paths starting with /",
+                    ));
+                }
+                if paths.iter().any(|p| p.starts_with("/auth") || p == "/") {
+                    return Err(err("PUBLIC_PATHS", "may not cover / or /auth"));
+                }
+                paths
+            }
+        };
+        let require_phone = boolean(get("REQUIRE_PHONE"), "REQUIRE_PHONE")?;
+        let phone_allowlist = boolean(get("PHONE_ALLOWLIST"), "PHONE_ALLOWLIST")?;
+        let wechat_timeout_ms = seconds(get("WX_TIMEOUT_MS"), "WX_TIMEOUT_MS", 5_000, 100, 30_000)?;
+
+        Ok(Config {
+            appid,
+            app_secret,
+            api_base,
+            origin_url,
+            origin_audience,
+            token_key,
+            identity_key,
+            access_ttl,
+            refresh_ttl,
+            session_check,
+            public_paths,
+            require_phone,
+            phone_allowlist,
+            wechat_timeout_ms,
+        })
+    }
+
+    /// Whether `path` may be proxied without a token.
+    pub fn is_public(&self, path: &str) -> bool {
+        self.public_paths.iter().any(|p| path_has_prefix(path, p))
+    }
+}
+
+/// `/api` covers `/api`, `/api/x` and `/api?..`, and also `/apiary` only when
+/// the prefix itself ends in `/` or not: a prefix is taken literally, as the
+/// contract says ("path prefixes"). A trailing `/` in the prefix keeps it to
+/// the folder.
+fn path_has_prefix(path: &str, prefix: &str) -> bool {
+    path.starts_with(prefix)
+}
+
+/// Parses an http(s) base URL: returns it without a trailing slash and its
+/// origin.
+fn http_base(v: &str) -> Option<(String, String)> {
+    let url = url::Url::parse(v).ok()?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return None;
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return None;
+    }
+    let base = url.as_str().trim_end_matches('/').to_string();
+    Some((base, url.origin().ascii_serialization()))
+}
+
+fn seconds(
+    v: Option<String>,
+    name: &'static str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, ConfigError> {
+    match v {
+        None => Ok(default),
+        Some(v) => match v.parse::<u64>() {
+            Ok(n) if (min..=max).contains(&n) => Ok(n),
+            Ok(_) => Err(err(name, "is out of range")),
+            Err(_) => Err(err(name, "is not a whole number")),
+        },
+    }
+}
+
+fn boolean(v: Option<String>, name: &'static str) -> Result<bool, ConfigError> {
+    match v.as_deref() {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(_) => Err(err(name, "must be true or false")),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    pub const TEST_SECRET: &str = "test-only-token-secret-0123456789abcdefghijklmnop";
+    pub const TEST_IDENTITY_SEED: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+    pub fn vars() -> HashMap<&'static str, String> {
+        HashMap::from([
+            ("WX_APPID", "wxd930ea5d5a258f4f".to_string()),
+            ("WX_APPSECRET", "appsecret-value-123".to_string()),
+            ("ORIGIN_URL", "https://api.example.com/v1/".to_string()),
+            ("TOKEN_SECRET", TEST_SECRET.to_string()),
+            ("IDENTITY_KEY", TEST_IDENTITY_SEED.to_string()),
+        ])
+    }
+
+    pub fn load(vars: &HashMap<&'static str, String>) -> Result<Config, ConfigError> {
+        Config::from_lookup(|k| vars.get(k).cloned())
+    }
+
+    pub fn test_config() -> Config {
+        load(&vars()).expect("test config is valid")
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let c = test_config();
+        assert_eq!(c.api_base, "https://api.weixin.qq.com");
+        assert_eq!(c.origin_url, "https://api.example.com/v1");
+        assert_eq!(c.origin_audience, "https://api.example.com");
+        assert_eq!(c.access_ttl, 600);
+        assert_eq!(c.refresh_ttl, 2_592_000);
+        assert_eq!(c.session_check, SessionCheck::EveryRequest);
+        assert!(c.public_paths.is_empty());
+        assert!(!c.require_phone && !c.phone_allowlist);
+        assert!(c.identity_key.is_some());
+    }
+
+    #[test]
+    fn each_required_variable_is_named_when_missing() {
+        for name in ["WX_APPID", "WX_APPSECRET", "ORIGIN_URL", "TOKEN_SECRET"] {
+            let mut v = vars();
+            v.remove(name);
+            assert_eq!(load(&v).unwrap_err(), err(name, "is missing"));
+            // Blank counts as missing.
+            v.insert(name, "  ".into());
+            assert_eq!(load(&v).unwrap_err().variable, name);
+        }
+    }
+
+    #[test]
+    fn invalid_values_are_refused_without_echoing_them() {
+        let cases: &[(&'static str, &str)] = &[
+            ("TOKEN_SECRET", "Zq9xW2"),
+            (
+                "TOKEN_SECRET",
+                "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            ),
+            ("IDENTITY_KEY", "not-base64!!"),
+            ("IDENTITY_KEY", "AAECAwQ="),
+            ("ORIGIN_URL", "ftp://x.example"),
+            ("ORIGIN_URL", "not a url"),
+            ("WX_API_BASE", "localhost:8788"),
+            ("WX_APPID", "hello"),
+            ("ACCESS_TOKEN_TTL", "ten"),
+            ("ACCESS_TOKEN_TTL", "5"),
+            ("REFRESH_TOKEN_TTL", "600"),
+            ("SESSION_CHECK", "sometimes"),
+            ("PUBLIC_PATHS", "health"),
+            ("PUBLIC_PATHS", "/auth/x"),
+            ("REQUIRE_PHONE", "yes"),
+            ("PHONE_ALLOWLIST", "1"),
+        ];
+        for (name, value) in cases {
+            let mut v = vars();
+            v.insert(name, value.to_string());
+            let e = load(&v).expect_err(&format!("{name}={value} should be refused"));
+            let expected_var = if *name == "REFRESH_TOKEN_TTL" {
+                "REFRESH_TOKEN_TTL"
+            } else {
+                name
+            };
+            assert_eq!(e.variable, expected_var);
+            assert!(!e.to_string().contains(value), "{e} echoes the value");
+        }
+    }
+
+    #[test]
+    fn optional_values_parse() {
+        let mut v = vars();
+        v.insert("WX_API_BASE", "http://127.0.0.1:8788/".into());
+        v.insert("SESSION_CHECK", "refresh-only".into());
+        v.insert("PUBLIC_PATHS", "/health, /public/".into());
+        v.insert("REQUIRE_PHONE", "true".into());
+        v.insert("ACCESS_TOKEN_TTL", "120".into());
+        v.remove("IDENTITY_KEY");
+        let c = load(&v).expect("valid");
+        assert_eq!(c.api_base, "http://127.0.0.1:8788");
+        assert_eq!(c.session_check, SessionCheck::RefreshOnly);
+        assert_eq!(c.public_paths, vec!["/health", "/public/"]);
+        assert!(c.is_public("/health"));
+        assert!(c.is_public("/public/x"));
+        assert!(!c.is_public("/publicity"));
+        assert!(!c.is_public("/api"));
+        assert!(c.require_phone);
+        assert_eq!(c.access_ttl, 120);
+        assert!(c.identity_key.is_none());
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let shown = format!("{:?}", test_config());
+        assert!(!shown.contains("appsecret-value"), "{shown}");
+        assert!(!shown.contains(TEST_SECRET), "{shown}");
+        assert!(!shown.contains(TEST_IDENTITY_SEED), "{shown}");
+    }
+}

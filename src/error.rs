@@ -1,0 +1,314 @@
+//! Every error the worker answers with, and the one pure table that turns
+//! an error into an HTTP status and a JSON body.
+//!
+//! Messages are written for the mini-program developer reading them in
+//! devtools. They never carry a secret, a session_key, a token or an
+//! upstream body: variants hold only codes and static text.
+
+use serde::Serialize;
+
+/// An error as the client sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// Malformed body, missing or oversized field. The text says which.
+    InvalidRequest(&'static str),
+    /// WeChat 40029 / 40163: the `wx.login` (or phone) code is invalid or used.
+    InvalidCode {
+        errcode: i64,
+    },
+    /// Legacy phone data did not decrypt with the session's session_key.
+    DecryptFailed,
+    /// Decrypted data belongs to another appid.
+    WatermarkMismatch,
+    Unauthorized,
+    InvalidToken,
+    TokenExpired,
+    SessionRevoked,
+    InvalidRefreshToken,
+    RefreshReused,
+    /// WeChat 40226.
+    UserBlocked {
+        errcode: i64,
+    },
+    PhoneRequired,
+    NotInternalUser,
+    NotFound,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    /// WeChat 45011 (or any other rate limit).
+    RateLimited {
+        errcode: Option<i64>,
+    },
+    /// Configuration missing or invalid: names the variable, never its value.
+    ServerMisconfigured {
+        variable: &'static str,
+        problem: &'static str,
+    },
+    /// WeChat failed: -1 after a retry, 5xx, timeout, unparseable reply, or
+    /// an errcode we do not expect (`errcode` is then WeChat's).
+    WechatUnavailable {
+        errcode: Option<i64>,
+    },
+    OriginUnavailable,
+    /// A failure of our own (KV, serialization). Details go to the log only.
+    Internal,
+}
+
+/// The JSON body of every error response.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct ErrorBody {
+    pub error: &'static str,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wechat_errcode: Option<i64>,
+}
+
+impl ApiError {
+    /// The contract's `error` code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidRequest(_) => "invalid_request",
+            ApiError::InvalidCode { .. } => "invalid_code",
+            ApiError::DecryptFailed => "decrypt_failed",
+            ApiError::WatermarkMismatch => "watermark_mismatch",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::InvalidToken => "invalid_token",
+            ApiError::TokenExpired => "token_expired",
+            ApiError::SessionRevoked => "session_revoked",
+            ApiError::InvalidRefreshToken => "invalid_refresh_token",
+            ApiError::RefreshReused => "refresh_reused",
+            ApiError::UserBlocked { .. } => "user_blocked",
+            ApiError::PhoneRequired => "phone_required",
+            ApiError::NotInternalUser => "not_internal_user",
+            ApiError::NotFound => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::ServerMisconfigured { .. } | ApiError::Internal => "server_misconfigured",
+            ApiError::WechatUnavailable { .. } => "wechat_unavailable",
+            ApiError::OriginUnavailable => "origin_unavailable",
+        }
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            ApiError::InvalidRequest(_)
+            | ApiError::InvalidCode { .. }
+            | ApiError::DecryptFailed
+            | ApiError::WatermarkMismatch => 400,
+            ApiError::Unauthorized
+            | ApiError::InvalidToken
+            | ApiError::TokenExpired
+            | ApiError::SessionRevoked
+            | ApiError::InvalidRefreshToken
+            | ApiError::RefreshReused => 401,
+            ApiError::UserBlocked { .. } | ApiError::PhoneRequired | ApiError::NotInternalUser => {
+                403
+            }
+            ApiError::NotFound => 404,
+            ApiError::MethodNotAllowed => 405,
+            ApiError::PayloadTooLarge => 413,
+            ApiError::RateLimited { .. } => 429,
+            ApiError::ServerMisconfigured { .. } | ApiError::Internal => 500,
+            ApiError::WechatUnavailable { .. } | ApiError::OriginUnavailable => 502,
+        }
+    }
+
+    pub fn wechat_errcode(&self) -> Option<i64> {
+        match self {
+            ApiError::InvalidCode { errcode } | ApiError::UserBlocked { errcode } => Some(*errcode),
+            ApiError::RateLimited { errcode } | ApiError::WechatUnavailable { errcode } => *errcode,
+            _ => None,
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            ApiError::InvalidRequest(what) => format!("invalid request: {what}"),
+            ApiError::InvalidCode { errcode: 40163 } => {
+                "this code was already used; call wx.login() (or the phone button) again for a new one"
+                    .into()
+            }
+            ApiError::InvalidCode { .. } => {
+                "WeChat rejected the code as invalid or expired; call wx.login() again for a new one \
+                 (a getPhoneNumber code is not a wx.login code, and the reverse)"
+                    .into()
+            }
+            ApiError::DecryptFailed => {
+                "the phone data does not decrypt with this session's session_key: it was most likely \
+                 rotated by a later wx.login(); log in again, then ask for the phone number again"
+                    .into()
+            }
+            ApiError::WatermarkMismatch => {
+                "the decrypted data was issued to another mini-program (watermark appid differs)".into()
+            }
+            ApiError::Unauthorized => "an Authorization: Bearer <access_token> header is required".into(),
+            ApiError::InvalidToken => "the access token is malformed, badly signed or not an access token".into(),
+            ApiError::TokenExpired => "the access token has expired; use /auth/refresh".into(),
+            ApiError::SessionRevoked => "the session was logged out or revoked; log in again".into(),
+            ApiError::InvalidRefreshToken => {
+                "the refresh token is unknown, expired or already replaced; log in again".into()
+            }
+            ApiError::RefreshReused => {
+                "a refresh token was used twice, so the session was revoked for safety; log in again".into()
+            }
+            ApiError::UserBlocked { .. } => "WeChat blocked this user as high-risk".into(),
+            ApiError::PhoneRequired => "bind a phone number (POST /auth/phone) before using this API".into(),
+            ApiError::NotInternalUser => "this phone number is not on the staff list".into(),
+            ApiError::NotFound => "no such endpoint".into(),
+            ApiError::MethodNotAllowed => "method not allowed for this endpoint".into(),
+            ApiError::PayloadTooLarge => "request body over 16 KiB".into(),
+            ApiError::RateLimited { .. } => "too many requests; try again in a minute".into(),
+            ApiError::ServerMisconfigured { variable, problem } => {
+                format!("server misconfigured: {variable} {problem}")
+            }
+            ApiError::Internal => "internal error; the worker's log has details".into(),
+            ApiError::WechatUnavailable { errcode: Some(code) } => {
+                format!("WeChat answered with an unexpected error (errcode {code})")
+            }
+            ApiError::WechatUnavailable { errcode: None } => {
+                "WeChat did not answer in time or answered with an error; try again".into()
+            }
+            ApiError::OriginUnavailable => "the origin API could not be reached".into(),
+        }
+    }
+
+    /// The response: status and JSON body.
+    pub fn to_response(&self) -> (u16, String) {
+        let body = ErrorBody {
+            error: self.code(),
+            message: self.message(),
+            wechat_errcode: self.wechat_errcode(),
+        };
+        // Serializing a struct of strings and integers cannot fail; fall back
+        // to a fixed body rather than panicking all the same.
+        let json = serde_json::to_string(&body).unwrap_or_else(|_| {
+            r#"{"error":"server_misconfigured","message":"internal error"}"#.to_string()
+        });
+        (self.status(), json)
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code(), self.message())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(e: &ApiError) -> serde_json::Value {
+        let (_, json) = e.to_response();
+        serde_json::from_str(&json).expect("error bodies are JSON")
+    }
+
+    #[test]
+    fn the_contract_table() {
+        let rows: Vec<(ApiError, u16, &str)> = vec![
+            (
+                ApiError::InvalidRequest("code missing"),
+                400,
+                "invalid_request",
+            ),
+            (
+                ApiError::InvalidCode { errcode: 40029 },
+                400,
+                "invalid_code",
+            ),
+            (
+                ApiError::InvalidCode { errcode: 40163 },
+                400,
+                "invalid_code",
+            ),
+            (ApiError::DecryptFailed, 400, "decrypt_failed"),
+            (ApiError::WatermarkMismatch, 400, "watermark_mismatch"),
+            (ApiError::Unauthorized, 401, "unauthorized"),
+            (ApiError::InvalidToken, 401, "invalid_token"),
+            (ApiError::TokenExpired, 401, "token_expired"),
+            (ApiError::SessionRevoked, 401, "session_revoked"),
+            (ApiError::InvalidRefreshToken, 401, "invalid_refresh_token"),
+            (ApiError::RefreshReused, 401, "refresh_reused"),
+            (
+                ApiError::UserBlocked { errcode: 40226 },
+                403,
+                "user_blocked",
+            ),
+            (ApiError::PhoneRequired, 403, "phone_required"),
+            (ApiError::NotInternalUser, 403, "not_internal_user"),
+            (ApiError::NotFound, 404, "not_found"),
+            (ApiError::MethodNotAllowed, 405, "method_not_allowed"),
+            (ApiError::PayloadTooLarge, 413, "payload_too_large"),
+            (
+                ApiError::RateLimited {
+                    errcode: Some(45011),
+                },
+                429,
+                "rate_limited",
+            ),
+            (
+                ApiError::ServerMisconfigured {
+                    variable: "TOKEN_SECRET",
+                    problem: "is missing",
+                },
+                500,
+                "server_misconfigured",
+            ),
+            (
+                ApiError::WechatUnavailable { errcode: None },
+                502,
+                "wechat_unavailable",
+            ),
+            (ApiError::OriginUnavailable, 502, "origin_unavailable"),
+        ];
+        for (err, status, code) in rows {
+            let (got_status, _) = err.to_response();
+            assert_eq!(got_status, status, "{err:?}");
+            let b = body(&err);
+            assert_eq!(b["error"], code, "{err:?}");
+            assert!(b["message"].as_str().is_some_and(|m| !m.is_empty()));
+        }
+    }
+
+    #[test]
+    fn wechat_errcode_only_when_wechat_caused_it() {
+        assert_eq!(
+            body(&ApiError::InvalidCode { errcode: 40029 })["wechat_errcode"],
+            40029
+        );
+        assert_eq!(
+            body(&ApiError::UserBlocked { errcode: 40226 })["wechat_errcode"],
+            40226
+        );
+        assert_eq!(
+            body(&ApiError::RateLimited {
+                errcode: Some(45011)
+            })["wechat_errcode"],
+            45011
+        );
+        assert!(body(&ApiError::RateLimited { errcode: None })
+            .get("wechat_errcode")
+            .is_none());
+        assert!(body(&ApiError::InvalidToken)
+            .get("wechat_errcode")
+            .is_none());
+    }
+
+    #[test]
+    fn misconfiguration_names_the_variable() {
+        let b = body(&ApiError::ServerMisconfigured {
+            variable: "WX_APPID",
+            problem: "is missing",
+        });
+        assert_eq!(b["message"], "server misconfigured: WX_APPID is missing");
+    }
+
+    #[test]
+    fn decrypt_failed_tells_the_developer_what_to_do() {
+        let m = ApiError::DecryptFailed.message();
+        assert!(m.contains("log in again"), "{m}");
+        assert!(m.contains("wx.login"), "{m}");
+    }
+}

@@ -1,0 +1,53 @@
+//! Randomness, passed into the core so tests can pin it.
+
+/// A source of cryptographically secure random bytes.
+pub trait Random {
+    fn fill(&self, buf: &mut [u8]) -> Result<(), RandomError>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RandomError;
+
+/// The platform CSPRNG: `crypto.getRandomValues` in workerd, the OS on the host.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OsRandom;
+
+impl Random for OsRandom {
+    fn fill(&self, buf: &mut [u8]) -> Result<(), RandomError> {
+        getrandom::fill(buf).map_err(|_| RandomError)
+    }
+}
+
+/// `N` random bytes.
+pub fn bytes<const N: usize>(rng: &impl Random) -> Result<[u8; N], RandomError> {
+    let mut b = [0u8; N];
+    rng.fill(&mut b)?;
+    Ok(b)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    /// Deterministic bytes for tests: a counter, so each call differs.
+    #[derive(Default)]
+    pub struct CountingRandom(Cell<u8>);
+
+    impl Random for CountingRandom {
+        fn fill(&self, buf: &mut [u8]) -> Result<(), RandomError> {
+            for b in buf.iter_mut() {
+                *b = self.0.get();
+                self.0.set(self.0.get().wrapping_add(1));
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn os_random_differs_between_calls() {
+        let a: [u8; 16] = bytes(&OsRandom).expect("csprng");
+        let b: [u8; 16] = bytes(&OsRandom).expect("csprng");
+        assert_ne!(a, b);
+    }
+}

@@ -1,0 +1,78 @@
+//! Which handler a request goes to.
+
+/// The worker's own endpoints, and everything else (the proxy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Login,
+    Refresh,
+    Logout,
+    Session,
+    Phone,
+    Jwks,
+    Proxy,
+    NotFound,
+    /// The path exists; the method does not. Carries the `Allow` value.
+    MethodNotAllowed(&'static str),
+}
+
+pub const JWKS_PATH: &str = "/.well-known/jwks.json";
+
+pub fn route(method: &str, path: &str) -> Route {
+    let (route, allow) = match path {
+        "/auth/login" => (Route::Login, "POST"),
+        "/auth/refresh" => (Route::Refresh, "POST"),
+        "/auth/logout" => (Route::Logout, "POST"),
+        "/auth/phone" => (Route::Phone, "POST"),
+        "/auth/session" => (Route::Session, "GET"),
+        JWKS_PATH => (Route::Jwks, "GET"),
+        p if p == "/auth" || p.starts_with("/auth/") => return Route::NotFound,
+        _ => return Route::Proxy,
+    };
+    let method_ok = match allow {
+        "GET" => method == "GET" || method == "HEAD",
+        m => method == m,
+    };
+    if method_ok {
+        route
+    } else {
+        Route::MethodNotAllowed(if allow == "GET" { "GET, HEAD" } else { allow })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auth_endpoints_and_methods() {
+        assert_eq!(route("POST", "/auth/login"), Route::Login);
+        assert_eq!(route("POST", "/auth/refresh"), Route::Refresh);
+        assert_eq!(route("POST", "/auth/logout"), Route::Logout);
+        assert_eq!(route("POST", "/auth/phone"), Route::Phone);
+        assert_eq!(route("GET", "/auth/session"), Route::Session);
+        assert_eq!(route("GET", JWKS_PATH), Route::Jwks);
+        assert_eq!(route("GET", "/auth/login"), Route::MethodNotAllowed("POST"));
+        assert_eq!(
+            route("POST", "/auth/session"),
+            Route::MethodNotAllowed("GET, HEAD")
+        );
+        assert_eq!(
+            route("DELETE", JWKS_PATH),
+            Route::MethodNotAllowed("GET, HEAD")
+        );
+    }
+
+    #[test]
+    fn unknown_auth_paths_are_never_proxied() {
+        for p in ["/auth", "/auth/", "/auth/unknown", "/auth/login/extra"] {
+            assert_eq!(route("GET", p), Route::NotFound, "{p}");
+        }
+    }
+
+    #[test]
+    fn everything_else_is_proxied() {
+        for p in ["/", "/api/orders", "/authors", "/.well-known/other"] {
+            assert_eq!(route("GET", p), Route::Proxy, "{p}");
+        }
+    }
+}

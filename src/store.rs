@@ -1,0 +1,176 @@
+//! What the worker keeps in KV, and the storage trait the shell implements.
+//!
+//! Keys:
+//! - `session:{sid}` → [`SessionRecord`] (expires with the session)
+//! - `user:{openid}` → [`UserRecord`]
+//! - `wx:stable_token` → [`CachedWxToken`]
+//! - `allow:phone:{purePhoneNumber}` → any value (the staff allowlist)
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::phone::VerifiedPhone;
+use crate::secret::{SessionKey, WxAccessToken};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreError;
+
+impl From<StoreError> for ApiError {
+    fn from(_: StoreError) -> Self {
+        ApiError::Internal
+    }
+}
+
+/// A key-value store with per-key expiry (Workers KV in the worker).
+#[allow(async_fn_in_trait)] // used with concrete types only; no Send bound wanted on wasm
+pub trait Store {
+    async fn get(&self, key: &str) -> Result<Option<String>, StoreError>;
+    /// Writes `value`; it disappears `ttl` seconds from now when given.
+    async fn put(&self, key: &str, value: &str, ttl: Option<u64>) -> Result<(), StoreError>;
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
+}
+
+pub fn session_key(sid: &str) -> String {
+    format!("session:{sid}")
+}
+pub fn user_key(openid: &str) -> String {
+    format!("user:{openid}")
+}
+pub fn allow_key(pure_phone: &str) -> String {
+    format!("allow:phone:{pure_phone}")
+}
+pub const WX_TOKEN_KEY: &str = "wx:stable_token";
+
+/// How many superseded refresh-token hashes a session remembers for reuse
+/// detection.
+pub const RETIRED_KEPT: usize = 16;
+
+/// A login session. `session_key` never leaves the worker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub openid: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unionid: Option<String>,
+    pub session_key: SessionKey,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<VerifiedPhone>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    /// Hash of the current refresh token.
+    pub refresh_hash: String,
+    /// Hash of the token it replaced, and when: presented again within the
+    /// grace window it yields the current token (sealed below).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev_hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotated_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_current: Option<String>,
+    /// Older hashes: presenting one of them is reuse.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired: Vec<String>,
+}
+
+/// What the worker knows of a user, per openid.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UserRecord {
+    pub openid: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unionid: Option<String>,
+    pub first_login_at: i64,
+    pub last_login_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_login_ip: Option<String>,
+    pub login_count: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<VerifiedPhone>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_bound_at: Option<i64>,
+}
+
+/// The WeChat API access_token, shared by every isolate through KV.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CachedWxToken {
+    pub access_token: WxAccessToken,
+    pub expires_at: i64,
+}
+
+pub async fn get_json<S: Store, T: DeserializeOwned>(
+    store: &S,
+    key: &str,
+) -> Result<Option<T>, ApiError> {
+    match store.get(key).await? {
+        None => Ok(None),
+        // A record we cannot read is treated as absent rather than failing
+        // every request of that user forever.
+        Some(s) => Ok(serde_json::from_str(&s).ok()),
+    }
+}
+
+pub async fn put_json<S: Store, T: Serialize>(
+    store: &S,
+    key: &str,
+    value: &T,
+    ttl: Option<u64>,
+) -> Result<(), ApiError> {
+    let s = serde_json::to_string(value).map_err(|_| ApiError::Internal)?;
+    store.put(key, &s, ttl).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::cell::{Cell, RefCell};
+    use std::collections::HashMap;
+
+    /// An in-memory store with expiry against a settable clock.
+    #[derive(Default)]
+    pub struct MemoryStore {
+        pub data: RefCell<HashMap<String, (String, Option<i64>)>>,
+        pub now: Cell<i64>,
+        pub fail: Cell<bool>,
+    }
+
+    impl MemoryStore {
+        pub fn raw(&self) -> String {
+            self.data
+                .borrow()
+                .iter()
+                .map(|(k, (v, _))| format!("{k}={v}\n"))
+                .collect()
+        }
+    }
+
+    impl Store for MemoryStore {
+        async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+            if self.fail.get() {
+                return Err(StoreError);
+            }
+            let now = self.now.get();
+            Ok(self
+                .data
+                .borrow()
+                .get(key)
+                .filter(|(_, exp)| exp.is_none_or(|e| e > now))
+                .map(|(v, _)| v.clone()))
+        }
+        async fn put(&self, key: &str, value: &str, ttl: Option<u64>) -> Result<(), StoreError> {
+            if self.fail.get() {
+                return Err(StoreError);
+            }
+            let exp = ttl.map(|t| self.now.get() + t as i64);
+            self.data
+                .borrow_mut()
+                .insert(key.into(), (value.into(), exp));
+            Ok(())
+        }
+        async fn delete(&self, key: &str) -> Result<(), StoreError> {
+            if self.fail.get() {
+                return Err(StoreError);
+            }
+            self.data.borrow_mut().remove(key);
+            Ok(())
+        }
+    }
+}
