@@ -1,0 +1,361 @@
+//! The worker shell: wires Workers KV, `fetch`, the clock and the CSPRNG to
+//! the pure core, and moves bytes. No decisions are made here that the
+//! core could make.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures_util::future::{select, Either};
+use futures_util::StreamExt;
+use worker::{
+    console_error, event, AbortController, Context, Date, Delay, Env, Fetch, Headers, Method,
+    Request, RequestInit, RequestRedirect, Response, Result,
+};
+
+use crate::body::{parse_object, string_field, MAX_BODY_BYTES};
+use crate::config::{Config, ConfigError};
+use crate::error::ApiError;
+use crate::headers::rewrite_request_headers;
+use crate::identity::jwks;
+use crate::phone::EncryptedPhone;
+use crate::random::OsRandom;
+use crate::router::{route, Route};
+use crate::service::{Edge, PhoneRequest};
+use crate::store::{Store, StoreError};
+use crate::wechat::{self, HttpRequest, HttpResponse, Transport, TransportError};
+
+const KV_BINDING: &str = "SESSIONS";
+const CONFIG_VARS: &[&str] = &[
+    "WX_APPID",
+    "WX_APPSECRET",
+    "WX_API_BASE",
+    "ORIGIN_URL",
+    "TOKEN_SECRET",
+    "IDENTITY_KEY",
+    "ACCESS_TOKEN_TTL",
+    "REFRESH_TOKEN_TTL",
+    "SESSION_CHECK",
+    "PUBLIC_PATHS",
+    "REQUIRE_PHONE",
+    "PHONE_ALLOWLIST",
+    "WX_TIMEOUT_MS",
+];
+
+thread_local! {
+    /// Configuration, validated once per isolate.
+    static CONFIG: RefCell<Option<std::result::Result<Rc<Config>, ConfigError>>> =
+        const { RefCell::new(None) };
+}
+
+fn config(env: &Env) -> std::result::Result<Rc<Config>, ConfigError> {
+    CONFIG.with(|cell| {
+        cell.borrow_mut()
+            .get_or_insert_with(|| {
+                let loaded = Config::from_lookup(|name| {
+                    debug_assert!(CONFIG_VARS.contains(&name));
+                    env.var(name).ok().map(|v| v.to_string())
+                });
+                if let Err(e) = &loaded {
+                    // Names the variable, never its value.
+                    console_error!("configuration error: {e}");
+                }
+                loaded.map(Rc::new)
+            })
+            .clone()
+    })
+}
+
+#[event(start)]
+fn start() {
+    console_error_panic_hook::set_once();
+}
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    match handle(req, &env).await {
+        Ok(resp) => Ok(resp),
+        Err(e) => error_response(&e),
+    }
+}
+
+fn error_response(e: &ApiError) -> Result<Response> {
+    let (status, body) = e.to_response();
+    json_response(status, &body)
+}
+
+fn json_response(status: u16, body: &str) -> Result<Response> {
+    let headers = Headers::new();
+    headers.set("Content-Type", "application/json; charset=utf-8")?;
+    headers.set("Cache-Control", "no-store")?;
+    Ok(Response::ok(body)?
+        .with_status(status)
+        .with_headers(headers))
+}
+
+async fn handle(mut req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
+    let method = req.method().to_string();
+    let path = req.path();
+    let r = route(&method, &path);
+    if let Route::MethodNotAllowed(allow) = r {
+        let (status, body) = ApiError::MethodNotAllowed.to_response();
+        let resp = json_response(status, &body).map_err(internal)?;
+        resp.headers().set("Allow", allow).map_err(internal)?;
+        return Ok(resp);
+    }
+    if r == Route::NotFound {
+        return Err(ApiError::NotFound);
+    }
+
+    let cfg = config(env)?;
+    let kv = KvStore(
+        env.kv(KV_BINDING)
+            .map_err(|_| ApiError::ServerMisconfigured {
+                variable: KV_BINDING,
+                problem: "is not bound to a KV namespace",
+            })?,
+    );
+    let transport = FetchTransport {
+        timeout: Duration::from_millis(cfg.wechat_timeout_ms),
+    };
+    let edge = Edge {
+        cfg: &cfg,
+        store: &kv,
+        wechat: &transport,
+        rng: &OsRandom,
+        now: (Date::now().as_millis() / 1000) as i64,
+    };
+    let authorization = req.headers().get("Authorization").ok().flatten();
+
+    let result = match r {
+        Route::Jwks => {
+            let resp = json_response(200, &jwks(cfg.identity_key.as_ref())).map_err(internal)?;
+            resp.headers()
+                .set("Cache-Control", "public, max-age=300")
+                .map_err(internal)?;
+            return Ok(resp);
+        }
+        Route::Login => {
+            let body = read_body(&mut req, true).await?;
+            let code = string_field(&body, "code", 256, "code must be a string")?
+                .ok_or(ApiError::InvalidRequest("code is missing"))?;
+            let ip = req.headers().get("CF-Connecting-IP").ok().flatten();
+            to_json(200, &edge.login(code, ip.as_deref()).await?)
+        }
+        Route::Refresh => {
+            let body = read_body(&mut req, false).await?;
+            let token = string_field(
+                &body,
+                "refresh_token",
+                512,
+                "refresh_token must be a string",
+            )?
+            .ok_or(ApiError::InvalidRequest("refresh_token is missing"))?;
+            to_json(200, &edge.refresh(token).await?)
+        }
+        Route::Logout => {
+            edge.logout(authorization.as_deref()).await?;
+            Response::empty()
+                .map(|r| r.with_status(204))
+                .map_err(internal)
+        }
+        Route::Session => to_json(200, &edge.session_info(authorization.as_deref()).await?),
+        Route::Phone => {
+            let body = read_body(&mut req, true).await?;
+            let code = string_field(&body, "code", 256, "code must be a string")?;
+            let enc = string_field(
+                &body,
+                "encryptedData",
+                8192,
+                "encryptedData must be a string",
+            )?;
+            let iv = string_field(&body, "iv", 64, "iv must be a string")?;
+            let request = match (code, enc, iv) {
+                (Some(code), _, _) => PhoneRequest::Code(code),
+                (None, Some(e), Some(iv)) => PhoneRequest::Encrypted(EncryptedPhone {
+                    encrypted_data: e.to_string(),
+                    iv: iv.to_string(),
+                }),
+                (None, Some(_), None) => return Err(ApiError::InvalidRequest("iv is missing")),
+                _ => {
+                    return Err(ApiError::InvalidRequest(
+                        "send {\"code\"} from getPhoneNumber, or {\"encryptedData\", \"iv\"}",
+                    ))
+                }
+            };
+            to_json(
+                200,
+                &edge.bind_phone(authorization.as_deref(), request).await?,
+            )
+        }
+        Route::Proxy => return proxy(req, &edge, &path, authorization.as_deref()).await,
+        Route::NotFound | Route::MethodNotAllowed(_) => Err(ApiError::NotFound),
+    };
+    result
+}
+
+fn internal(e: worker::Error) -> ApiError {
+    console_error!("internal error: {e}");
+    ApiError::Internal
+}
+
+fn to_json<T: serde::Serialize>(status: u16, value: &T) -> std::result::Result<Response, ApiError> {
+    let body = serde_json::to_string(value).map_err(|_| ApiError::Internal)?;
+    json_response(status, &body).map_err(internal)
+}
+
+/// Reads a body of at most 16 KiB (413 beyond, without reading it all).
+async fn read_body(
+    req: &mut Request,
+    allow_form: bool,
+) -> std::result::Result<serde_json::Map<String, serde_json::Value>, ApiError> {
+    let declared = req
+        .headers()
+        .get("Content-Length")
+        .ok()
+        .flatten()
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    let content_type = req.headers().get("Content-Type").ok().flatten();
+    let mut body = Vec::new();
+    if let Ok(mut stream) = req.stream() {
+        while let Some(chunk) = stream.next().await {
+            let chunk =
+                chunk.map_err(|_| ApiError::InvalidRequest("the body could not be read"))?;
+            body.extend_from_slice(&chunk);
+            if body.len() > MAX_BODY_BYTES {
+                return Err(ApiError::PayloadTooLarge);
+            }
+        }
+    }
+    parse_object(content_type.as_deref(), &body, allow_form)
+}
+
+/// Forwards the request to the origin with trusted identity headers and
+/// streams the answer back unchanged.
+async fn proxy(
+    req: Request,
+    edge: &Edge<'_, KvStore, FetchTransport, OsRandom>,
+    path: &str,
+    authorization: Option<&str>,
+) -> std::result::Result<Response, ApiError> {
+    let identity = edge.proxy_identity(path, authorization).await?;
+    let assertion = match &identity {
+        Some(id) => edge.identity_assertion(id)?,
+        None => None,
+    };
+    let incoming: Vec<(String, String)> = req.headers().entries().collect();
+    let headers = Headers::new();
+    for (name, value) in rewrite_request_headers(&incoming, identity.as_ref(), assertion.as_deref())
+    {
+        headers.append(&name, &value).map_err(internal)?;
+    }
+    let url = req.url().map_err(internal)?;
+    let target = match url.query() {
+        Some(q) => format!("{}{}?{}", edge.cfg.origin_url, url.path(), q),
+        None => format!("{}{}", edge.cfg.origin_url, url.path()),
+    };
+    let method = req.method();
+    let mut init = RequestInit::new();
+    init.with_method(method.clone())
+        .with_headers(headers)
+        .with_redirect(RequestRedirect::Manual);
+    if !matches!(method, Method::Get | Method::Head) {
+        init.with_body(req.inner().body().map(Into::into));
+    }
+    let outgoing = Request::new_with_init(&target, &init).map_err(internal)?;
+    match Fetch::Request(outgoing).send().await {
+        Ok(resp) => Ok(resp),
+        Err(e) => {
+            console_error!("origin fetch failed: {e}");
+            Err(ApiError::OriginUnavailable)
+        }
+    }
+}
+
+// ------------------------------------------------------------------ KV
+
+struct KvStore(worker::kv::KvStore);
+
+impl Store for KvStore {
+    async fn get(&self, key: &str) -> std::result::Result<Option<String>, StoreError> {
+        self.0.get(key).text().await.map_err(|e| {
+            console_error!("kv get failed: {e}");
+            StoreError
+        })
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Option<u64>,
+    ) -> std::result::Result<(), StoreError> {
+        let mut put = self.0.put(key, value).map_err(|_| StoreError)?;
+        if let Some(ttl) = ttl {
+            put = put.expiration_ttl(ttl.max(60));
+        }
+        put.execute().await.map_err(|e| {
+            console_error!("kv put failed: {e}");
+            StoreError
+        })
+    }
+
+    async fn delete(&self, key: &str) -> std::result::Result<(), StoreError> {
+        self.0.delete(key).await.map_err(|e| {
+            console_error!("kv delete failed: {e}");
+            StoreError
+        })
+    }
+}
+
+// ---------------------------------------------------------------- fetch
+
+struct FetchTransport {
+    timeout: Duration,
+}
+
+impl Transport for FetchTransport {
+    async fn send(&self, req: HttpRequest) -> std::result::Result<HttpResponse, TransportError> {
+        let mut init = RequestInit::new();
+        let headers = Headers::new();
+        match req.method {
+            wechat::Method::Get => {
+                init.with_method(Method::Get);
+            }
+            wechat::Method::Post => {
+                init.with_method(Method::Post);
+                headers
+                    .set("Content-Type", "application/json")
+                    .map_err(|_| TransportError::Network)?;
+                init.with_body(req.body.map(|b| b.into()));
+            }
+        }
+        init.with_headers(headers);
+        let request =
+            Request::new_with_init(&req.url, &init).map_err(|_| TransportError::Network)?;
+        let controller = AbortController::default();
+        let signal = controller.signal();
+        let work = async move {
+            let fetch = Fetch::Request(request);
+            let mut resp = fetch
+                .send_with_signal(&signal)
+                .await
+                .map_err(|_| TransportError::Network)?;
+            let status = resp.status_code();
+            let body = resp.bytes().await.map_err(|_| TransportError::Network)?;
+            Ok(HttpResponse { status, body })
+        };
+        let delay = Delay::from(self.timeout);
+        futures_util::pin_mut!(work);
+        match select(work, delay).await {
+            Either::Left((result, _)) => result,
+            Either::Right(((), _)) => {
+                controller.abort();
+                Err(TransportError::Timeout)
+            }
+        }
+    }
+}
