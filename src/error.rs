@@ -17,6 +17,10 @@ pub enum ApiError {
     InvalidCode {
         errcode: i64,
     },
+    /// The same for a getPhoneNumber code (getuserphonenumber 40029).
+    InvalidPhoneCode {
+        errcode: i64,
+    },
     /// Legacy phone data did not decrypt with the session's session_key.
     DecryptFailed,
     /// Decrypted data belongs to another appid.
@@ -69,7 +73,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::InvalidRequest(_) => "invalid_request",
-            ApiError::InvalidCode { .. } => "invalid_code",
+            ApiError::InvalidCode { .. } | ApiError::InvalidPhoneCode { .. } => "invalid_code",
             ApiError::DecryptFailed => "decrypt_failed",
             ApiError::WatermarkMismatch => "watermark_mismatch",
             ApiError::Unauthorized => "unauthorized",
@@ -95,6 +99,7 @@ impl ApiError {
         match self {
             ApiError::InvalidRequest(_)
             | ApiError::InvalidCode { .. }
+            | ApiError::InvalidPhoneCode { .. }
             | ApiError::DecryptFailed
             | ApiError::WatermarkMismatch => 400,
             ApiError::Unauthorized
@@ -117,7 +122,9 @@ impl ApiError {
 
     pub fn wechat_errcode(&self) -> Option<i64> {
         match self {
-            ApiError::InvalidCode { errcode } | ApiError::UserBlocked { errcode } => Some(*errcode),
+            ApiError::InvalidCode { errcode }
+            | ApiError::InvalidPhoneCode { errcode }
+            | ApiError::UserBlocked { errcode } => Some(*errcode),
             ApiError::RateLimited { errcode } | ApiError::WechatUnavailable { errcode } => *errcode,
             _ => None,
         }
@@ -133,6 +140,11 @@ impl ApiError {
             ApiError::InvalidCode { .. } => {
                 "WeChat rejected the code as invalid or expired; call wx.login() again for a new one \
                  (a getPhoneNumber code is not a wx.login code, and the reverse)"
+                    .into()
+            }
+            ApiError::InvalidPhoneCode { .. } => {
+                "WeChat rejected the getPhoneNumber code as invalid, expired or used; ask the user to \
+                 tap the phone button again (a wx.login code does not work here)"
                     .into()
             }
             ApiError::DecryptFailed => {

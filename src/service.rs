@@ -5,6 +5,8 @@
 //! `crypto.getRandomValues` and `Date.now()`; the tests build one from an
 //! in-memory store and a scripted transport.
 
+use std::cell::RefCell;
+
 use serde::Serialize;
 
 use crate::config::{Config, SessionCheck};
@@ -33,6 +35,9 @@ pub const WX_TOKEN_EARLY: i64 = 300;
 /// Everything one request needs.
 pub struct Edge<'a, S, T, R> {
     pub cfg: &'a Config,
+    /// The isolate's copy of the WeChat access_token, shared by concurrent
+    /// requests so that they fetch it once.
+    pub wx_memo: &'a WxTokenMemo,
     pub store: &'a S,
     pub wechat: &'a T,
     pub rng: &'a R,
@@ -470,16 +475,52 @@ impl<S: Store, T: Transport, R: Random> Edge<'_, S, T, R> {
         }
     }
 
-    /// The WeChat access_token from KV, or from `stable_token` when the
-    /// cached one is near its end or was refused (`refused`).
+    /// The WeChat access_token: from this isolate's memo, else KV, else
+    /// `stable_token`; `refused` is one WeChat just rejected. Concurrent
+    /// callers in one isolate share a single fetch.
     pub async fn wx_access_token(
         &self,
         refused: Option<&WxAccessToken>,
     ) -> Result<WxAccessToken, ApiError> {
+        let usable = |t: &CachedWxToken| {
+            t.expires_at - self.now > WX_TOKEN_EARLY
+                && refused.is_none_or(|bad| {
+                    !ct_eq(t.access_token.secret().as_bytes(), bad.secret().as_bytes())
+                })
+        };
+        // Another request of this isolate is fetching: wait for its result
+        // by polling, not by being woken from that request (workerd forbids
+        // one request's I/O from running in another's context).
+        let mut waited_ms = 0;
+        let limit_ms = self.cfg.wechat_timeout_ms.saturating_mul(3);
+        loop {
+            {
+                let mut memo = self.wx_memo.state.borrow_mut();
+                if let Some(t) = memo.token.as_ref().filter(|t| usable(t)) {
+                    return Ok(t.access_token.clone());
+                }
+                if !memo.in_flight || waited_ms >= limit_ms {
+                    memo.in_flight = true;
+                    break;
+                }
+            }
+            self.wechat.pause(MEMO_POLL_MS).await;
+            waited_ms += u64::from(MEMO_POLL_MS);
+        }
+        let guard = InFlight(self.wx_memo);
+        let result = self.fetch_wx_token(refused).await;
+        guard.finish(&result);
+        result.map(|t| t.access_token)
+    }
+
+    async fn fetch_wx_token(
+        &self,
+        refused: Option<&WxAccessToken>,
+    ) -> Result<CachedWxToken, ApiError> {
         if refused.is_none() {
             if let Some(c) = get_json::<S, CachedWxToken>(self.store, WX_TOKEN_KEY).await? {
                 if c.expires_at - self.now > WX_TOKEN_EARLY {
-                    return Ok(c.access_token);
+                    return Ok(c);
                 }
             }
         }
@@ -498,7 +539,7 @@ impl<S: Store, T: Transport, R: Random> Edge<'_, S, T, R> {
             }
         }
         let cached = CachedWxToken {
-            access_token: t.access_token.clone(),
+            access_token: t.access_token,
             expires_at: self.now + t.expires_in as i64,
         };
         put_json(
@@ -508,13 +549,49 @@ impl<S: Store, T: Transport, R: Random> Edge<'_, S, T, R> {
             Some(t.expires_in.max(60)),
         )
         .await?;
-        Ok(t.access_token)
+        Ok(cached)
     }
 }
 
-/// getuserphonenumber's errors: its 40029 means the phone code, not login.
+/// The WeChat access_token as this isolate knows it, and who waits for it.
+#[derive(Default)]
+pub struct WxTokenMemo {
+    state: RefCell<MemoState>,
+}
+
+#[derive(Default)]
+struct MemoState {
+    token: Option<CachedWxToken>,
+    in_flight: bool,
+}
+
+/// How often a request waiting for another's token fetch looks again.
+const MEMO_POLL_MS: u32 = 20;
+
+/// Marks a fetch in flight; cleared however the fetch ends, even if the
+/// fetching request is dropped midway (the waiters then fetch themselves).
+struct InFlight<'a>(&'a WxTokenMemo);
+
+impl InFlight<'_> {
+    fn finish(self, result: &Result<CachedWxToken, ApiError>) {
+        if let Ok(t) = result {
+            self.0.state.borrow_mut().token = Some(t.clone());
+        }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.state.borrow_mut().in_flight = false;
+    }
+}
+
+/// getuserphonenumber's errors: its 40029 is about the phone code, not login.
 fn phone_call_error(e: CallError) -> ApiError {
-    api_error(e)
+    match e {
+        CallError::Errcode(code @ (40029 | 40163)) => ApiError::InvalidPhoneCode { errcode: code },
+        other => api_error(other),
+    }
 }
 
 /// What `/auth/phone` was sent.

@@ -21,7 +21,7 @@ use crate::identity::jwks;
 use crate::phone::EncryptedPhone;
 use crate::random::OsRandom;
 use crate::router::{route, Route};
-use crate::service::{Edge, PhoneRequest};
+use crate::service::{Edge, PhoneRequest, WxTokenMemo};
 use crate::store::{Store, StoreError};
 use crate::wechat::{self, HttpRequest, HttpResponse, Transport, TransportError};
 
@@ -43,6 +43,8 @@ const CONFIG_VARS: &[&str] = &[
 ];
 
 thread_local! {
+    /// The WeChat access_token this isolate holds (see `WxTokenMemo`).
+    static WX_MEMO: Rc<WxTokenMemo> = Rc::new(WxTokenMemo::default());
     /// Configuration, validated once per isolate.
     static CONFIG: RefCell<Option<std::result::Result<Rc<Config>, ConfigError>>> =
         const { RefCell::new(None) };
@@ -96,6 +98,16 @@ fn json_response(status: u16, body: &str) -> Result<Response> {
 async fn handle(mut req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
     let method = req.method().to_string();
     let path = req.path();
+    // Configuration first: a misconfigured worker answers every request
+    // with 500, routing errors included.
+    let cfg = config(env)?;
+    let kv = KvStore(env.kv(KV_BINDING).map_err(|_| {
+        console_error!("configuration error: {KV_BINDING} is not bound to a KV namespace");
+        ApiError::ServerMisconfigured {
+            variable: KV_BINDING,
+            problem: "is not bound to a KV namespace",
+        }
+    })?);
     let r = route(&method, &path);
     if let Route::MethodNotAllowed(allow) = r {
         let (status, body) = ApiError::MethodNotAllowed.to_response();
@@ -106,20 +118,13 @@ async fn handle(mut req: Request, env: &Env) -> std::result::Result<Response, Ap
     if r == Route::NotFound {
         return Err(ApiError::NotFound);
     }
-
-    let cfg = config(env)?;
-    let kv = KvStore(
-        env.kv(KV_BINDING)
-            .map_err(|_| ApiError::ServerMisconfigured {
-                variable: KV_BINDING,
-                problem: "is not bound to a KV namespace",
-            })?,
-    );
     let transport = FetchTransport {
         timeout: Duration::from_millis(cfg.wechat_timeout_ms),
     };
+    let wx_memo = WX_MEMO.with(Rc::clone);
     let edge = Edge {
         cfg: &cfg,
+        wx_memo: &wx_memo,
         store: &kv,
         wechat: &transport,
         rng: &OsRandom,
@@ -318,6 +323,10 @@ struct FetchTransport {
 }
 
 impl Transport for FetchTransport {
+    async fn pause(&self, ms: u32) {
+        Delay::from(Duration::from_millis(u64::from(ms))).await;
+    }
+
     async fn send(&self, req: HttpRequest) -> std::result::Result<HttpResponse, TransportError> {
         let mut init = RequestInit::new();
         let headers = Headers::new();

@@ -60,6 +60,8 @@ pub enum TransportError {
 #[allow(async_fn_in_trait)] // used with concrete types only; no Send bound wanted on wasm
 pub trait Transport {
     async fn send(&self, req: HttpRequest) -> Result<HttpResponse, TransportError>;
+    /// Waits `ms` milliseconds (the runtime's timer).
+    async fn pause(&self, ms: u32);
 }
 
 /// Why a single WeChat call failed.
@@ -348,6 +350,27 @@ pub(crate) mod tests {
                 .borrow_mut()
                 .pop_front()
                 .unwrap_or(Err(TransportError::Network))
+        }
+        async fn pause(&self, _ms: u32) {
+            YieldOnce(false).await
+        }
+    }
+
+    /// Pending once, then ready: lets other futures of a join run.
+    struct YieldOnce(bool);
+
+    impl std::future::Future for YieldOnce {
+        type Output = ();
+        fn poll(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<()> {
+            if self.0 {
+                return std::task::Poll::Ready(());
+            }
+            self.0 = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
         }
     }
 
