@@ -6,6 +6,7 @@
 //! in-memory store and a scripted transport.
 
 use std::cell::RefCell;
+use std::collections::HashSet;
 
 use serde::Serialize;
 
@@ -35,9 +36,9 @@ pub const WX_TOKEN_EARLY: i64 = 300;
 /// Everything one request needs.
 pub struct Edge<'a, S, T, R> {
     pub cfg: &'a Config,
-    /// The isolate's copy of the WeChat access_token, shared by concurrent
-    /// requests so that they fetch it once.
-    pub wx_memo: &'a WxTokenMemo,
+    /// What concurrent requests of this isolate share: the WeChat
+    /// access_token, and which sessions are being refreshed right now.
+    pub isolate: &'a IsolateState,
     pub store: &'a S,
     pub wechat: &'a T,
     pub rng: &'a R,
@@ -206,6 +207,10 @@ impl<S: Store, T: Transport, R: Random> Edge<'_, S, T, R> {
     pub async fn refresh(&self, token: &str) -> Result<TokenResponse, ApiError> {
         let presented = ParsedRefresh::parse(token).ok_or(ApiError::InvalidRefreshToken)?;
         let sid = presented.sid.clone();
+        // One rotation of a session at a time in this isolate: a concurrent
+        // refresh waits, then finds the rotation done and takes the grace
+        // path instead of rotating again (KV has no compare-and-swap).
+        let _lock = self.lock_session(&sid).await;
         let mut s: SessionRecord = get_json(self.store, &session_key(&sid))
             .await?
             .ok_or(ApiError::InvalidRefreshToken)?;
@@ -262,6 +267,20 @@ impl<S: Store, T: Transport, R: Random> Edge<'_, S, T, R> {
             return Err(ApiError::RefreshReused);
         }
         Err(ApiError::InvalidRefreshToken)
+    }
+
+    async fn lock_session(&self, sid: &str) -> SessionLock<'_> {
+        let mut waited_ms = 0;
+        let limit_ms = self.cfg.wechat_timeout_ms.saturating_mul(2);
+        while waited_ms < limit_ms && self.isolate.refreshing.borrow().contains(sid) {
+            self.wechat.pause(MEMO_POLL_MS).await;
+            waited_ms += u64::from(MEMO_POLL_MS);
+        }
+        self.isolate.refreshing.borrow_mut().insert(sid.to_string());
+        SessionLock {
+            isolate: self.isolate,
+            sid: sid.to_string(),
+        }
     }
 
     // ------------------------------------------------- authenticated calls
@@ -495,7 +514,7 @@ impl<S: Store, T: Transport, R: Random> Edge<'_, S, T, R> {
         let limit_ms = self.cfg.wechat_timeout_ms.saturating_mul(3);
         loop {
             {
-                let mut memo = self.wx_memo.state.borrow_mut();
+                let mut memo = self.isolate.wx.borrow_mut();
                 if let Some(t) = memo.token.as_ref().filter(|t| usable(t)) {
                     return Ok(t.access_token.clone());
                 }
@@ -507,7 +526,7 @@ impl<S: Store, T: Transport, R: Random> Edge<'_, S, T, R> {
             self.wechat.pause(MEMO_POLL_MS).await;
             waited_ms += u64::from(MEMO_POLL_MS);
         }
-        let guard = InFlight(self.wx_memo);
+        let guard = InFlight(self.isolate);
         let result = self.fetch_wx_token(refused).await;
         guard.finish(&result);
         result.map(|t| t.access_token)
@@ -553,10 +572,13 @@ impl<S: Store, T: Transport, R: Random> Edge<'_, S, T, R> {
     }
 }
 
-/// The WeChat access_token as this isolate knows it, and who waits for it.
+/// State shared by the concurrent requests of one isolate.
 #[derive(Default)]
-pub struct WxTokenMemo {
-    state: RefCell<MemoState>,
+pub struct IsolateState {
+    /// The WeChat access_token as this isolate knows it.
+    wx: RefCell<MemoState>,
+    /// Sessions whose refresh token is being rotated by a request now.
+    refreshing: RefCell<HashSet<String>>,
 }
 
 #[derive(Default)]
@@ -565,24 +587,36 @@ struct MemoState {
     in_flight: bool,
 }
 
+/// Held while a session's refresh token rotates; released on drop.
+struct SessionLock<'a> {
+    isolate: &'a IsolateState,
+    sid: String,
+}
+
+impl Drop for SessionLock<'_> {
+    fn drop(&mut self) {
+        self.isolate.refreshing.borrow_mut().remove(&self.sid);
+    }
+}
+
 /// How often a request waiting for another's token fetch looks again.
 const MEMO_POLL_MS: u32 = 20;
 
 /// Marks a fetch in flight; cleared however the fetch ends, even if the
 /// fetching request is dropped midway (the waiters then fetch themselves).
-struct InFlight<'a>(&'a WxTokenMemo);
+struct InFlight<'a>(&'a IsolateState);
 
 impl InFlight<'_> {
     fn finish(self, result: &Result<CachedWxToken, ApiError>) {
         if let Ok(t) = result {
-            self.0.state.borrow_mut().token = Some(t.clone());
+            self.0.wx.borrow_mut().token = Some(t.clone());
         }
     }
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0.state.borrow_mut().in_flight = false;
+        self.0.wx.borrow_mut().in_flight = false;
     }
 }
 

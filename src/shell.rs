@@ -21,7 +21,7 @@ use crate::identity::jwks;
 use crate::phone::EncryptedPhone;
 use crate::random::OsRandom;
 use crate::router::{route, Route};
-use crate::service::{Edge, PhoneRequest, WxTokenMemo};
+use crate::service::{Edge, IsolateState, PhoneRequest};
 use crate::store::{Store, StoreError};
 use crate::wechat::{self, HttpRequest, HttpResponse, Transport, TransportError};
 
@@ -43,8 +43,8 @@ const CONFIG_VARS: &[&str] = &[
 ];
 
 thread_local! {
-    /// The WeChat access_token this isolate holds (see `WxTokenMemo`).
-    static WX_MEMO: Rc<WxTokenMemo> = Rc::new(WxTokenMemo::default());
+    /// What concurrent requests of this isolate share (see `IsolateState`).
+    static ISOLATE: Rc<IsolateState> = Rc::new(IsolateState::default());
     /// Configuration, validated once per isolate.
     static CONFIG: RefCell<Option<std::result::Result<Rc<Config>, ConfigError>>> =
         const { RefCell::new(None) };
@@ -121,10 +121,10 @@ async fn handle(mut req: Request, env: &Env) -> std::result::Result<Response, Ap
     let transport = FetchTransport {
         timeout: Duration::from_millis(cfg.wechat_timeout_ms),
     };
-    let wx_memo = WX_MEMO.with(Rc::clone);
+    let isolate = ISOLATE.with(Rc::clone);
     let edge = Edge {
         cfg: &cfg,
-        wx_memo: &wx_memo,
+        isolate: &isolate,
         store: &kv,
         wechat: &transport,
         rng: &OsRandom,
