@@ -19,7 +19,7 @@ use crate::random::{self, Random};
 use crate::secret::{ct_eq, WxAccessToken};
 use crate::store::{
     allow_key, get_json, put_json, session_key, user_key, CachedWxToken, SessionRecord, Store,
-    UserRecord, RETIRED_KEPT, WX_TOKEN_KEY,
+    UserRecord, WX_TOKEN_KEY,
 };
 use crate::token::{
     issue_access, new_session_id, verify_access, verify_access_ignoring_expiry, AccessClaims,
@@ -222,17 +222,17 @@ impl<S: Store, T: Transport, R: Random> Edge<'_, S, T, R> {
 
         if ct_eq(hash.as_bytes(), s.refresh_hash.as_bytes()) {
             let next = NewRefresh::generate(&sid, self.rng)?;
-            if let Some(old_prev) = s.prev_hash.take() {
-                s.retired.push(old_prev);
-                if s.retired.len() > RETIRED_KEPT {
-                    s.retired.remove(0);
-                }
-            }
-            s.prev_hash = Some(std::mem::replace(&mut s.refresh_hash, next.hash.clone()));
-            s.sealed_current = Some(next.sealed_under(&presented));
-            s.rotated_at = Some(self.now);
+            s.rotate(
+                next.hash.clone(),
+                Some(next.sealed_under(&presented)),
+                self.now,
+            );
             s.expires_at = self.now + self.cfg.refresh_ttl as i64;
-            s.phone = self.phone_still_allowed(s.phone.take()).await?;
+            // The user record is the phone's home: a phone bound from another
+            // device (session) reaches this one at its next refresh.
+            let user: Option<UserRecord> = get_json(self.store, &user_key(&s.openid)).await?;
+            let phone = user.and_then(|u| u.phone).or(s.phone.take());
+            s.phone = self.phone_still_allowed(phone).await?;
             self.save_session(&sid, &s).await?;
             return self.token_response(&sid, &s, &next);
         }
@@ -452,21 +452,28 @@ impl<S: Store, T: Transport, R: Random> Edge<'_, S, T, R> {
         }
 
         let ukey = user_key(&s.openid);
-        if let Some(mut user) = get_json::<S, UserRecord>(self.store, &ukey).await? {
-            user.phone = Some(phone.clone());
-            user.phone_bound_at = Some(self.now);
-            put_json(self.store, &ukey, &user, None).await?;
-        }
+        let mut user = get_json::<S, UserRecord>(self.store, &ukey)
+            .await?
+            .unwrap_or_else(|| UserRecord {
+                // The record went missing (or unreadable): rebuild it from
+                // the session rather than bind the phone to the session only.
+                openid: s.openid.clone(),
+                unionid: s.unionid.clone(),
+                first_login_at: s.created_at,
+                last_login_at: s.created_at,
+                last_login_ip: None,
+                login_count: 1,
+                phone: None,
+                phone_bound_at: None,
+            });
+        user.phone = Some(phone.clone());
+        user.phone_bound_at = Some(self.now);
+        put_json(self.store, &ukey, &user, None).await?;
 
         // A fresh pair carrying the phone. The replaced refresh token is
         // retired (presenting it later is reuse) after the usual grace.
         let next = NewRefresh::generate(&sid, self.rng)?;
-        if let Some(old_prev) = s.prev_hash.take() {
-            s.retired.push(old_prev);
-        }
-        s.prev_hash = Some(std::mem::replace(&mut s.refresh_hash, next.hash.clone()));
-        s.sealed_current = None;
-        s.rotated_at = Some(self.now);
+        s.rotate(next.hash.clone(), None, self.now);
         s.phone = Some(phone.clone());
         self.save_session(&sid, &s).await?;
 

@@ -71,6 +71,24 @@ pub struct SessionRecord {
     pub retired: Vec<String>,
 }
 
+impl SessionRecord {
+    /// Makes `next_hash` the current refresh token. The replaced one stays
+    /// acceptable for the grace window (yielding `sealed_current` when
+    /// given); the one before it joins the bounded list of retired hashes.
+    pub fn rotate(&mut self, next_hash: String, sealed_current: Option<String>, now: i64) {
+        if let Some(old_prev) = self.prev_hash.take() {
+            self.retired.push(old_prev);
+            if self.retired.len() > RETIRED_KEPT {
+                let excess = self.retired.len() - RETIRED_KEPT;
+                self.retired.drain(..excess);
+            }
+        }
+        self.prev_hash = Some(std::mem::replace(&mut self.refresh_hash, next_hash));
+        self.sealed_current = sealed_current;
+        self.rotated_at = Some(now);
+    }
+}
+
 /// What the worker knows of a user, per openid.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct UserRecord {
