@@ -1,0 +1,188 @@
+// Type declarations for wx-edge-client (index.js / index.mjs).
+
+/** The storage key used when `storageKey` is not given: `'wx-edge.auth'`. */
+export declare const DEFAULT_STORAGE_KEY: string;
+
+/** Result of the platform's request call, as `wx.request` gives it to `success`. */
+export interface RequestResult<T = any> {
+  statusCode: number;
+  data: T;
+  header: Record<string, string>;
+  cookies?: string[];
+  errMsg?: string;
+  [key: string]: any;
+}
+
+/** Options of `auth.request`: those of `wx.request`, minus the callbacks. */
+export interface RequestOptions {
+  /** A path on the worker ('/api/orders'), or an absolute URL under `baseUrl`. */
+  url: string;
+  method?: 'GET' | 'POST' | 'PUT' | 'DELETE' | 'PATCH' | 'HEAD' | 'OPTIONS' | string;
+  /** For GET it goes to the query string (as wx.request does), otherwise to the body. */
+  data?: any;
+  header?: Record<string, string>;
+  timeout?: number;
+  dataType?: 'json' | string;
+  responseType?: 'text' | 'arraybuffer';
+  [key: string]: any;
+}
+
+/** The platform object: `wx`, `Taro` or `uni`. Only these members are used. */
+export interface PlatformApi {
+  login(options: { success?: (res: { code: string; errMsg?: string }) => void; fail?: (err: any) => void; [k: string]: any }): any;
+  request(options: {
+    url: string;
+    method?: string;
+    data?: any;
+    header?: Record<string, string>;
+    success?: (res: RequestResult) => void;
+    fail?: (err: { errMsg: string; [k: string]: any }) => void;
+    [k: string]: any;
+  }): any;
+  getStorageSync(key: string): any;
+  setStorageSync(key: string, value: any): void;
+  removeStorageSync(key: string): void;
+}
+
+export interface CreateAuthOptions {
+  /** The worker's URL, e.g. 'https://edge.example.com'. */
+  baseUrl: string;
+  /** `wx`, `Taro` or `uni`. */
+  api: PlatformApi | any;
+  /** Storage key of the token record; default 'wx-edge.auth'. */
+  storageKey?: string;
+  /** Clock in milliseconds; default `Date.now`. */
+  now?: () => number;
+  /** Seconds before the access token's expiry at which it is refreshed; default 30 (at most half the lifetime). */
+  refreshMargin?: number;
+}
+
+/** The stored token record (what `tokens()` returns, frozen). */
+export interface Tokens {
+  access_token: string;
+  token_type: string;
+  /** Lifetime of the access token in seconds, as the worker gave it. */
+  expires_in: number;
+  /** When the access token expires, in ms of the `now` clock. */
+  expires_at: number;
+  refresh_token: string;
+  /** When the refresh token expires, in ms of the `now` clock (0 if unknown). */
+  refresh_expires_at: number;
+  openid: string;
+  unionid?: string;
+  phone_bound: boolean;
+}
+
+/** `GET /auth/session`. Times are Unix seconds. */
+export interface SessionInfo {
+  openid: string;
+  unionid?: string;
+  phone_bound: boolean;
+  expires_at: number;
+  session_expires_at: number;
+  [key: string]: any;
+}
+
+/** What `bindPhone` resolves with. */
+export interface PhoneInfo {
+  phoneNumber: string;
+  purePhoneNumber: string;
+  countryCode: string;
+}
+
+/** The `detail` of a `<button open-type="getPhoneNumber">` event. */
+export interface PhoneDetail {
+  code?: string;
+  encryptedData?: string;
+  iv?: string;
+  errMsg?: string;
+  [key: string]: any;
+}
+
+/** Error codes: the worker's (see the contract) and the client's own. */
+export type AuthErrorCode =
+  // the client's own
+  | 'network_error'
+  | 'wx_login_failed'
+  | 'phone_denied'
+  | 'not_logged_in'
+  | 'logged_out'
+  | 'bad_response'
+  | 'invalid_request'
+  // the worker's
+  | 'invalid_code'
+  | 'decrypt_failed'
+  | 'watermark_mismatch'
+  | 'unauthorized'
+  | 'invalid_token'
+  | 'token_expired'
+  | 'session_revoked'
+  | 'invalid_refresh_token'
+  | 'refresh_reused'
+  | 'user_blocked'
+  | 'phone_required'
+  | 'not_internal_user'
+  | 'not_found'
+  | 'method_not_allowed'
+  | 'payload_too_large'
+  | 'rate_limited'
+  | 'server_misconfigured'
+  | 'wechat_unavailable'
+  | 'origin_unavailable'
+  | (string & {});
+
+export declare class AuthError extends Error {
+  constructor(
+    code: AuthErrorCode,
+    message?: string,
+    details?: { statusCode?: number; wechatErrcode?: number; errMsg?: string },
+  );
+  readonly name: 'AuthError';
+  /** The worker's `error` code, or the client's own. */
+  code: AuthErrorCode;
+  /** HTTP status, or 0 when there was no HTTP response. */
+  statusCode: number;
+  /** WeChat's errcode, when the worker reported one (`wechat_errcode`). */
+  wechatErrcode?: number;
+  /** The platform's errMsg (wx.request / wx.login / getPhoneNumber), when there was one. */
+  errMsg?: string;
+}
+
+export interface Auth {
+  /** wx.login → POST /auth/login, always a new session; concurrent calls share one. */
+  login(): Promise<Tokens>;
+  /** The current session, logging in (or refreshing) only if needed. */
+  ensureLogin(): Promise<Tokens>;
+  /**
+   * wx.request with `Authorization: Bearer <access>`. Logs in on first use,
+   * refreshes an expired token, and on the worker's 401 (token_expired,
+   * invalid_token, session_revoked) refreshes — or logs in again when the
+   * refresh token is dead — and retries once. Resolves with the origin's
+   * response whatever its status; rejects with AuthError on network failure,
+   * on a failed login/refresh, or when the retry meets a 401 of the worker's again.
+   */
+  request<T = any>(options: RequestOptions): Promise<RequestResult<T>>;
+  /**
+   * Bind the phone from a getPhoneNumber button's `e.detail` (or the event).
+   * Never calls wx.login for encryptedData/iv: they are encrypted with the
+   * CURRENT session's session_key.
+   */
+  bindPhone(detail: PhoneDetail): Promise<PhoneInfo>;
+  /** GET /auth/session; refreshes if needed, never logs in (rejects not_logged_in). */
+  getSession(): Promise<SessionInfo>;
+  /** POST /auth/logout (401 ignored) and clear storage; the tokens are cleared even when it rejects. */
+  logout(): Promise<void>;
+  /** Tokens are stored and the refresh token has not expired (not verified with the worker). */
+  isLoggedIn(): boolean;
+  /** A frozen copy of the stored tokens, or null. */
+  tokens(): Readonly<Tokens> | null;
+}
+
+export declare function createAuth(options: CreateAuthOptions): Auth;
+
+declare const _default: {
+  createAuth: typeof createAuth;
+  AuthError: typeof AuthError;
+  DEFAULT_STORAGE_KEY: typeof DEFAULT_STORAGE_KEY;
+};
+export default _default;
