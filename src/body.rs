@@ -4,6 +4,8 @@
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
+use crate::phone::EncryptedPhone;
+use crate::service::PhoneRequest;
 
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
@@ -61,9 +63,88 @@ pub fn string_field<'a>(
     }
 }
 
+/// `/auth/login`: the `wx.login` code.
+pub fn login_code(body: &Map<String, Value>) -> Result<&str, ApiError> {
+    string_field(body, "code", 256, "code must be a string")?
+        .ok_or(ApiError::InvalidRequest("code is missing"))
+}
+
+/// `/auth/refresh`: the refresh token.
+pub fn refresh_token(body: &Map<String, Value>) -> Result<&str, ApiError> {
+    string_field(body, "refresh_token", 512, "refresh_token must be a string")?
+        .ok_or(ApiError::InvalidRequest("refresh_token is missing"))
+}
+
+/// `/auth/phone`: a getPhoneNumber `code` (preferred when both are sent) or
+/// the legacy `encryptedData` + `iv`.
+pub fn phone_request(body: &Map<String, Value>) -> Result<PhoneRequest<'_>, ApiError> {
+    let code = string_field(body, "code", 256, "code must be a string")?;
+    let enc = string_field(
+        body,
+        "encryptedData",
+        8192,
+        "encryptedData must be a string",
+    )?;
+    let iv = string_field(body, "iv", 64, "iv must be a string")?;
+    match (code, enc, iv) {
+        (Some(code), _, _) => Ok(PhoneRequest::Code(code)),
+        (None, Some(e), Some(iv)) => Ok(PhoneRequest::Encrypted(EncryptedPhone {
+            encrypted_data: e.to_string(),
+            iv: iv.to_string(),
+        })),
+        (None, Some(_), None) => Err(ApiError::InvalidRequest("iv is missing")),
+        (None, None, Some(_)) => Err(ApiError::InvalidRequest("encryptedData is missing")),
+        (None, None, None) => Err(ApiError::InvalidRequest(
+            "send {\"code\"} from getPhoneNumber, or {\"encryptedData\", \"iv\"}",
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn obj(json: &str) -> Map<String, Value> {
+        parse_object(None, json.as_bytes(), false).expect("object")
+    }
+
+    #[test]
+    fn endpoint_fields() {
+        assert_eq!(login_code(&obj(r#"{"code":"c1"}"#)), Ok("c1"));
+        assert!(matches!(
+            login_code(&obj("{}")),
+            Err(ApiError::InvalidRequest("code is missing"))
+        ));
+        assert!(matches!(
+            login_code(&obj(r#"{"code":5}"#)),
+            Err(ApiError::InvalidRequest(_))
+        ));
+        assert_eq!(refresh_token(&obj(r#"{"refresh_token":"a.b"}"#)), Ok("a.b"));
+        assert!(refresh_token(&obj(r#"{"code":"x"}"#)).is_err());
+
+        assert!(matches!(
+            phone_request(&obj(r#"{"code":"p","encryptedData":"e","iv":"i"}"#)),
+            Ok(PhoneRequest::Code("p"))
+        ));
+        match phone_request(&obj(r#"{"encryptedData":"e","iv":"i"}"#)) {
+            Ok(PhoneRequest::Encrypted(e)) => {
+                assert_eq!((e.encrypted_data.as_str(), e.iv.as_str()), ("e", "i"))
+            }
+            _ => panic!("expected the legacy request"),
+        }
+        for (body, want) in [
+            (r#"{"encryptedData":"e"}"#, "iv is missing"),
+            (r#"{"iv":"i"}"#, "encryptedData is missing"),
+        ] {
+            assert!(
+                matches!(phone_request(&obj(body)), Err(ApiError::InvalidRequest(m)) if m == want)
+            );
+        }
+        assert!(matches!(
+            phone_request(&obj("{}")),
+            Err(ApiError::InvalidRequest(_))
+        ));
+    }
 
     #[test]
     fn json_and_form_bodies() {

@@ -13,15 +13,14 @@ use worker::{
     Request, RequestInit, RequestRedirect, Response, Result,
 };
 
-use crate::body::{parse_object, string_field, MAX_BODY_BYTES};
+use crate::body::{login_code, parse_object, phone_request, refresh_token, MAX_BODY_BYTES};
 use crate::config::{Config, ConfigError};
 use crate::error::ApiError;
 use crate::headers::rewrite_request_headers;
 use crate::identity::jwks;
-use crate::phone::EncryptedPhone;
 use crate::random::OsRandom;
 use crate::router::{route, Route};
-use crate::service::{Edge, IsolateState, PhoneRequest};
+use crate::service::{Edge, IsolateState};
 use crate::store::{Store, StoreError};
 use crate::wechat::{self, HttpRequest, HttpResponse, Transport, TransportError};
 
@@ -132,31 +131,22 @@ async fn handle(mut req: Request, env: &Env) -> std::result::Result<Response, Ap
     };
     let authorization = req.headers().get("Authorization").ok().flatten();
 
-    let result = match r {
+    match r {
         Route::Jwks => {
             let resp = json_response(200, &jwks(cfg.identity_key.as_ref())).map_err(internal)?;
             resp.headers()
                 .set("Cache-Control", "public, max-age=300")
                 .map_err(internal)?;
-            return Ok(resp);
+            Ok(resp)
         }
         Route::Login => {
             let body = read_body(&mut req, true).await?;
-            let code = string_field(&body, "code", 256, "code must be a string")?
-                .ok_or(ApiError::InvalidRequest("code is missing"))?;
             let ip = req.headers().get("CF-Connecting-IP").ok().flatten();
-            to_json(200, &edge.login(code, ip.as_deref()).await?)
+            to_json(&edge.login(login_code(&body)?, ip.as_deref()).await?)
         }
         Route::Refresh => {
             let body = read_body(&mut req, false).await?;
-            let token = string_field(
-                &body,
-                "refresh_token",
-                512,
-                "refresh_token must be a string",
-            )?
-            .ok_or(ApiError::InvalidRequest("refresh_token is missing"))?;
-            to_json(200, &edge.refresh(token).await?)
+            to_json(&edge.refresh(refresh_token(&body)?).await?)
         }
         Route::Logout => {
             edge.logout(authorization.as_deref()).await?;
@@ -164,39 +154,18 @@ async fn handle(mut req: Request, env: &Env) -> std::result::Result<Response, Ap
                 .map(|r| r.with_status(204))
                 .map_err(internal)
         }
-        Route::Session => to_json(200, &edge.session_info(authorization.as_deref()).await?),
+        Route::Session => to_json(&edge.session_info(authorization.as_deref()).await?),
         Route::Phone => {
             let body = read_body(&mut req, true).await?;
-            let code = string_field(&body, "code", 256, "code must be a string")?;
-            let enc = string_field(
-                &body,
-                "encryptedData",
-                8192,
-                "encryptedData must be a string",
-            )?;
-            let iv = string_field(&body, "iv", 64, "iv must be a string")?;
-            let request = match (code, enc, iv) {
-                (Some(code), _, _) => PhoneRequest::Code(code),
-                (None, Some(e), Some(iv)) => PhoneRequest::Encrypted(EncryptedPhone {
-                    encrypted_data: e.to_string(),
-                    iv: iv.to_string(),
-                }),
-                (None, Some(_), None) => return Err(ApiError::InvalidRequest("iv is missing")),
-                _ => {
-                    return Err(ApiError::InvalidRequest(
-                        "send {\"code\"} from getPhoneNumber, or {\"encryptedData\", \"iv\"}",
-                    ))
-                }
-            };
             to_json(
-                200,
-                &edge.bind_phone(authorization.as_deref(), request).await?,
+                &edge
+                    .bind_phone(authorization.as_deref(), phone_request(&body)?)
+                    .await?,
             )
         }
-        Route::Proxy => return proxy(req, &edge, &path, authorization.as_deref()).await,
+        Route::Proxy => proxy(req, &edge, &path, authorization.as_deref()).await,
         Route::NotFound | Route::MethodNotAllowed(_) => Err(ApiError::NotFound),
-    };
-    result
+    }
 }
 
 fn internal(e: worker::Error) -> ApiError {
@@ -204,9 +173,9 @@ fn internal(e: worker::Error) -> ApiError {
     ApiError::Internal
 }
 
-fn to_json<T: serde::Serialize>(status: u16, value: &T) -> std::result::Result<Response, ApiError> {
+fn to_json<T: serde::Serialize>(value: &T) -> std::result::Result<Response, ApiError> {
     let body = serde_json::to_string(value).map_err(|_| ApiError::Internal)?;
-    json_response(status, &body).map_err(internal)
+    json_response(200, &body).map_err(internal)
 }
 
 /// Reads a body of at most 16 KiB (413 beyond, without reading it all).
