@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use crate::config::tests::test_config;
 use crate::random::{OsRandom, RandomError};
 use crate::store::tests::MemoryStore;
-use crate::wechat::tests::{ok, Scripted, GOOD};
+use crate::wechat::tests::{ok, Scripted, YieldOnce, GOOD};
 use crate::wechat::Method;
 
 const NOW: i64 = 1_764_000_000;
@@ -1945,25 +1945,6 @@ fn binding_without_a_readable_user_record_still_binds_the_user() {
 }
 
 // ============================================ concurrency within an isolate
-
-/// Pending once, then ready: lets the other futures of a `join!` run.
-struct YieldOnce(bool);
-
-impl std::future::Future for YieldOnce {
-    type Output = ();
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<()> {
-        if self.0 {
-            std::task::Poll::Ready(())
-        } else {
-            self.0 = true;
-            cx.waker().wake_by_ref();
-            std::task::Poll::Pending
-        }
-    }
-}
 
 /// KV with latency: every operation lets other requests run first, so
 /// concurrent requests interleave between reading and writing.

@@ -357,7 +357,7 @@ pub(crate) mod tests {
     }
 
     /// Pending once, then ready: lets other futures of a join run.
-    struct YieldOnce(bool);
+    pub struct YieldOnce(pub bool);
 
     impl std::future::Future for YieldOnce {
         type Output = ();
