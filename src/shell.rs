@@ -9,8 +9,8 @@ use std::time::Duration;
 use futures_util::future::{select, Either};
 use futures_util::StreamExt;
 use worker::{
-    console_error, event, AbortController, Context, Date, Delay, Env, Fetch, Headers, Method,
-    Request, RequestInit, RequestRedirect, Response, Result,
+    console_error, console_log, event, AbortController, Context, Date, Delay, Env, Fetch, Headers,
+    Method, Request, RequestInit, RequestRedirect, Response, Result,
 };
 
 use crate::body::{login_code, parse_object, phone_request, refresh_token, MAX_BODY_BYTES};
@@ -74,9 +74,22 @@ fn start() {
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    let method = req.method();
+    let path = req.path();
     match handle(req, &env).await {
         Ok(resp) => Ok(resp),
-        Err(e) => error_response(&e),
+        Err(e) => {
+            // Failures an operator acts on: ours (5xx) and WeChat's. The
+            // line holds the path (no query), the status and the codes only.
+            if e.status() >= 500 || e.wechat_errcode().is_some() {
+                let errcode = e
+                    .wechat_errcode()
+                    .map(|c| format!(" wechat_errcode={c}"))
+                    .unwrap_or_default();
+                console_log!("{method} {path} -> {} {}{errcode}", e.status(), e.code());
+            }
+            error_response(&e)
+        }
     }
 }
 

@@ -552,4 +552,8 @@ test('logs: no session_key, AppSecret, TOKEN_SECRET, IDENTITY_KEY or refresh tok
   assert.ok(!logs.includes(stack.appsecret), 'the AppSecret is in the logs')
   assert.ok(!logs.includes(stack.tokenSecret), 'TOKEN_SECRET is in the logs')
   assert.ok(!logs.includes(stack.identityKey), 'IDENTITY_KEY is in the logs')
+  // The log is not empty: WeChat failures are there, by code only.
+  assert.match(logs, /POST \/auth\/login -> 400 invalid_code wechat_errcode=40029/)
+  assert.match(logs, /POST \/auth\/login -> 502 wechat_unavailable wechat_errcode=-1/)
+  assert.ok(!/js_code|secret=/.test(logs), 'a WeChat request URL is in the logs')
 })
