@@ -1,6 +1,6 @@
 // The worker's own endpoints (/auth/*): login, refresh, logout, session, and
 // how access tokens are verified. Pins the public contract
-// (/work/shared/contract.md): statuses, `error` codes and bodies.
+// (shared/contract.md): statuses, `error` codes and bodies.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, createHmac, randomBytes } from 'node:crypto'

@@ -1,6 +1,6 @@
 // Configuration: a missing or invalid required setting never serves
 // silently. Every request gets 500 server_misconfigured naming the variable
-// (never its value), and the log says the same. Pins /work/shared/contract.md.
+// (never its value), and the log says the same. Pins shared/contract.md.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { startStack, call, login, bearer, TEST_APPSECRET, TEST_TOKEN_SECRET, TEST_IDENTITY_KEY } from '../support/stack.mjs'

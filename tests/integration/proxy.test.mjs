@@ -1,6 +1,6 @@
 // The authenticated proxy: what reaches the origin (and what never does),
 // X-WX-Identity verified the way an origin would, responses passed back
-// unchanged, PUBLIC_PATHS and SESSION_CHECK. Pins /work/shared/contract.md.
+// unchanged, PUBLIC_PATHS and SESSION_CHECK. Pins shared/contract.md.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, createPublicKey, randomBytes, verify } from 'node:crypto'
