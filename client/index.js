@@ -270,9 +270,23 @@ function createAuth(options) {
     });
   }
 
-  /** The worker's own 401 for a dead access token: the code, or null for anything else. */
+  /** A response header, whatever case the platform gives its name in. */
+  function headerOf(res, name) {
+    var h = res.header || res.headers || {};
+    for (var k in h) {
+      if (Object.prototype.hasOwnProperty.call(h, k) && k.toLowerCase() === name) return h[k];
+    }
+    return undefined;
+  }
+
+  /**
+   * The worker's own 401 for a dead access token: the code, or null for
+   * anything else. The worker marks its errors with X-WX-Edge-Error; a 401
+   * from the origin (passed through unchanged) never triggers a refresh.
+   */
   function renewableCode(res) {
     if (res.statusCode !== 401) return null;
+    if (!headerOf(res, 'x-wx-edge-error')) return null;
     var b = bodyOf(res);
     if (!b || typeof b.error !== 'string' || typeof b.message !== 'string') return null;
     return RENEWABLE.indexOf(b.error) === -1 ? null : b.error;

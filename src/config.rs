@@ -152,7 +152,10 @@ impl Config {
                         "must be comma-separated paths starting with /",
                     ));
                 }
-                if paths.iter().any(|p| p.starts_with("/auth") || p == "/") {
+                if paths
+                    .iter()
+                    .any(|p| p == "/" || p == "/auth" || p.starts_with("/auth/"))
+                {
                     return Err(err("PUBLIC_PATHS", "may not cover / or /auth"));
                 }
                 paths
@@ -190,8 +193,18 @@ impl Config {
 /// the prefix itself ends in `/` or not: a prefix is taken literally, as the
 /// contract says ("path prefixes"). A trailing `/` in the prefix keeps it to
 /// the folder.
+///
+/// A path with an encoded `/` or `\\`, or a `..` segment, is never public: an
+/// origin that decodes it could route it outside the prefix.
 fn path_has_prefix(path: &str, prefix: &str) -> bool {
-    path.starts_with(prefix)
+    let lower = path.to_ascii_lowercase();
+    let ambiguous = lower.contains("%2f")
+        || lower.contains("%5c")
+        || lower.contains('\\')
+        || lower
+            .split('/')
+            .any(|seg| seg == ".." || seg == "%2e%2e" || seg == ".%2e" || seg == "%2e.");
+    !ambiguous && path.starts_with(prefix)
 }
 
 /// Parses an http(s) base URL: returns it without a trailing slash and its
@@ -339,9 +352,25 @@ pub(crate) mod tests {
         assert!(c.is_public("/public/x"));
         assert!(!c.is_public("/publicity"));
         assert!(!c.is_public("/api"));
+        // Nothing an origin could decode into another folder.
+        assert!(!c.is_public("/public/..%2Fadmin"));
+        assert!(!c.is_public("/public/%2e%2e/admin"));
+        assert!(!c.is_public("/public/../admin"));
+        assert!(!c.is_public("/public/a%5Cb"));
         assert!(c.require_phone);
         assert_eq!(c.access_ttl, 120);
         assert!(c.identity_key.is_none());
+    }
+
+    #[test]
+    fn public_paths_may_start_with_auth_letters() {
+        let mut v = vars();
+        v.insert("PUBLIC_PATHS", "/authors/".into());
+        assert_eq!(load(&v).expect("valid").public_paths, vec!["/authors/"]);
+        for bad in ["/", "/auth", "/auth/login"] {
+            v.insert("PUBLIC_PATHS", bad.into());
+            assert_eq!(load(&v).unwrap_err().variable, "PUBLIC_PATHS", "{bad}");
+        }
     }
 
     #[test]

@@ -202,6 +202,30 @@ impl ApiError {
     }
 }
 
+/// The header marking a response as the worker's own error (not the
+/// origin's): clients refresh only on a 401 that carries it.
+pub const EDGE_ERROR_HEADER: &str = "X-WX-Edge-Error";
+
+impl ApiError {
+    /// Headers every error response carries besides the JSON content type:
+    /// the marker, and for 401 the RFC 6750 challenge.
+    pub fn extra_headers(&self) -> Vec<(&'static str, String)> {
+        let mut h = vec![(EDGE_ERROR_HEADER, self.code().to_string())];
+        if self.status() == 401 {
+            let error = match self {
+                ApiError::Unauthorized => None,
+                _ => Some("invalid_token"),
+            };
+            let challenge = match error {
+                None => r#"Bearer realm="wx-edge""#.to_string(),
+                Some(e) => format!(r#"Bearer realm="wx-edge", error="{e}""#),
+            };
+            h.push(("WWW-Authenticate", challenge));
+        }
+        h
+    }
+}
+
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.code(), self.message())
@@ -306,6 +330,23 @@ mod tests {
         assert!(body(&ApiError::InvalidToken)
             .get("wechat_errcode")
             .is_none());
+    }
+
+    #[test]
+    fn error_responses_are_marked_as_the_workers() {
+        let h = ApiError::TokenExpired.extra_headers();
+        assert!(h.contains(&(EDGE_ERROR_HEADER, "token_expired".to_string())));
+        assert!(h.contains(&(
+            "WWW-Authenticate",
+            r#"Bearer realm="wx-edge", error="invalid_token""#.to_string()
+        )));
+        let h = ApiError::Unauthorized.extra_headers();
+        assert!(h.contains(&("WWW-Authenticate", r#"Bearer realm="wx-edge""#.to_string())));
+        let h = ApiError::OriginUnavailable.extra_headers();
+        assert_eq!(
+            h,
+            vec![(EDGE_ERROR_HEADER, "origin_unavailable".to_string())]
+        );
     }
 
     #[test]

@@ -23,16 +23,18 @@ pub const X_WX_PHONE: &str = "X-WX-Phone";
 pub const X_WX_PHONE_COUNTRY: &str = "X-WX-Phone-Country";
 pub const X_WX_IDENTITY: &str = "X-WX-Identity";
 
-/// Whether a client-sent header must not reach the origin.
+/// Whether a client-sent header must not reach the origin. Beyond the
+/// contract's `_` for `-`, any punctuation counts as `-` (`X-WX.OpenID`),
+/// since some servers map every such name to the same `HTTP_X_WX_OPENID`.
 pub fn is_stripped(name: &str) -> bool {
     let n: String = name
         .trim()
         .chars()
         .map(|c| {
-            if c == '_' {
-                '-'
-            } else {
+            if c.is_ascii_alphanumeric() {
                 c.to_ascii_lowercase()
+            } else {
+                '-'
             }
         })
         .collect();
@@ -111,6 +113,7 @@ mod tests {
             ("X_WX_OPENID", "oFake"),
             ("x_Wx-Phone", "110"),
             ("X-Wx-Identity", "forged"),
+            ("X-WX.OpenID", "oFake"),
             ("x-wx-anything-new", "1"),
             (" X-WX-UnionID", "uFake"),
             ("Authorization", "Bearer edge-token"),

@@ -316,6 +316,10 @@ impl<S: Store, T: Transport, R: Random> Edge<'_, S, T, R> {
     pub async fn logout(&self, authorization: Option<&str>) -> Result<(), ApiError> {
         let token = bearer(authorization).ok_or(ApiError::Unauthorized)?;
         let access = verify_access_ignoring_expiry(&self.cfg.token_key, &self.cfg.appid, token)?;
+        // "Just expired": within one more access-token lifetime, not any age.
+        if self.now - access.expires_at > self.cfg.access_ttl as i64 {
+            return Err(ApiError::TokenExpired);
+        }
         self.store.delete(&session_key(&access.claims.sid)).await?;
         Ok(())
     }
@@ -413,7 +417,7 @@ impl<S: Store, T: Transport, R: Random> Edge<'_, S, T, R> {
         request: PhoneRequest<'_>,
     ) -> Result<TokenResponse, ApiError> {
         let auth = self.authenticate(authorization, true).await?;
-        let mut s = auth.session.ok_or(ApiError::SessionRevoked)?;
+        let s = auth.session.ok_or(ApiError::SessionRevoked)?;
         let sid = auth.access.claims.sid.clone();
 
         let phone = match request {
@@ -450,6 +454,15 @@ impl<S: Store, T: Transport, R: Random> Edge<'_, S, T, R> {
         {
             return Err(ApiError::NotInternalUser);
         }
+
+        // WeChat took its time: the session may have been logged out,
+        // revoked or refreshed meanwhile. Re-read it under the session lock
+        // and apply the binding to what is there now, never resurrecting it.
+        let _lock = self.lock_session(&sid).await;
+        let mut s: SessionRecord = get_json(self.store, &session_key(&sid))
+            .await?
+            .filter(|fresh: &SessionRecord| fresh.openid == s.openid)
+            .ok_or(ApiError::SessionRevoked)?;
 
         let ukey = user_key(&s.openid);
         let mut user = get_json::<S, UserRecord>(self.store, &ukey)

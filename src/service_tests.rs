@@ -2066,3 +2066,49 @@ fn the_refresh_lock_is_released_however_refresh_ends() {
     );
     assert!(w.isolate.refreshing.borrow().is_empty());
 }
+
+#[test]
+fn a_logout_while_a_phone_binding_waits_on_wechat_is_not_undone() {
+    let (w, r) = code_world();
+    let sid = sid_of(&r.refresh_token);
+    let slow = SlowStore(&w.store);
+    let edge = Edge {
+        cfg: &w.cfg,
+        store: &slow,
+        wechat: &w.wx,
+        rng: &w.rng,
+        isolate: &w.isolate,
+        now: NOW + 5,
+    };
+    w.reply(STABLE_T1);
+    w.reply(PHONE_REPLY);
+    let auth = bearer_of(&r);
+    let (bound, out) = block_on(async {
+        futures_util::join!(
+            edge.bind_phone(Some(&auth), PhoneRequest::Code("c1")),
+            edge.logout(Some(&auth))
+        )
+    });
+    assert_eq!(out, Ok(()));
+    assert_eq!(bound.map(|_| ()), Err(ApiError::SessionRevoked));
+    assert!(
+        w.session(&sid).is_none(),
+        "the logged-out session came back"
+    );
+}
+
+#[test]
+fn logout_accepts_a_just_expired_token_but_not_an_old_one() {
+    let w = World::new();
+    let r = w.login_at(NOW, GOOD);
+    let auth = bearer_of(&r);
+    // Expired for less than one more access-token lifetime: fine.
+    assert_eq!(block_on(w.at(NOW + 600 + 599).logout(Some(&auth))), Ok(()));
+    let r = w.login_at(NOW, GOOD);
+    let auth = bearer_of(&r);
+    assert_eq!(
+        block_on(w.at(NOW + 600 + 601).logout(Some(&auth))),
+        Err(ApiError::TokenExpired)
+    );
+    assert!(w.session(&sid_of(&r.refresh_token)).is_some());
+}

@@ -95,7 +95,11 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
 
 fn error_response(e: &ApiError) -> Result<Response> {
     let (status, body) = e.to_response();
-    json_response(status, &body)
+    let resp = json_response(status, &body)?;
+    for (name, value) in e.extra_headers() {
+        resp.headers().set(name, &value)?;
+    }
+    Ok(resp)
 }
 
 fn json_response(status: u16, body: &str) -> Result<Response> {
@@ -122,8 +126,7 @@ async fn handle(mut req: Request, env: &Env) -> std::result::Result<Response, Ap
     })?);
     let r = route(&method, &path);
     if let Route::MethodNotAllowed(allow) = r {
-        let (status, body) = ApiError::MethodNotAllowed.to_response();
-        let resp = json_response(status, &body).map_err(internal)?;
+        let resp = error_response(&ApiError::MethodNotAllowed).map_err(internal)?;
         resp.headers().set("Allow", allow).map_err(internal)?;
         return Ok(resp);
     }

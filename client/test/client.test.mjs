@@ -235,6 +235,10 @@ describe('request', () => {
     const r401 = await auth.request({ url: '/origin-401' });
     assert.equal(r401.statusCode, 401);
     assert.deepEqual(r401.data, { code: 401, msg: 'origin says: not a member' });
+    // Even a body shaped like the worker's: without X-WX-Edge-Error it is the origin's.
+    const r401b = await auth.request({ url: '/origin-401-oauth' });
+    assert.equal(r401b.statusCode, 401);
+    assert.equal(r401b.data.error, 'invalid_token');
     const r403 = await auth.request({ url: '/phone-only' });
     assert.equal(r403.statusCode, 403);
     assert.equal(r403.data.error, 'phone_required');

@@ -94,7 +94,11 @@ test('no token → 401 unauthorized, nothing reaches the origin', async () => {
   assertError(await call(stack, 'POST', '/api/orders', { body: { a: 1 } }), 401, 'unauthorized')
   assertError(await call(stack, 'GET', '/api/orders', { headers: { authorization: 'Bearer ' } }), 401, 'unauthorized')
   assertError(await call(stack, 'GET', '/api/orders', { headers: { 'x-wx-openid': openidOf(stack, 'victim') } }), 401, 'unauthorized')
-  assertError(await call(stack, 'GET', '/api/orders', { headers: bearer('not-a-token') }), 401, 'invalid_token')
+  const bad = await call(stack, 'GET', '/api/orders', { headers: bearer('not-a-token') })
+  assertError(bad, 401, 'invalid_token')
+  // The worker's own errors are marked, with the RFC 6750 challenge on 401.
+  assert.equal(bad.headers.get('x-wx-edge-error'), 'invalid_token')
+  assert.equal(bad.headers.get('www-authenticate'), 'Bearer realm="wx-edge", error="invalid_token"')
   assert.equal(stack.origin.requests.length, before)
 })
 
@@ -308,10 +312,12 @@ test('ORIGIN_URL with a base path: path and query are appended to it; aud is its
 
 test('origin responses come back unchanged: 404 and 500 with their headers and bodies, 204', async () => {
   const t = await login(stack, 'resp.1')
-  for (const code of [404, 500, 503, 201]) {
+  for (const code of [401, 404, 500, 503, 201]) {
     const r = await call(stack, 'GET', `/api/status/${code}?k=v`, { headers: bearer(t.access_token) })
     assert.equal(r.status, code, r.text)
     assert.equal(r.headers.get('x-origin-test'), 'yes')
+    // Not marked as the worker's: clients refresh only on a marked 401.
+    assert.equal(r.headers.get('x-wx-edge-error'), null)
     assert.equal(r.headers.get('content-type'), 'application/json')
     assert.equal(r.json.path, `/api/status/${code}`, 'the origin body, not a worker error')
     assert.equal(r.json.query, 'k=v')

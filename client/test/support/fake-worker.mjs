@@ -58,7 +58,8 @@ export async function startFakeWorker({ accessTtl = 600, refreshTtl = 2592000 } 
     },
   };
 
-  const err = (status, error, message, extra = {}) => ({ status, body: { error, message, ...extra } });
+  // The worker marks its own errors with X-WX-Edge-Error (origin answers pass through unmarked).
+  const err = (status, error, message, extra = {}) => ({ status, body: { error, message, ...extra }, edge: error });
 
   function issue(sid, session) {
     serial += 1;
@@ -216,6 +217,8 @@ export async function startFakeWorker({ accessTtl = 600, refreshTtl = 2592000 } 
     const status = /^\/status\/(\d{3})$/.exec(path);
     if (status) return { status: Number(status[1]), body: echo };
     if (path === '/origin-401') return { status: 401, body: { code: 401, msg: 'origin says: not a member' } };
+    // An OAuth-style origin 401 that looks like the worker's, minus the marker.
+    if (path === '/origin-401-oauth') return { status: 401, body: { error: 'invalid_token', message: 'origin: token revoked' } };
     return { status: 200, body: echo };
   }
 
@@ -241,7 +244,9 @@ export async function startFakeWorker({ accessTtl = 600, refreshTtl = 2592000 } 
         return res.end();
       }
       const text = JSON.stringify(out.body);
-      res.writeHead(out.status, { 'content-type': 'application/json', 'x-fake-worker': 'yes' });
+      const hdrs = { 'content-type': 'application/json', 'x-fake-worker': 'yes' };
+      if (out.edge) hdrs['x-wx-edge-error'] = out.edge;
+      res.writeHead(out.status, hdrs);
       res.end(text);
     });
   });
