@@ -253,6 +253,23 @@ function createAuth(options) {
     return d && typeof d === 'object' ? d : null;
   }
 
+  /**
+   * `promise`, with `done` run however it settles (Promise.prototype.finally
+   * is missing on older mini-program engines).
+   */
+  function always(promise, done) {
+    return promise.then(
+      function (r) {
+        done();
+        return r;
+      },
+      function (e) {
+        done();
+        throw e;
+      }
+    );
+  }
+
   function ok(res) {
     return res.statusCode >= 200 && res.statusCode < 300;
   }
@@ -308,24 +325,16 @@ function createAuth(options) {
   function login() {
     if (loggingIn) return loggingIn;
     var startEpoch = epoch;
-    loggingIn = wxLogin()
-      .then(function (code) {
-        var sentAt = now();
-        return callWorker('POST', '/auth/login', { code: code }).then(function (res) {
-          if (!ok(res)) throw errorFrom(res, '/auth/login');
-          return storeFrom(bodyOf(res), sentAt, startEpoch, null);
-        });
-      })
-      .then(
-        function (r) {
-          loggingIn = null;
-          return r;
-        },
-        function (e) {
-          loggingIn = null;
-          throw e;
-        }
-      );
+    var attempt = wxLogin().then(function (code) {
+      var sentAt = now();
+      return callWorker('POST', '/auth/login', { code: code }).then(function (res) {
+        if (!ok(res)) throw errorFrom(res, '/auth/login');
+        return storeFrom(bodyOf(res), sentAt, startEpoch, null);
+      });
+    });
+    loggingIn = always(attempt, function () {
+      loggingIn = null;
+    });
     return loggingIn;
   }
 
@@ -341,25 +350,17 @@ function createAuth(options) {
     if (!t) return Promise.reject(notLoggedIn());
     var startEpoch = epoch;
     var sentAt = now();
-    refreshing = callWorker('POST', '/auth/refresh', { refresh_token: t.refresh_token })
-      .then(function (res) {
-        if (ok(res)) return storeFrom(bodyOf(res), sentAt, startEpoch, t);
-        var err = errorFrom(res, '/auth/refresh');
-        // The session is gone (refresh_reused revoked it, or it was rotated,
-        // logged out or expired): these tokens are useless, forget them.
-        if (deadRefresh(err) && state === t) clear();
-        throw err;
-      })
-      .then(
-        function (r) {
-          refreshing = null;
-          return r;
-        },
-        function (e) {
-          refreshing = null;
-          throw e;
-        }
-      );
+    var attempt = callWorker('POST', '/auth/refresh', { refresh_token: t.refresh_token }).then(function (res) {
+      if (ok(res)) return storeFrom(bodyOf(res), sentAt, startEpoch, t);
+      var err = errorFrom(res, '/auth/refresh');
+      // The session is gone (refresh_reused revoked it, or it was rotated,
+      // logged out or expired): these tokens are useless, forget them.
+      if (deadRefresh(err) && state === t) clear();
+      throw err;
+    });
+    refreshing = always(attempt, function () {
+      refreshing = null;
+    });
     return refreshing;
   }
 

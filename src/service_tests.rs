@@ -1950,6 +1950,23 @@ fn binding_without_a_readable_user_record_still_binds_the_user() {
 /// concurrent requests interleave between reading and writing.
 struct SlowStore<'a>(&'a MemoryStore);
 
+/// `w`'s deployment, but over the slow KV.
+fn slow_edge<'a>(
+    w: &'a World,
+    slow: &'a SlowStore<'a>,
+    now: i64,
+) -> Edge<'a, SlowStore<'a>, Scripted, OsRandom> {
+    w.store.now.set(now);
+    Edge {
+        cfg: &w.cfg,
+        store: slow,
+        wechat: &w.wx,
+        rng: &w.rng,
+        isolate: &w.isolate,
+        now,
+    }
+}
+
 impl Store for SlowStore<'_> {
     async fn get(&self, key: &str) -> Result<Option<String>, crate::store::StoreError> {
         YieldOnce(false).await;
@@ -1976,14 +1993,7 @@ fn concurrent_refreshes_in_one_isolate_get_the_same_new_token() {
     let r = w.login_at(NOW, GOOD);
     let sid = sid_of(&r.refresh_token);
     let slow = SlowStore(&w.store);
-    let edge = Edge {
-        cfg: &w.cfg,
-        store: &slow,
-        wechat: &w.wx,
-        rng: &w.rng,
-        isolate: &w.isolate,
-        now: NOW + 5,
-    };
+    let edge = slow_edge(&w, &slow, NOW + 5);
     let (a, b) = block_on(async {
         futures_util::join!(
             edge.refresh(&r.refresh_token),
@@ -2007,14 +2017,7 @@ fn concurrent_refreshes_in_one_isolate_get_the_same_new_token() {
 fn concurrent_phone_bindings_in_one_isolate_fetch_the_wechat_token_once() {
     let (w, r) = code_world();
     let slow = SlowStore(&w.store);
-    let edge = Edge {
-        cfg: &w.cfg,
-        store: &slow,
-        wechat: &w.wx,
-        rng: &w.rng,
-        isolate: &w.isolate,
-        now: NOW + 5,
-    };
+    let edge = slow_edge(&w, &slow, NOW + 5);
     w.reply(STABLE_T1);
     w.reply(PHONE_REPLY);
     w.reply(PHONE_REPLY);
@@ -2072,14 +2075,7 @@ fn a_logout_while_a_phone_binding_waits_on_wechat_is_not_undone() {
     let (w, r) = code_world();
     let sid = sid_of(&r.refresh_token);
     let slow = SlowStore(&w.store);
-    let edge = Edge {
-        cfg: &w.cfg,
-        store: &slow,
-        wechat: &w.wx,
-        rng: &w.rng,
-        isolate: &w.isolate,
-        now: NOW + 5,
-    };
+    let edge = slow_edge(&w, &slow, NOW + 5);
     w.reply(STABLE_T1);
     w.reply(PHONE_REPLY);
     let auth = bearer_of(&r);

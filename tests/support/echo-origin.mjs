@@ -27,6 +27,7 @@
 import { createServer } from 'node:http';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { serve } from './serve.mjs';
 
 /** Size of each chunk written by /big. */
 const CHUNK = 64 * 1024;
@@ -58,30 +59,7 @@ export async function startEchoOrigin({ port = 0, host = '127.0.0.1', keepReques
     route(echo, req, res);
   });
 
-  await new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const actualPort = server.address().port;
-
-  let closing;
-  function close() {
-    closing ??= new Promise((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    });
-    return closing;
-  }
-
-  return {
-    url: `http://${host.includes(':') ? `[${host}]` : host}:${actualPort}`,
-    port: actualPort,
-    close,
-    requests,
-  };
+  return { ...(await serve(server, { port, host })), requests };
 }
 
 /** Build the echo of one request. */

@@ -38,6 +38,7 @@ import { createServer } from 'node:http';
 import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { serve } from './serve.mjs';
 
 /** How many requests `stats().lastRequests` keeps. */
 const LAST_REQUESTS = 50;
@@ -343,30 +344,17 @@ export async function startWechatSim({
     return prefix + createHash('sha256').update(`${kind}:${appid}:${user}`).digest('base64url').slice(0, 27);
   }
 
-  await new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const actualPort = server.address().port;
-
-  let closing;
-  function close() {
-    closing ??= new Promise((resolve) => {
+  const served = await serve(server, {
+    port,
+    host,
+    beforeClose() {
       for (const timer of timers) clearTimeout(timer);
       timers.clear();
-      server.close(() => resolve());
-      server.closeAllConnections();
-    });
-    return closing;
-  }
+    },
+  });
 
   return {
-    url: `http://${host.includes(':') ? `[${host}]` : host}:${actualPort}`,
-    port: actualPort,
-    close,
+    ...served,
     stats,
     reset,
     invalidateAccessToken,
