@@ -4,14 +4,14 @@
 //! reads vars and secrets), so every rule here is tested on the host. An
 //! error names the variable and the problem, never the value.
 
-use crate::error::ApiError;
-use crate::identity::IdentityKey;
+use crate::ids::AppId;
 use crate::secret::AppSecret;
-use crate::token::TokenKey;
+use crate::token::access::TokenKey;
+use crate::token::identity::IdentityKey;
 
 /// How proxied requests check their session (`SESSION_CHECK`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SessionCheck {
+pub(crate) enum SessionCheck {
     /// Every proxied request reads the session from KV: logout is immediate
     /// at that edge.
     EveryRequest,
@@ -20,33 +20,33 @@ pub enum SessionCheck {
 }
 
 #[derive(Debug)]
-pub struct Config {
-    pub appid: String,
-    pub app_secret: AppSecret,
+pub(crate) struct Config {
+    pub(crate) appid: AppId,
+    pub(crate) app_secret: AppSecret,
     /// Base URL of WeChat's API, without a trailing slash.
-    pub api_base: String,
+    pub(crate) api_base: String,
     /// The origin API, without a trailing slash; path and query are appended.
-    pub origin_url: String,
+    pub(crate) origin_url: String,
     /// The origin URL's origin (`scheme://host[:port]`), the `aud` of
     /// `X-WX-Identity`.
-    pub origin_audience: String,
-    pub token_key: TokenKey,
-    pub identity_key: Option<IdentityKey>,
-    pub access_ttl: u64,
-    pub refresh_ttl: u64,
-    pub session_check: SessionCheck,
-    pub public_paths: Vec<String>,
-    pub require_phone: bool,
-    pub phone_allowlist: bool,
+    pub(crate) origin_audience: String,
+    pub(crate) token_key: TokenKey,
+    pub(crate) identity_key: Option<IdentityKey>,
+    pub(crate) access_ttl: u64,
+    pub(crate) refresh_ttl: u64,
+    pub(crate) session_check: SessionCheck,
+    pub(crate) public_paths: Vec<String>,
+    pub(crate) require_phone: bool,
+    pub(crate) phone_allowlist: bool,
     /// Time allowed for one WeChat call (`WX_TIMEOUT_MS`).
-    pub wechat_timeout_ms: u64,
+    pub(crate) wechat_timeout_ms: u64,
 }
 
 /// A configuration problem: which variable, and what is wrong with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConfigError {
-    pub variable: &'static str,
-    pub problem: &'static str,
+pub(crate) struct ConfigError {
+    pub(crate) variable: &'static str,
+    pub(crate) problem: &'static str,
 }
 
 impl std::fmt::Display for ConfigError {
@@ -55,16 +55,7 @@ impl std::fmt::Display for ConfigError {
     }
 }
 
-impl From<ConfigError> for ApiError {
-    fn from(e: ConfigError) -> Self {
-        ApiError::ServerMisconfigured {
-            variable: e.variable,
-            problem: e.problem,
-        }
-    }
-}
-
-pub const DEFAULT_API_BASE: &str = "https://api.weixin.qq.com";
+pub(crate) const DEFAULT_API_BASE: &str = "https://api.weixin.qq.com";
 
 fn err(variable: &'static str, problem: &'static str) -> ConfigError {
     ConfigError { variable, problem }
@@ -73,7 +64,10 @@ fn err(variable: &'static str, problem: &'static str) -> ConfigError {
 impl Config {
     /// Reads and validates every variable. `get` returns a var's or a
     /// secret's value, or `None` when it is not set.
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    // One variable after another, in the contract's order: splitting it
+    // would only scatter the table.
+    #[allow(clippy::too_many_lines)]
+    pub(crate) fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let get = |name: &str| {
             get(name)
                 .map(|v| v.trim().to_string())
@@ -161,12 +155,12 @@ impl Config {
                 paths
             }
         };
-        let require_phone = boolean(get("REQUIRE_PHONE"), "REQUIRE_PHONE")?;
-        let phone_allowlist = boolean(get("PHONE_ALLOWLIST"), "PHONE_ALLOWLIST")?;
+        let require_phone = boolean(get("REQUIRE_PHONE").as_deref(), "REQUIRE_PHONE")?;
+        let phone_allowlist = boolean(get("PHONE_ALLOWLIST").as_deref(), "PHONE_ALLOWLIST")?;
         let wechat_timeout_ms = seconds(get("WX_TIMEOUT_MS"), "WX_TIMEOUT_MS", 5_000, 100, 30_000)?;
 
         Ok(Config {
-            appid,
+            appid: AppId::new(appid),
             app_secret,
             api_base,
             origin_url,
@@ -182,29 +176,18 @@ impl Config {
             wechat_timeout_ms,
         })
     }
-
-    /// Whether `path` may be proxied without a token.
-    pub fn is_public(&self, path: &str) -> bool {
-        self.public_paths.iter().any(|p| path_has_prefix(path, p))
-    }
 }
 
-/// `/api` covers `/api`, `/api/x` and `/api?..`, and also `/apiary` only when
-/// the prefix itself ends in `/` or not: a prefix is taken literally, as the
-/// contract says ("path prefixes"). A trailing `/` in the prefix keeps it to
-/// the folder.
-///
-/// A path with an encoded `/` or `\\`, or a `..` segment, is never public: an
-/// origin that decodes it could route it outside the prefix.
-fn path_has_prefix(path: &str, prefix: &str) -> bool {
-    let lower = path.to_ascii_lowercase();
-    let ambiguous = lower.contains("%2f")
-        || lower.contains("%5c")
-        || lower.contains('\\')
-        || lower
-            .split('/')
-            .any(|seg| seg == ".." || seg == "%2e%2e" || seg == ".%2e" || seg == "%2e.");
-    !ambiguous && path.starts_with(prefix)
+impl Config {
+    /// `ACCESS_TOKEN_TTL` as signed seconds, for arithmetic with instants.
+    pub(crate) fn access_ttl_secs(&self) -> i64 {
+        i64::try_from(self.access_ttl).unwrap_or(i64::MAX)
+    }
+
+    /// `REFRESH_TOKEN_TTL` as signed seconds.
+    pub(crate) fn refresh_ttl_secs(&self) -> i64 {
+        i64::try_from(self.refresh_ttl).unwrap_or(i64::MAX)
+    }
 }
 
 /// Parses an http(s) base URL: returns it without a trailing slash and its
@@ -238,8 +221,8 @@ fn seconds(
     }
 }
 
-fn boolean(v: Option<String>, name: &'static str) -> Result<bool, ConfigError> {
-    match v.as_deref() {
+fn boolean(v: Option<&str>, name: &'static str) -> Result<bool, ConfigError> {
+    match v {
         None | Some("false") => Ok(false),
         Some("true") => Ok(true),
         Some(_) => Err(err(name, "must be true or false")),
@@ -249,12 +232,13 @@ fn boolean(v: Option<String>, name: &'static str) -> Result<bool, ConfigError> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::http::path::is_public;
     use std::collections::HashMap;
 
-    pub const TEST_SECRET: &str = "test-only-token-secret-0123456789abcdefghijklmnop";
-    pub const TEST_IDENTITY_SEED: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    pub(crate) const TEST_SECRET: &str = "test-only-token-secret-0123456789abcdefghijklmnop";
+    pub(crate) const TEST_IDENTITY_SEED: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
-    pub fn vars() -> HashMap<&'static str, String> {
+    pub(crate) fn vars() -> HashMap<&'static str, String> {
         HashMap::from([
             ("WX_APPID", "wxd930ea5d5a258f4f".to_string()),
             ("WX_APPSECRET", "appsecret-value-123".to_string()),
@@ -264,11 +248,11 @@ pub(crate) mod tests {
         ])
     }
 
-    pub fn load(vars: &HashMap<&'static str, String>) -> Result<Config, ConfigError> {
+    pub(crate) fn load(vars: &HashMap<&'static str, String>) -> Result<Config, ConfigError> {
         Config::from_lookup(|k| vars.get(k).cloned())
     }
 
-    pub fn test_config() -> Config {
+    pub(crate) fn test_config() -> Config {
         load(&vars()).expect("test config is valid")
     }
 
@@ -348,15 +332,16 @@ pub(crate) mod tests {
         assert_eq!(c.api_base, "http://127.0.0.1:8788");
         assert_eq!(c.session_check, SessionCheck::RefreshOnly);
         assert_eq!(c.public_paths, vec!["/health", "/public/"]);
-        assert!(c.is_public("/health"));
-        assert!(c.is_public("/public/x"));
-        assert!(!c.is_public("/publicity"));
-        assert!(!c.is_public("/api"));
+        let public = |p: &str| is_public(&c.public_paths, p);
+        assert!(public("/health"));
+        assert!(public("/public/x"));
+        assert!(!public("/publicity"));
+        assert!(!public("/api"));
         // Nothing an origin could decode into another folder.
-        assert!(!c.is_public("/public/..%2Fadmin"));
-        assert!(!c.is_public("/public/%2e%2e/admin"));
-        assert!(!c.is_public("/public/../admin"));
-        assert!(!c.is_public("/public/a%5Cb"));
+        assert!(!public("/public/..%2Fadmin"));
+        assert!(!public("/public/%2e%2e/admin"));
+        assert!(!public("/public/../admin"));
+        assert!(!public("/public/a%5Cb"));
         assert!(c.require_phone);
         assert_eq!(c.access_ttl, 120);
         assert!(c.identity_key.is_none());

@@ -7,10 +7,19 @@
 
 use serde::Serialize;
 
+use crate::config::ConfigError;
+use crate::ids::BadCode;
+use crate::random::RandomError;
+use crate::store::StoreError;
+use crate::token::access::AccessError;
+use crate::token::identity::SigningError;
+use crate::wechat::open_data::{OpenDataError, PhoneInfoError};
+use crate::wechat::{CallError, TransportError};
+
 /// An error as the client sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum ApiError {
+pub(crate) enum ApiError {
     /// Malformed body, missing or oversized field. The text says which.
     InvalidRequest(&'static str),
     /// WeChat 40029 / 40163: the `wx.login` (or phone) code is invalid or used.
@@ -61,16 +70,16 @@ pub enum ApiError {
 
 /// The JSON body of every error response.
 #[derive(Debug, Serialize, PartialEq, Eq)]
-pub struct ErrorBody {
-    pub error: &'static str,
-    pub message: String,
+pub(crate) struct ErrorBody {
+    pub(crate) error: &'static str,
+    pub(crate) message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub wechat_errcode: Option<i64>,
+    pub(crate) wechat_errcode: Option<i64>,
 }
 
 impl ApiError {
     /// The contract's `error` code.
-    pub fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         match self {
             ApiError::InvalidRequest(_) => "invalid_request",
             ApiError::InvalidCode { .. } | ApiError::InvalidPhoneCode { .. } => "invalid_code",
@@ -95,7 +104,7 @@ impl ApiError {
         }
     }
 
-    pub fn status(&self) -> u16 {
+    pub(crate) fn status(&self) -> u16 {
         match self {
             ApiError::InvalidRequest(_)
             | ApiError::InvalidCode { .. }
@@ -120,7 +129,7 @@ impl ApiError {
         }
     }
 
-    pub fn wechat_errcode(&self) -> Option<i64> {
+    pub(crate) fn wechat_errcode(&self) -> Option<i64> {
         match self {
             ApiError::InvalidCode { errcode }
             | ApiError::InvalidPhoneCode { errcode }
@@ -130,7 +139,7 @@ impl ApiError {
         }
     }
 
-    pub fn message(&self) -> String {
+    pub(crate) fn message(&self) -> String {
         match self {
             ApiError::InvalidRequest(what) => format!("invalid request: {what}"),
             ApiError::InvalidCode { errcode: 40163 } => {
@@ -187,7 +196,7 @@ impl ApiError {
     }
 
     /// The response: status and JSON body.
-    pub fn to_response(&self) -> (u16, String) {
+    pub(crate) fn to_response(&self) -> (u16, String) {
         let body = ErrorBody {
             error: self.code(),
             message: self.message(),
@@ -204,12 +213,12 @@ impl ApiError {
 
 /// The header marking a response as the worker's own error (not the
 /// origin's): clients refresh only on a 401 that carries it.
-pub const EDGE_ERROR_HEADER: &str = "X-WX-Edge-Error";
+pub(crate) const EDGE_ERROR_HEADER: &str = "X-WX-Edge-Error";
 
 impl ApiError {
     /// Headers every error response carries besides the JSON content type:
     /// the marker, and for 401 the RFC 6750 challenge.
-    pub fn extra_headers(&self) -> Vec<(&'static str, String)> {
+    pub(crate) fn extra_headers(&self) -> Vec<(&'static str, String)> {
         let mut h = vec![(EDGE_ERROR_HEADER, self.code().to_string())];
         if self.status() == 401 {
             let error = match self {
@@ -229,6 +238,128 @@ impl ApiError {
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.code(), self.message())
+    }
+}
+
+// ------------------------------------------------------------------------
+// Each phase's own error, mapped onto the table. Every `match` is
+// exhaustive: a new variant must decide its answer here.
+
+impl From<ConfigError> for ApiError {
+    fn from(e: ConfigError) -> Self {
+        ApiError::ServerMisconfigured {
+            variable: e.variable,
+            problem: e.problem,
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(_: StoreError) -> Self {
+        ApiError::Internal
+    }
+}
+
+impl From<RandomError> for ApiError {
+    fn from(_: RandomError) -> Self {
+        ApiError::Internal
+    }
+}
+
+impl From<BadCode> for ApiError {
+    fn from(e: BadCode) -> Self {
+        match e {
+            BadCode::Missing => ApiError::InvalidRequest("code is missing"),
+            BadCode::Malformed => ApiError::InvalidRequest(
+                "code is not a WeChat code (printable ASCII, at most 256 characters)",
+            ),
+        }
+    }
+}
+
+impl From<AccessError> for ApiError {
+    fn from(e: AccessError) -> Self {
+        match e {
+            AccessError::Invalid => ApiError::InvalidToken,
+            AccessError::Expired => ApiError::TokenExpired,
+            AccessError::Signing => ApiError::Internal,
+        }
+    }
+}
+
+impl From<SigningError> for ApiError {
+    fn from(_: SigningError) -> Self {
+        ApiError::Internal
+    }
+}
+
+/// A failed WeChat call of the login (code2Session) or token
+/// (`stable_token`) kind.
+impl From<CallError> for ApiError {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Errcode(code @ (40029 | 40163)) => ApiError::InvalidCode { errcode: code },
+            CallError::Errcode(code @ 40226) => ApiError::UserBlocked { errcode: code },
+            CallError::Errcode(code @ 45011) => ApiError::RateLimited {
+                errcode: Some(code),
+            },
+            // WeChat refusing our own credentials is a deployment problem.
+            CallError::Errcode(40013) => ApiError::ServerMisconfigured {
+                variable: "WX_APPID",
+                problem: "was refused by WeChat (errcode 40013)",
+            },
+            CallError::Errcode(40125) => ApiError::ServerMisconfigured {
+                variable: "WX_APPSECRET",
+                problem: "was refused by WeChat (errcode 40125)",
+            },
+            CallError::Errcode(code) => ApiError::WechatUnavailable {
+                errcode: Some(code),
+            },
+            CallError::Http(_)
+            | CallError::Unparseable
+            | CallError::Transport(TransportError::Network | TransportError::Timeout) => {
+                ApiError::WechatUnavailable { errcode: None }
+            }
+        }
+    }
+}
+
+/// A failed getuserphonenumber call: its 40029 is about the phone button's
+/// code, not about `wx.login`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PhoneCallError(pub(crate) CallError);
+
+impl From<PhoneCallError> for ApiError {
+    fn from(PhoneCallError(e): PhoneCallError) -> Self {
+        match e {
+            CallError::Errcode(code @ (40029 | 40163)) => {
+                ApiError::InvalidPhoneCode { errcode: code }
+            }
+            other => ApiError::from(other),
+        }
+    }
+}
+
+impl From<OpenDataError> for ApiError {
+    fn from(e: OpenDataError) -> Self {
+        match e {
+            OpenDataError::BadCiphertext => {
+                ApiError::InvalidRequest("encryptedData must be base64 of whole AES blocks")
+            }
+            OpenDataError::BadIv => ApiError::InvalidRequest("iv must be the base64 of 16 bytes"),
+            OpenDataError::DecryptFailed => ApiError::DecryptFailed,
+            OpenDataError::WatermarkMismatch => ApiError::WatermarkMismatch,
+        }
+    }
+}
+
+impl From<PhoneInfoError> for ApiError {
+    fn from(e: PhoneInfoError) -> Self {
+        match e {
+            // WeChat's own reply is unusable: not the client's fault.
+            PhoneInfoError::Malformed => ApiError::WechatUnavailable { errcode: None },
+            PhoneInfoError::WatermarkMismatch => ApiError::WatermarkMismatch,
+        }
     }
 }
 

@@ -1,16 +1,16 @@
 //! Randomness, passed into the core so tests can pin it.
 
 /// A source of cryptographically secure random bytes.
-pub trait Random {
+pub(crate) trait Random {
     fn fill(&self, buf: &mut [u8]) -> Result<(), RandomError>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RandomError;
+pub(crate) struct RandomError;
 
 /// The platform CSPRNG: `crypto.getRandomValues` in workerd, the OS on the host.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct OsRandom;
+pub(crate) struct OsRandom;
 
 impl Random for OsRandom {
     fn fill(&self, buf: &mut [u8]) -> Result<(), RandomError> {
@@ -19,7 +19,7 @@ impl Random for OsRandom {
 }
 
 /// `N` random bytes.
-pub fn bytes<const N: usize>(rng: &impl Random) -> Result<[u8; N], RandomError> {
+pub(crate) fn bytes<const N: usize>(rng: &impl Random) -> Result<[u8; N], RandomError> {
     let mut b = [0u8; N];
     rng.fill(&mut b)?;
     Ok(b)
@@ -32,7 +32,7 @@ pub(crate) mod tests {
 
     /// Deterministic bytes for tests: a counter, so each call differs.
     #[derive(Default)]
-    pub struct CountingRandom(Cell<u8>);
+    pub(crate) struct CountingRandom(Cell<u8>);
 
     impl Random for CountingRandom {
         fn fill(&self, buf: &mut [u8]) -> Result<(), RandomError> {

@@ -5,6 +5,7 @@
 //! `Debug` prints `[redacted]` and which has no `Display` and no
 //! `PartialEq`: comparing secrets goes through [`ct_eq`] (constant time).
 
+use base64::Engine;
 use subtle::ConstantTimeEq;
 
 macro_rules! secret_type {
@@ -12,16 +13,12 @@ macro_rules! secret_type {
         $(#[$meta])*
         #[derive(Clone, serde::Serialize, serde::Deserialize)]
         #[serde(transparent)]
-        pub struct $name(String);
+        pub(crate) struct $name(String);
 
         impl $name {
-            pub fn new(value: impl Into<String>) -> Self {
-                Self(value.into())
-            }
-
             /// The secret itself. Call only where it is used (a request to
             /// WeChat, a key derivation), never to log or format it.
-            pub fn secret(&self) -> &str {
+            pub(crate) fn secret(&self) -> &str {
                 &self.0
             }
         }
@@ -39,10 +36,6 @@ secret_type!(
     AppSecret
 );
 secret_type!(
-    /// WeChat's per-user `session_key` (base64 of 16 bytes). Lives in KV only.
-    SessionKey
-);
-secret_type!(
     /// A WeChat API `access_token` from `cgi-bin/stable_token`.
     WxAccessToken
 );
@@ -51,8 +44,66 @@ secret_type!(
     RefreshToken
 );
 
+impl AppSecret {
+    pub(crate) fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+}
+
+impl RefreshToken {
+    pub(crate) fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+}
+
+/// WeChat's per-user `session_key`: the 16-byte AES key of the user's open
+/// data. Decoded from base64 once, when code2Session hands it over; stored
+/// (as base64) in the session record only. It never prints and never
+/// leaves the worker.
+#[derive(Clone)]
+pub(crate) struct SessionKey([u8; 16]);
+
+impl SessionKey {
+    /// The base64 WeChat sends; `None` unless it is exactly 16 bytes.
+    pub(crate) fn from_base64(b64: &str) -> Option<Self> {
+        let raw = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+        raw.try_into().ok().map(SessionKey)
+    }
+
+    /// The base64 form, as stored (tests compare keys through it).
+    #[cfg(test)]
+    pub(crate) fn to_base64(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(self.0)
+    }
+
+    /// The key itself: for the AES decryption only.
+    pub(crate) fn bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SessionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionKey([redacted])")
+    }
+}
+
+impl serde::Serialize for SessionKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(self.0))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SessionKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        SessionKey::from_base64(&text)
+            .ok_or_else(|| serde::de::Error::custom("session_key is not base64 of 16 bytes"))
+    }
+}
+
 /// Constant-time equality for secrets and digests.
-pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.ct_eq(b).into()
 }
 
@@ -62,11 +113,23 @@ mod tests {
 
     #[test]
     fn debug_never_shows_the_value() {
-        let key = SessionKey::new("tiihtNczf5v6AKRyjwEUhQ==");
+        let key = SessionKey::from_base64("tiihtNczf5v6AKRyjwEUhQ==").expect("16 bytes");
         let shown = format!("{key:?} {:?}", AppSecret::new("supersecret"));
         assert!(!shown.contains("tiihtN"), "{shown}");
         assert!(!shown.contains("supersecret"), "{shown}");
         assert!(shown.contains("[redacted]"));
+    }
+
+    #[test]
+    fn session_keys_are_16_bytes_and_round_trip_as_base64() {
+        let key = SessionKey::from_base64("tiihtNczf5v6AKRyjwEUhQ==").expect("16 bytes");
+        let json = serde_json::to_string(&key).expect("json");
+        assert_eq!(json, r#""tiihtNczf5v6AKRyjwEUhQ==""#);
+        let back: SessionKey = serde_json::from_str(&json).expect("parses");
+        assert_eq!(back.bytes(), key.bytes());
+        for bad in ["c2hvcnQ=", "x", "", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"] {
+            assert!(SessionKey::from_base64(bad).is_none(), "{bad}");
+        }
     }
 
     #[test]

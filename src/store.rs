@@ -3,79 +3,75 @@
 //! Keys:
 //! - `session:{sid}` → [`SessionRecord`] (expires with the session)
 //! - `user:{openid}` → [`UserRecord`]
-//! - `wx:stable_token` → [`CachedWxToken`]
+//! - `wx:stable_token` → the WeChat API token (`wechat::access_token`)
 //! - `allow:phone:{purePhoneNumber}` → any value (the staff allowlist)
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::error::ApiError;
-use crate::phone::VerifiedPhone;
-use crate::secret::{SessionKey, WxAccessToken};
+use crate::ids::{OpenId, SessionId};
+use crate::secret::SessionKey;
+use crate::wechat::open_data::VerifiedPhone;
 
+/// The store failed or timed out (details go to the log only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StoreError;
-
-impl From<StoreError> for ApiError {
-    fn from(_: StoreError) -> Self {
-        ApiError::Internal
-    }
-}
+pub(crate) struct StoreError;
 
 /// A key-value store with per-key expiry (Workers KV in the worker).
 #[allow(async_fn_in_trait)] // used with concrete types only; no Send bound wanted on wasm
-pub trait Store {
+pub(crate) trait Store {
     async fn get(&self, key: &str) -> Result<Option<String>, StoreError>;
     /// Writes `value`; it disappears `ttl` seconds from now when given.
     async fn put(&self, key: &str, value: &str, ttl: Option<u64>) -> Result<(), StoreError>;
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
 }
 
-pub fn session_key(sid: &str) -> String {
+pub(crate) fn session_key(sid: &SessionId) -> String {
     format!("session:{sid}")
 }
-pub fn user_key(openid: &str) -> String {
+pub(crate) fn user_key(openid: &OpenId) -> String {
     format!("user:{openid}")
 }
-pub fn allow_key(pure_phone: &str) -> String {
+pub(crate) fn allow_key(pure_phone: &str) -> String {
     format!("allow:phone:{pure_phone}")
 }
-pub const WX_TOKEN_KEY: &str = "wx:stable_token";
+pub(crate) const WX_TOKEN_KEY: &str = "wx:stable_token";
 
 /// How many superseded refresh-token hashes a session remembers for reuse
 /// detection.
-pub const RETIRED_KEPT: usize = 16;
+pub(crate) const RETIRED_KEPT: usize = 16;
 
 /// A login session. `session_key` never leaves the worker.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SessionRecord {
-    pub openid: String,
+pub(crate) struct SessionRecord {
+    pub(crate) openid: OpenId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unionid: Option<String>,
-    pub session_key: SessionKey,
+    pub(crate) unionid: Option<String>,
+    pub(crate) session_key: SessionKey,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phone: Option<VerifiedPhone>,
-    pub created_at: i64,
-    pub expires_at: i64,
+    pub(crate) phone: Option<VerifiedPhone>,
+    pub(crate) created_at: i64,
+    pub(crate) expires_at: i64,
     /// Hash of the current refresh token.
-    pub refresh_hash: String,
+    pub(crate) refresh_hash: String,
     /// Hash of the token it replaced, and when: presented again within the
     /// grace window it yields the current token (sealed below).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prev_hash: Option<String>,
+    pub(crate) prev_hash: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rotated_at: Option<i64>,
+    pub(crate) rotated_at: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sealed_current: Option<String>,
+    pub(crate) sealed_current: Option<String>,
     /// Older hashes: presenting one of them is reuse.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub retired: Vec<String>,
+    pub(crate) retired: Vec<String>,
 }
 
 impl SessionRecord {
     /// Makes `next_hash` the current refresh token. The replaced one stays
     /// acceptable for the grace window (yielding `sealed_current` when
     /// given); the one before it joins the bounded list of retired hashes.
-    pub fn rotate(&mut self, next_hash: String, sealed_current: Option<String>, now: i64) {
+    pub(crate) fn rotate(&mut self, next_hash: String, sealed_current: Option<String>, now: i64) {
         if let Some(old_prev) = self.prev_hash.take() {
             self.retired.push(old_prev);
             if self.retired.len() > RETIRED_KEPT {
@@ -91,29 +87,22 @@ impl SessionRecord {
 
 /// What the worker knows of a user, per openid.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct UserRecord {
-    pub openid: String,
+pub(crate) struct UserRecord {
+    pub(crate) openid: OpenId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unionid: Option<String>,
-    pub first_login_at: i64,
-    pub last_login_at: i64,
+    pub(crate) unionid: Option<String>,
+    pub(crate) first_login_at: i64,
+    pub(crate) last_login_at: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_login_ip: Option<String>,
-    pub login_count: u64,
+    pub(crate) last_login_ip: Option<String>,
+    pub(crate) login_count: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phone: Option<VerifiedPhone>,
+    pub(crate) phone: Option<VerifiedPhone>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phone_bound_at: Option<i64>,
+    pub(crate) phone_bound_at: Option<i64>,
 }
 
-/// The WeChat API access_token, shared by every isolate through KV.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CachedWxToken {
-    pub access_token: WxAccessToken,
-    pub expires_at: i64,
-}
-
-pub async fn get_json<S: Store, T: DeserializeOwned>(
+pub(crate) async fn get_json<S: Store, T: DeserializeOwned>(
     store: &S,
     key: &str,
 ) -> Result<Option<T>, ApiError> {
@@ -125,7 +114,7 @@ pub async fn get_json<S: Store, T: DeserializeOwned>(
     }
 }
 
-pub async fn put_json<S: Store, T: Serialize>(
+pub(crate) async fn put_json<S: Store, T: Serialize>(
     store: &S,
     key: &str,
     value: &T,
@@ -144,14 +133,14 @@ pub(crate) mod tests {
 
     /// An in-memory store with expiry against a settable clock.
     #[derive(Default)]
-    pub struct MemoryStore {
-        pub data: RefCell<HashMap<String, (String, Option<i64>)>>,
-        pub now: Cell<i64>,
-        pub fail: Cell<bool>,
+    pub(crate) struct MemoryStore {
+        pub(crate) data: RefCell<HashMap<String, (String, Option<i64>)>>,
+        pub(crate) now: Cell<i64>,
+        pub(crate) fail: Cell<bool>,
     }
 
     impl MemoryStore {
-        pub fn raw(&self) -> String {
+        pub(crate) fn raw(&self) -> String {
             self.data
                 .borrow()
                 .iter()

@@ -6,23 +6,27 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use futures_util::future::{select, Either};
 use futures_util::StreamExt;
 use worker::{
-    console_error, console_log, event, AbortController, Context, Date, Delay, Env, Fetch, Headers,
-    Method, Request, RequestInit, RequestRedirect, Response, Result,
+    console_error, console_log, event, Context, Date, Env, Fetch, Headers, Method, Request,
+    RequestInit, RequestRedirect, Response, Result,
 };
 
-use crate::body::{login_code, parse_object, phone_request, refresh_token, MAX_BODY_BYTES};
 use crate::config::{Config, ConfigError};
 use crate::error::ApiError;
-use crate::headers::rewrite_request_headers;
-use crate::identity::jwks;
+use crate::flows::{Edge, IsolateState};
+use crate::http::body::{login_code, parse_object, phone_request, refresh_token, MAX_BODY_BYTES};
+use crate::http::headers::rewrite_request_headers;
+use crate::http::path::origin_target;
+use crate::http::router::{route, Route};
 use crate::random::OsRandom;
-use crate::router::{route, Route};
-use crate::service::{Edge, IsolateState};
-use crate::store::{Store, StoreError};
-use crate::wechat::{self, HttpRequest, HttpResponse, Transport, TransportError};
+use crate::token::identity::jwks;
+
+mod fetch;
+mod kv;
+
+use fetch::FetchTransport;
+use kv::KvStore;
 
 const KV_BINDING: &str = "SESSIONS";
 const CONFIG_VARS: &[&str] = &[
@@ -143,7 +147,7 @@ async fn handle(mut req: Request, env: &Env) -> std::result::Result<Response, Ap
         store: &kv,
         wechat: &transport,
         rng: &OsRandom,
-        now: (Date::now().as_millis() / 1000) as i64,
+        now: i64::try_from(Date::now().as_millis() / 1000).unwrap_or(i64::MAX),
     };
     let authorization = req.headers().get("Authorization").ok().flatten();
 
@@ -184,6 +188,8 @@ async fn handle(mut req: Request, env: &Env) -> std::result::Result<Response, Ap
     }
 }
 
+// By value: it is passed to `map_err`.
+#[allow(clippy::needless_pass_by_value)]
 fn internal(e: worker::Error) -> ApiError {
     console_error!("internal error: {e}");
     ApiError::Internal
@@ -242,11 +248,10 @@ async fn proxy(
     {
         headers.append(&name, &value).map_err(internal)?;
     }
-    let url = req.url().map_err(internal)?;
-    let target = match url.query() {
-        Some(q) => format!("{}{}?{}", edge.cfg.origin_url, url.path(), q),
-        None => format!("{}{}", edge.cfg.origin_url, url.path()),
-    };
+    let target = origin_target(&edge.cfg.origin_url, &req.inner().url()).ok_or_else(|| {
+        console_error!("internal error: the request URL is not absolute");
+        ApiError::Internal
+    })?;
     let method = req.method();
     let mut init = RequestInit::new();
     init.with_method(method.clone())
@@ -261,95 +266,6 @@ async fn proxy(
         Err(e) => {
             console_error!("origin fetch failed: {e}");
             Err(ApiError::OriginUnavailable)
-        }
-    }
-}
-
-// ------------------------------------------------------------------ KV
-
-struct KvStore(worker::kv::KvStore);
-
-impl Store for KvStore {
-    async fn get(&self, key: &str) -> std::result::Result<Option<String>, StoreError> {
-        self.0.get(key).text().await.map_err(|e| {
-            console_error!("kv get failed: {e}");
-            StoreError
-        })
-    }
-
-    async fn put(
-        &self,
-        key: &str,
-        value: &str,
-        ttl: Option<u64>,
-    ) -> std::result::Result<(), StoreError> {
-        let mut put = self.0.put(key, value).map_err(|_| StoreError)?;
-        if let Some(ttl) = ttl {
-            put = put.expiration_ttl(ttl.max(60));
-        }
-        put.execute().await.map_err(|e| {
-            console_error!("kv put failed: {e}");
-            StoreError
-        })
-    }
-
-    async fn delete(&self, key: &str) -> std::result::Result<(), StoreError> {
-        self.0.delete(key).await.map_err(|e| {
-            console_error!("kv delete failed: {e}");
-            StoreError
-        })
-    }
-}
-
-// ---------------------------------------------------------------- fetch
-
-struct FetchTransport {
-    timeout: Duration,
-}
-
-impl Transport for FetchTransport {
-    async fn pause(&self, ms: u32) {
-        Delay::from(Duration::from_millis(u64::from(ms))).await;
-    }
-
-    async fn send(&self, req: HttpRequest) -> std::result::Result<HttpResponse, TransportError> {
-        let mut init = RequestInit::new();
-        let headers = Headers::new();
-        match req.method {
-            wechat::Method::Get => {
-                init.with_method(Method::Get);
-            }
-            wechat::Method::Post => {
-                init.with_method(Method::Post);
-                headers
-                    .set("Content-Type", "application/json")
-                    .map_err(|_| TransportError::Network)?;
-                init.with_body(req.body.map(|b| b.into()));
-            }
-        }
-        init.with_headers(headers);
-        let request =
-            Request::new_with_init(&req.url, &init).map_err(|_| TransportError::Network)?;
-        let controller = AbortController::default();
-        let signal = controller.signal();
-        let work = async move {
-            let fetch = Fetch::Request(request);
-            let mut resp = fetch
-                .send_with_signal(&signal)
-                .await
-                .map_err(|_| TransportError::Network)?;
-            let status = resp.status_code();
-            let body = resp.bytes().await.map_err(|_| TransportError::Network)?;
-            Ok(HttpResponse { status, body })
-        };
-        let delay = Delay::from(self.timeout);
-        futures_util::pin_mut!(work);
-        match select(work, delay).await {
-            Either::Left((result, _)) => result,
-            Either::Right(((), _)) => {
-                controller.abort();
-                Err(TransportError::Timeout)
-            }
         }
     }
 }

@@ -2,7 +2,7 @@
 
 /// The worker's own endpoints, and everything else (the proxy).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
+pub(crate) enum Route {
     Login,
     Refresh,
     Logout,
@@ -15,9 +15,9 @@ pub enum Route {
     MethodNotAllowed(&'static str),
 }
 
-pub const JWKS_PATH: &str = "/.well-known/jwks.json";
+pub(crate) const JWKS_PATH: &str = "/.well-known/jwks.json";
 
-pub fn route(method: &str, path: &str) -> Route {
+pub(crate) fn route(method: &str, path: &str) -> Route {
     let (route, allow) = match path {
         "/auth/login" => (Route::Login, "POST"),
         "/auth/refresh" => (Route::Refresh, "POST"),

@@ -1,8 +1,9 @@
-//! WeChat open-data decryption and phone numbers.
+//! WeChat open data: the legacy `encryptedData`/`iv` decryption and the
+//! phone numbers WeChat vouches for.
 //!
-//! Pure: no I/O, no clock. The worker shell hands in the session's
-//! [`SessionKey`] and the configured appid and maps [`PhoneError`] onto the
-//! contract's error table.
+//! Pure: no I/O, no clock. The flows hand in the session's [`SessionKey`]
+//! and the configured appid; each error maps onto the contract's table by
+//! an exhaustive `From` in `crate::error`.
 //!
 //! Design choices:
 //! - An [`EncryptedPhone`] (ciphertext as received) and a [`VerifiedPhone`]
@@ -12,7 +13,7 @@
 //! - PKCS#7 padding is checked strictly (pad byte `n` in `1..=16`, all `n`
 //!   bytes equal to `n`), so a stale or wrong `session_key` — the commonest
 //!   failure, after a second `wx.login()` rotated it — is reported as
-//!   [`PhoneError::DecryptFailed`] instead of surfacing as garbage.
+//!   [`OpenDataError::DecryptFailed`] instead of surfacing as garbage.
 //! - Base64 is decoded leniently the way mini-programs deliver it
 //!   ([`decode_lenient_base64`]): form/URL decoding turns `+` into a space.
 //! - Errors never carry key material, ciphertext or plaintext.
@@ -21,68 +22,38 @@ use aes::cipher::{block_padding::NoPadding, BlockDecryptMut, KeyIvInit};
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::{DecodePaddingMode, Engine as _};
 use serde::{Deserialize, Serialize};
-use sha1::{Digest, Sha1};
 
-use crate::secret::{ct_eq, SessionKey};
+use crate::secret::SessionKey;
 
 /// AES block size, and the length of WeChat's session_key and iv.
 const BLOCK: usize = 16;
 
-/// Field names carried by [`PhoneError::BadInput`].
-const FIELD_ENCRYPTED_DATA: &str = "encryptedData";
-const FIELD_IV: &str = "iv";
-const FIELD_SESSION_KEY: &str = "session_key";
-
-/// Errors, mapped by the caller onto the contract's error table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum PhoneError {
-    /// `encryptedData` / `iv` not base64, iv not 16 bytes, ciphertext empty
-    /// or not a multiple of 16, session_key not 16 bytes → 400
-    /// `invalid_request`. Carries the field name: `"encryptedData"`, `"iv"`
-    /// or `"session_key"`.
-    BadInput(&'static str),
+/// Why legacy open data could not be opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OpenDataError {
+    /// `encryptedData` is not base64, empty, or not whole AES blocks.
+    BadCiphertext,
+    /// `iv` is not the base64 of 16 bytes.
+    BadIv,
     /// Does not decrypt: strict PKCS#7 check failed, or the plaintext is not
-    /// UTF-8 JSON of the expected shape → 400 `decrypt_failed`.
+    /// UTF-8 JSON of the expected shape.
     DecryptFailed,
-    /// Decrypted fine, but `watermark.appid` is another app's → 400
-    /// `watermark_mismatch`.
+    /// Decrypted fine, but `watermark.appid` is another app's.
     WatermarkMismatch,
 }
 
-impl std::fmt::Display for PhoneError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::BadInput(FIELD_ENCRYPTED_DATA) => f.write_str(
-                "encryptedData must be base64 of a non-empty whole number of 16-byte blocks",
-            ),
-            Self::BadInput(FIELD_IV) => f.write_str("iv must be base64 of 16 bytes"),
-            Self::BadInput(FIELD_SESSION_KEY) => {
-                f.write_str("the session's session_key is not base64 of 16 bytes")
-            }
-            Self::BadInput(field) => write!(f, "invalid {field}"),
-            Self::DecryptFailed => f.write_str(
-                "data does not decrypt with this session's session_key: \
-                 log in again, then fetch the phone again",
-            ),
-            Self::WatermarkMismatch => f.write_str("decrypted data belongs to another appid"),
-        }
-    }
+/// Why a getuserphonenumber `phone_info` is not a phone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PhoneInfoError {
+    /// Not the documented shape: WeChat's reply is unusable.
+    Malformed,
+    /// Another app's watermark.
+    WatermarkMismatch,
 }
-
-impl std::error::Error for PhoneError {}
 
 /// The input of [`decode_lenient_base64`] is not base64.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct InvalidBase64;
-
-impl std::fmt::Display for InvalidBase64 {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("invalid base64")
-    }
-}
-
-impl std::error::Error for InvalidBase64 {}
+pub(crate) struct InvalidBase64;
 
 /// Standard alphabet, `=` padding optional.
 const LENIENT: GeneralPurpose = GeneralPurpose::new(
@@ -93,7 +64,7 @@ const LENIENT: GeneralPurpose = GeneralPurpose::new(
 /// Base64 as mini-programs actually deliver it: repairs `' '` back to `'+'`
 /// (form/URL decoding turns `+` into a space), ignores `\r` and `\n`,
 /// accepts missing `=` padding; standard alphabet.
-pub fn decode_lenient_base64(s: &str) -> Result<Vec<u8>, InvalidBase64> {
+pub(crate) fn decode_lenient_base64(s: &str) -> Result<Vec<u8>, InvalidBase64> {
     let repaired: String = s
         .chars()
         .filter(|c| !matches!(c, '\r' | '\n'))
@@ -103,36 +74,30 @@ pub fn decode_lenient_base64(s: &str) -> Result<Vec<u8>, InvalidBase64> {
 }
 
 /// AES-128-CBC decrypt with strict PKCS#7 (pad byte `n` in `1..=16`, all `n`
-/// bytes equal to `n`). Key = base64-decoded session_key (must be 16 bytes),
-/// iv = 16 bytes.
-pub fn decrypt_open_data(
+/// bytes equal to `n`), iv = 16 bytes.
+pub(crate) fn decrypt_open_data(
     session_key: &SessionKey,
     encrypted_data_b64: &str,
     iv_b64: &str,
-) -> Result<Vec<u8>, PhoneError> {
-    let mut data = decode_lenient_base64(encrypted_data_b64)
-        .map_err(|_| PhoneError::BadInput(FIELD_ENCRYPTED_DATA))?;
+) -> Result<Vec<u8>, OpenDataError> {
+    let mut data =
+        decode_lenient_base64(encrypted_data_b64).map_err(|_| OpenDataError::BadCiphertext)?;
     if data.is_empty() || data.len() % BLOCK != 0 {
-        return Err(PhoneError::BadInput(FIELD_ENCRYPTED_DATA));
+        return Err(OpenDataError::BadCiphertext);
     }
-    let iv = decode_lenient_base64(iv_b64).map_err(|_| PhoneError::BadInput(FIELD_IV))?;
-    if iv.len() != BLOCK {
-        return Err(PhoneError::BadInput(FIELD_IV));
-    }
-    let key = decode_lenient_base64(session_key.secret())
+    let iv: [u8; BLOCK] = decode_lenient_base64(iv_b64)
         .ok()
-        .filter(|k| k.len() == BLOCK)
-        .ok_or(PhoneError::BadInput(FIELD_SESSION_KEY))?;
+        .and_then(|iv| iv.try_into().ok())
+        .ok_or(OpenDataError::BadIv)?;
 
-    let decryptor = cbc::Decryptor::<aes::Aes128>::new_from_slices(&key, &iv)
-        .map_err(|_| PhoneError::BadInput(FIELD_SESSION_KEY))?;
+    let decryptor = cbc::Decryptor::<aes::Aes128>::new(session_key.bytes().into(), &iv.into());
     // NoPadding over whole blocks cannot fail; the padding is checked below.
     let plain_len = decryptor
         .decrypt_padded_mut::<NoPadding>(&mut data)
-        .map_err(|_| PhoneError::DecryptFailed)?
+        .map_err(|_| OpenDataError::DecryptFailed)?
         .len();
     data.truncate(plain_len);
-    let unpadded = strict_pkcs7_len(&data).ok_or(PhoneError::DecryptFailed)?;
+    let unpadded = strict_pkcs7_len(&data).ok_or(OpenDataError::DecryptFailed)?;
     data.truncate(unpadded);
     Ok(data)
 }
@@ -159,9 +124,9 @@ fn strict_pkcs7_len(data: &[u8]) -> Option<usize> {
 /// (`{"encryptedData": "...", "iv": "..."}`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct EncryptedPhone {
-    pub encrypted_data: String,
-    pub iv: String,
+pub(crate) struct EncryptedPhone {
+    pub(crate) encrypted_data: String,
+    pub(crate) iv: String,
 }
 
 /// A phone WeChat vouched for (watermark checked). Distinct type from
@@ -172,73 +137,40 @@ pub struct EncryptedPhone {
 /// `phone_number` is non-empty without control characters: they end up in
 /// KV keys and request headers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VerifiedPhone {
-    pub phone_number: String,
-    pub pure_phone_number: String,
-    pub country_code: String,
+pub(crate) struct VerifiedPhone {
+    pub(crate) phone_number: String,
+    pub(crate) pure_phone_number: String,
+    pub(crate) country_code: String,
 }
 
 impl EncryptedPhone {
     /// Decrypts, parses `{"phoneNumber", "purePhoneNumber", "countryCode"
     /// (string or number), "watermark": {"appid", "timestamp"}}` and checks
     /// `watermark.appid == expected_appid`.
-    pub fn open(
+    pub(crate) fn open(
         &self,
         session_key: &SessionKey,
         expected_appid: &str,
-    ) -> Result<VerifiedPhone, PhoneError> {
+    ) -> Result<VerifiedPhone, OpenDataError> {
         let plain = decrypt_open_data(session_key, &self.encrypted_data, &self.iv)?;
-        let text = std::str::from_utf8(&plain).map_err(|_| PhoneError::DecryptFailed)?;
-        let info: PhoneInfo = serde_json::from_str(text).map_err(|_| PhoneError::DecryptFailed)?;
-        info.verify(expected_appid)
+        let text = std::str::from_utf8(&plain).map_err(|_| OpenDataError::DecryptFailed)?;
+        let info: PhoneInfo =
+            serde_json::from_str(text).map_err(|_| OpenDataError::DecryptFailed)?;
+        info.verify(expected_appid).map_err(|e| match e {
+            PhoneInfoError::Malformed => OpenDataError::DecryptFailed,
+            PhoneInfoError::WatermarkMismatch => OpenDataError::WatermarkMismatch,
+        })
     }
 }
 
 /// The `phone_info` object of a getuserphonenumber reply (same field names,
-/// `countryCode` string or number, `watermark.appid` checked). A
-/// `phone_info` of the wrong shape is [`PhoneError::DecryptFailed`].
-pub fn phone_from_phone_info(
+/// `countryCode` string or number, `watermark.appid` checked).
+pub(crate) fn phone_from_phone_info(
     phone_info: &serde_json::Value,
     expected_appid: &str,
-) -> Result<VerifiedPhone, PhoneError> {
-    let info = PhoneInfo::deserialize(phone_info).map_err(|_| PhoneError::DecryptFailed)?;
+) -> Result<VerifiedPhone, PhoneInfoError> {
+    let info = PhoneInfo::deserialize(phone_info).map_err(|_| PhoneInfoError::Malformed)?;
     info.verify(expected_appid)
-}
-
-/// Legacy getUserInfo: `hex(sha1(raw_data + session_key))` compared in
-/// constant time with `signature` (case-insensitive hex).
-pub fn verify_raw_data(raw_data: &str, session_key: &SessionKey, signature: &str) -> bool {
-    let digest = Sha1::new()
-        .chain_update(raw_data.as_bytes())
-        .chain_update(session_key.secret().as_bytes())
-        .finalize();
-    let expected: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    ct_eq(
-        expected.as_bytes(),
-        signature.to_ascii_lowercase().as_bytes(),
-    )
-}
-
-/// Legacy getUserInfo `encryptedData`: decrypt + watermark check; returns
-/// the JSON object without its `watermark`.
-pub fn open_user_info(
-    session_key: &SessionKey,
-    encrypted_data_b64: &str,
-    iv_b64: &str,
-    expected_appid: &str,
-) -> Result<serde_json::Value, PhoneError> {
-    let plain = decrypt_open_data(session_key, encrypted_data_b64, iv_b64)?;
-    let text = std::str::from_utf8(&plain).map_err(|_| PhoneError::DecryptFailed)?;
-    let mut object = match serde_json::from_str(text) {
-        Ok(serde_json::Value::Object(object)) => object,
-        _ => return Err(PhoneError::DecryptFailed),
-    };
-    let watermark = object
-        .remove("watermark")
-        .ok_or(PhoneError::DecryptFailed)?;
-    let watermark = Watermark::deserialize(&watermark).map_err(|_| PhoneError::DecryptFailed)?;
-    watermark.check(expected_appid)?;
-    Ok(serde_json::Value::Object(object))
 }
 
 /// The phone fields as WeChat sends them, decrypted or in `phone_info`.
@@ -265,18 +197,11 @@ struct Watermark {
     appid: String,
 }
 
-impl Watermark {
-    fn check(&self, expected_appid: &str) -> Result<(), PhoneError> {
-        if expected_appid.is_empty() || self.appid != expected_appid {
-            return Err(PhoneError::WatermarkMismatch);
-        }
-        Ok(())
-    }
-}
-
 impl PhoneInfo {
-    fn verify(self, expected_appid: &str) -> Result<VerifiedPhone, PhoneError> {
-        self.watermark.check(expected_appid)?;
+    fn verify(self, expected_appid: &str) -> Result<VerifiedPhone, PhoneInfoError> {
+        if expected_appid.is_empty() || self.watermark.appid != expected_appid {
+            return Err(PhoneInfoError::WatermarkMismatch);
+        }
         let country_code = match self.country_code {
             CountryCode::Text(text) => text,
             CountryCode::Number(number) => number.to_string(),
@@ -285,7 +210,7 @@ impl PhoneInfo {
         let printable =
             !self.phone_number.is_empty() && !self.phone_number.chars().any(char::is_control);
         if !digits(&self.pure_phone_number) || !digits(&country_code) || !printable {
-            return Err(PhoneError::DecryptFailed);
+            return Err(PhoneInfoError::Malformed);
         }
         Ok(VerifiedPhone {
             phone_number: self.phone_number,
@@ -305,7 +230,7 @@ mod tests {
     /// Test-only copy of the shared vectors; each section names its source
     /// in the file's `_source`.
     fn vectors() -> Value {
-        serde_json::from_str(include_str!("../tests/fixtures/wechat-vectors.json"))
+        serde_json::from_str(include_str!("../../tests/fixtures/wechat-vectors.json"))
             .expect("fixture is JSON")
     }
 
@@ -316,7 +241,7 @@ mod tests {
     }
 
     fn key_of(v: &Value, case: &str) -> SessionKey {
-        SessionKey::new(field(v, case, "session_key"))
+        SessionKey::from_base64(field(v, case, "session_key")).expect("16-byte key")
     }
 
     fn encrypted(v: &Value, case: &str) -> EncryptedPhone {
@@ -348,10 +273,10 @@ mod tests {
     const KEY: [u8; 16] = *b"0123456789abcdef";
     const IV: [u8; 16] = *b"fedcba9876543210";
 
-    fn decrypt_made(padded: &[u8]) -> Result<Vec<u8>, PhoneError> {
+    fn decrypt_made(padded: &[u8]) -> Result<Vec<u8>, OpenDataError> {
         let ct = encrypt_raw(&KEY, &IV, padded);
         decrypt_open_data(
-            &SessionKey::new(STANDARD.encode(KEY)),
+            &SessionKey::from_base64(&STANDARD.encode(KEY)).expect("16-byte key"),
             &STANDARD.encode(ct),
             &STANDARD.encode(IV),
         )
@@ -382,50 +307,6 @@ mod tests {
     }
 
     #[test]
-    fn open_user_info_checks_the_watermark_and_drops_it() {
-        let v = vectors();
-        let case = "decrypt_userinfo";
-        let (key, data, iv) = (
-            key_of(&v, case),
-            field(&v, case, "encrypted_data"),
-            field(&v, case, "iv"),
-        );
-        let info = open_user_info(&key, data, iv, field(&v, case, "appid")).expect("opens");
-        assert_eq!(info["openId"], "oGZUI0egBJY1zhBYw2KhdUfwVJJE");
-        assert_eq!(info["unionId"], "ocMvos6NjeKLIBqg5Mr9QjxrP1FA");
-        assert!(info.get("watermark").is_none());
-
-        assert_eq!(
-            open_user_info(&key, data, iv, APPID),
-            Err(PhoneError::WatermarkMismatch)
-        );
-        assert_eq!(
-            open_user_info(&key, data, iv, ""),
-            Err(PhoneError::WatermarkMismatch)
-        );
-    }
-
-    #[test]
-    fn open_user_info_rejects_a_plaintext_of_the_wrong_shape() {
-        for plain in [
-            &b"[1,2,3]"[..],
-            b"{\"openId\":\"x\"}",
-            b"{\"watermark\":{}}",
-            b"{\"watermark\":{\"appid\":\"wxd930ea5d5a258f4f\"}} trailing",
-            b"\xff\xfe not utf-8",
-        ] {
-            let ct = encrypt_raw(&KEY, &IV, &pkcs7(plain));
-            let got = open_user_info(
-                &SessionKey::new(STANDARD.encode(KEY)),
-                &STANDARD.encode(ct),
-                &STANDARD.encode(IV),
-                APPID,
-            );
-            assert_eq!(got, Err(PhoneError::DecryptFailed), "{plain:?}");
-        }
-    }
-
-    #[test]
     fn phone_ok_opens() {
         let v = vectors();
         let phone = encrypted(&v, "phone_ok")
@@ -449,7 +330,7 @@ mod tests {
         let key = key_of(&v, case);
         assert_eq!(
             sealed.open(&key, field(&v, case, "appid")),
-            Err(PhoneError::WatermarkMismatch)
+            Err(OpenDataError::WatermarkMismatch)
         );
         // For the app it does belong to, it opens, and its numeric
         // countryCode becomes a string.
@@ -465,13 +346,13 @@ mod tests {
     fn phone_info_accepts_string_or_number_country_code() {
         for code in [json!("86"), json!(86)] {
             let phone = phone_from_phone_info(&phone_json(code.clone(), APPID), APPID)
-                .unwrap_or_else(|e| panic!("{code}: {e}"));
+                .unwrap_or_else(|e| panic!("{code}: {e:?}"));
             assert_eq!(phone.country_code, "86");
             assert_eq!(phone.pure_phone_number, "13800138000");
         }
         assert_eq!(
             phone_from_phone_info(&phone_json(json!(86), "wx0000000000000000"), APPID),
-            Err(PhoneError::WatermarkMismatch)
+            Err(PhoneInfoError::WatermarkMismatch)
         );
     }
 
@@ -505,7 +386,7 @@ mod tests {
         ] {
             assert_eq!(
                 phone_from_phone_info(&bad, APPID),
-                Err(PhoneError::DecryptFailed),
+                Err(PhoneInfoError::Malformed),
                 "{bad}"
             );
         }
@@ -520,8 +401,11 @@ mod tests {
             iv: STANDARD.encode(IV),
         };
         assert_eq!(
-            sealed.open(&SessionKey::new(STANDARD.encode(KEY)), APPID),
-            Err(PhoneError::DecryptFailed)
+            sealed.open(
+                &SessionKey::from_base64(&STANDARD.encode(KEY)).expect("16-byte key"),
+                APPID
+            ),
+            Err(OpenDataError::DecryptFailed)
         );
     }
 
@@ -535,7 +419,7 @@ mod tests {
         let ct = encrypt_raw(&KEY, &iv, &pkcs7(plain));
         let (ct_b64, iv_b64) = (STANDARD.encode(ct), STANDARD.encode(iv));
         assert!(iv_b64.contains('+'), "{iv_b64}");
-        let key = SessionKey::new(STANDARD.encode(KEY));
+        let key = SessionKey::from_base64(&STANDARD.encode(KEY)).expect("16-byte key");
         assert_eq!(
             decrypt_open_data(&key, &ct_b64.replace('+', " "), &iv_b64.replace('+', " ")),
             Ok(plain.to_vec())
@@ -610,15 +494,15 @@ mod tests {
             field(&v, "decrypt_userinfo", "encrypted_data"),
             field(&v, "decrypt_userinfo", "iv"),
         );
-        let userinfo_appid = field(&v, "decrypt_userinfo", "appid");
+        let userinfo_plain = field(&v, "decrypt_userinfo", "plaintext").as_bytes();
 
         let mut tried = 0;
         let mut padding_rejected = 0;
         for k in keys.iter().chain([&userinfo_key]) {
-            let key = SessionKey::new(STANDARD.encode(k));
-            assert_eq!(sealed.open(&key, APPID), Err(PhoneError::DecryptFailed));
+            let key = SessionKey::from_base64(&STANDARD.encode(k)).expect("16-byte key");
+            assert_eq!(sealed.open(&key, APPID), Err(OpenDataError::DecryptFailed));
             match decrypt_open_data(&key, &sealed.encrypted_data, &sealed.iv) {
-                Err(PhoneError::DecryptFailed) => padding_rejected += 1,
+                Err(OpenDataError::DecryptFailed) => padding_rejected += 1,
                 // A wrong key passes strict PKCS#7 with probability ~1/256
                 // (last byte 0x01); `open` above still rejects it.
                 Ok(garbage) => assert_ne!(garbage, phone_plain),
@@ -627,10 +511,10 @@ mod tests {
             tried += 1;
         }
         for k in keys.iter().chain([&phone_key]) {
-            let key = SessionKey::new(STANDARD.encode(k));
-            assert_eq!(
-                open_user_info(&key, data, iv, userinfo_appid),
-                Err(PhoneError::DecryptFailed)
+            let key = SessionKey::from_base64(&STANDARD.encode(k)).expect("16-byte key");
+            assert_ne!(
+                decrypt_open_data(&key, data, iv).ok().as_deref(),
+                Some(userinfo_plain)
             );
         }
         assert!(
@@ -651,30 +535,30 @@ mod tests {
         let one_block_short = STANDARD.encode(&raw[..raw.len() - 16]);
         assert_eq!(
             decrypt_open_data(&key, &short, iv),
-            Err(PhoneError::BadInput("encryptedData"))
+            Err(OpenDataError::BadCiphertext)
         );
         assert_eq!(
             decrypt_open_data(&key, "", iv),
-            Err(PhoneError::BadInput("encryptedData"))
+            Err(OpenDataError::BadCiphertext)
         );
         assert_eq!(
             decrypt_open_data(&key, "not base64!", iv),
-            Err(PhoneError::BadInput("encryptedData"))
+            Err(OpenDataError::BadCiphertext)
         );
         // Whole blocks but truncated: the padding no longer checks out.
         assert_eq!(
             decrypt_open_data(&key, &one_block_short, iv),
-            Err(PhoneError::DecryptFailed)
+            Err(OpenDataError::DecryptFailed)
         );
 
         let iv12 = STANDARD.encode([7u8; 12]);
         assert_eq!(
             decrypt_open_data(&key, data, &iv12),
-            Err(PhoneError::BadInput("iv"))
+            Err(OpenDataError::BadIv)
         );
         assert_eq!(
             decrypt_open_data(&key, data, "r7BX XKk=Lb8"),
-            Err(PhoneError::BadInput("iv"))
+            Err(OpenDataError::BadIv)
         );
 
         for bad_key in [
@@ -683,10 +567,8 @@ mod tests {
             "x".into(),
             String::new(),
         ] {
-            assert_eq!(
-                decrypt_open_data(&SessionKey::new(bad_key), data, iv),
-                Err(PhoneError::BadInput("session_key"))
-            );
+            // A key of the wrong size never becomes a SessionKey at all.
+            assert!(SessionKey::from_base64(&bad_key).is_none(), "{bad_key}");
         }
     }
 
@@ -710,7 +592,7 @@ mod tests {
             };
             assert_eq!(
                 tampered.open(&key, APPID),
-                Err(PhoneError::DecryptFailed),
+                Err(OpenDataError::DecryptFailed),
                 "{pos}"
             );
         }
@@ -720,7 +602,7 @@ mod tests {
         t[len - 17] ^= 0x01;
         assert_eq!(
             decrypt_open_data(&key, &STANDARD.encode(&t), &sealed.iv),
-            Err(PhoneError::DecryptFailed)
+            Err(OpenDataError::DecryptFailed)
         );
     }
 
@@ -741,63 +623,42 @@ mod tests {
         zero[15] = 0;
         assert_eq!(
             decrypt_made(&with_last_block(zero)),
-            Err(PhoneError::DecryptFailed)
+            Err(OpenDataError::DecryptFailed)
         );
         // Pad byte 17 (longer than a block, though not than the data).
         assert_eq!(
             decrypt_made(&with_last_block([17; 16])),
-            Err(PhoneError::DecryptFailed)
+            Err(OpenDataError::DecryptFailed)
         );
         // Pad byte 255.
         assert_eq!(
             decrypt_made(&with_last_block([255; 16])),
-            Err(PhoneError::DecryptFailed)
+            Err(OpenDataError::DecryptFailed)
         );
         // Inconsistent pad bytes: claims 3, has 3,2,3.
         let mut mixed = [b'y'; 16];
         mixed[13..].copy_from_slice(&[3, 2, 3]);
         assert_eq!(
             decrypt_made(&with_last_block(mixed)),
-            Err(PhoneError::DecryptFailed)
+            Err(OpenDataError::DecryptFailed)
         );
         // Claims 16, one byte off at the start of the block.
         let mut almost = [16u8; 16];
         almost[0] = 15;
         assert_eq!(
             decrypt_made(&with_last_block(almost)),
-            Err(PhoneError::DecryptFailed)
+            Err(OpenDataError::DecryptFailed)
         );
     }
 
     #[test]
-    fn raw_data_signature() {
-        let v = vectors();
-        let case = "rawdata_signature";
-        let key = key_of(&v, case);
-        let raw = field(&v, case, "raw_data");
-        let sig = field(&v, case, "signature");
-
-        assert!(verify_raw_data(raw, &key, sig));
-        assert!(verify_raw_data(raw, &key, &sig.to_ascii_uppercase()));
-
-        assert!(!verify_raw_data(&raw.replace("Band", "Banc"), &key, sig));
-        let mut changed = sig.to_owned();
-        changed.replace_range(..1, if sig.starts_with('0') { "1" } else { "0" });
-        assert!(!verify_raw_data(raw, &key, &changed));
-        assert!(!verify_raw_data(raw, &key, &sig[..39]));
-        assert!(!verify_raw_data(raw, &key, ""));
-        assert!(!verify_raw_data(raw, &key_of(&v, "phone_ok"), sig));
-    }
-
-    #[test]
-    fn display_never_shows_key_material_or_plaintext() {
+    fn errors_never_show_key_material_or_plaintext() {
         let v = vectors();
         let mut errors = vec![
-            PhoneError::BadInput("encryptedData"),
-            PhoneError::BadInput("iv"),
-            PhoneError::BadInput("session_key"),
-            PhoneError::DecryptFailed,
-            PhoneError::WatermarkMismatch,
+            OpenDataError::BadCiphertext,
+            OpenDataError::BadIv,
+            OpenDataError::DecryptFailed,
+            OpenDataError::WatermarkMismatch,
         ];
         // And the errors real calls produce.
         let sealed = encrypted(&v, "phone_foreign_appid");
@@ -805,45 +666,35 @@ mod tests {
         errors.extend(sealed.open(&key, APPID).err());
         errors.extend(
             sealed
-                .open(&SessionKey::new(STANDARD.encode([9u8; 16])), APPID)
+                .open(
+                    &SessionKey::from_base64(&STANDARD.encode([9u8; 16])).expect("16-byte key"),
+                    APPID,
+                )
                 .err(),
         );
-        errors.extend(
-            decrypt_open_data(
-                &SessionKey::new("c2hvcnQ="),
-                &sealed.encrypted_data,
-                &sealed.iv,
-            )
-            .err(),
-        );
-        assert_eq!(errors.len(), 8);
+        assert_eq!(errors.len(), 6);
 
         let secrets = [
             field(&v, "phone_ok", "session_key"),
             field(&v, "decrypt_userinfo", "session_key"),
-            "c2hvcnQ",
             &sealed.encrypted_data[..12],
             &sealed.iv[..12],
             "4155550123",
             "13800138000",
         ];
-        for e in &errors {
-            let shown = format!("{e} {e:?}");
-            assert!(
-                e.to_string().starts_with(|c: char| c.is_ascii_lowercase()),
-                "{shown}"
-            );
+        for e in errors {
+            let (_, body) = crate::error::ApiError::from(e).to_response();
+            let shown = format!("{e:?} {body}");
             for s in secrets {
                 assert!(!shown.contains(s), "{shown} contains {s}");
             }
         }
-        assert!(PhoneError::DecryptFailed
-            .to_string()
-            .contains("log in again"));
-        assert!(PhoneError::BadInput("iv").to_string().contains("iv"));
-        assert!(PhoneError::BadInput("encryptedData")
-            .to_string()
-            .contains("encryptedData"));
+        let (_, body) = crate::error::ApiError::from(OpenDataError::DecryptFailed).to_response();
+        assert!(body.contains("log in again"), "{body}");
+        let (_, body) = crate::error::ApiError::from(OpenDataError::BadIv).to_response();
+        assert!(body.contains("iv"), "{body}");
+        let (_, body) = crate::error::ApiError::from(OpenDataError::BadCiphertext).to_response();
+        assert!(body.contains("encryptedData"), "{body}");
     }
 
     #[test]

@@ -4,14 +4,14 @@
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
-use crate::phone::EncryptedPhone;
-use crate::service::PhoneRequest;
+use crate::flows::phone::PhoneRequest;
+use crate::wechat::open_data::EncryptedPhone;
 
-pub const MAX_BODY_BYTES: usize = 16 * 1024;
+pub(crate) const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// Parses a body into a JSON object. `allow_form` admits
 /// `application/x-www-form-urlencoded` (`/auth/login`, `/auth/phone`).
-pub fn parse_object(
+pub(crate) fn parse_object(
     content_type: Option<&str>,
     body: &[u8],
     allow_form: bool,
@@ -49,7 +49,7 @@ pub fn parse_object(
 
 /// A string field: `Ok(None)` when absent or empty, an error when present
 /// with another type or over `max` bytes.
-pub fn string_field<'a>(
+pub(crate) fn string_field<'a>(
     map: &'a Map<String, Value>,
     name: &'static str,
     max: usize,
@@ -64,20 +64,20 @@ pub fn string_field<'a>(
 }
 
 /// `/auth/login`: the `wx.login` code.
-pub fn login_code(body: &Map<String, Value>) -> Result<&str, ApiError> {
+pub(crate) fn login_code(body: &Map<String, Value>) -> Result<&str, ApiError> {
     string_field(body, "code", 256, "code must be a string")?
         .ok_or(ApiError::InvalidRequest("code is missing"))
 }
 
 /// `/auth/refresh`: the refresh token.
-pub fn refresh_token(body: &Map<String, Value>) -> Result<&str, ApiError> {
+pub(crate) fn refresh_token(body: &Map<String, Value>) -> Result<&str, ApiError> {
     string_field(body, "refresh_token", 512, "refresh_token must be a string")?
         .ok_or(ApiError::InvalidRequest("refresh_token is missing"))
 }
 
 /// `/auth/phone`: a getPhoneNumber `code` (preferred when both are sent) or
 /// the legacy `encryptedData` + `iv`.
-pub fn phone_request(body: &Map<String, Value>) -> Result<PhoneRequest<'_>, ApiError> {
+pub(crate) fn phone_request(body: &Map<String, Value>) -> Result<PhoneRequest<'_>, ApiError> {
     let code = string_field(body, "code", 256, "code must be a string")?;
     let enc = string_field(
         body,

@@ -6,27 +6,29 @@
 //! runtime sets it for the origin). Then the worker's own identity headers
 //! are added. Everything else passes unchanged, duplicates included.
 
+use crate::ids::{AppId, OpenId};
+
 /// The identity the worker vouches for on a proxied request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
-    pub openid: String,
-    pub unionid: Option<String>,
-    pub appid: String,
-    pub phone: Option<String>,
-    pub phone_country: Option<String>,
+pub(crate) struct Identity {
+    pub(crate) openid: OpenId,
+    pub(crate) unionid: Option<String>,
+    pub(crate) appid: AppId,
+    pub(crate) phone: Option<String>,
+    pub(crate) country_code: Option<String>,
 }
 
-pub const X_WX_OPENID: &str = "X-WX-OpenID";
-pub const X_WX_UNIONID: &str = "X-WX-UnionID";
-pub const X_WX_APPID: &str = "X-WX-AppID";
-pub const X_WX_PHONE: &str = "X-WX-Phone";
-pub const X_WX_PHONE_COUNTRY: &str = "X-WX-Phone-Country";
-pub const X_WX_IDENTITY: &str = "X-WX-Identity";
+pub(crate) const X_WX_OPENID: &str = "X-WX-OpenID";
+pub(crate) const X_WX_UNIONID: &str = "X-WX-UnionID";
+pub(crate) const X_WX_APPID: &str = "X-WX-AppID";
+pub(crate) const X_WX_PHONE: &str = "X-WX-Phone";
+pub(crate) const X_WX_PHONE_COUNTRY: &str = "X-WX-Phone-Country";
+pub(crate) const X_WX_IDENTITY: &str = "X-WX-Identity";
 
 /// Whether a client-sent header must not reach the origin. Beyond the
 /// contract's `_` for `-`, any punctuation counts as `-` (`X-WX.OpenID`),
 /// since some servers map every such name to the same `HTTP_X_WX_OPENID`.
-pub fn is_stripped(name: &str) -> bool {
+pub(crate) fn is_stripped(name: &str) -> bool {
     let n: String = name
         .trim()
         .chars()
@@ -43,7 +45,7 @@ pub fn is_stripped(name: &str) -> bool {
 
 /// The headers to send to the origin: the incoming ones minus every
 /// identity-looking one, plus the worker's (when a valid token was shown).
-pub fn rewrite_request_headers(
+pub(crate) fn rewrite_request_headers(
     incoming: &[(String, String)],
     identity: Option<&Identity>,
     assertion: Option<&str>,
@@ -55,14 +57,14 @@ pub fn rewrite_request_headers(
         .collect();
     if let Some(id) = identity {
         let mut add = |name: &str, value: &str| out.push((name.to_string(), value.to_string()));
-        add(X_WX_OPENID, &id.openid);
+        add(X_WX_OPENID, id.openid.as_str());
         if let Some(u) = &id.unionid {
             add(X_WX_UNIONID, u);
         }
-        add(X_WX_APPID, &id.appid);
+        add(X_WX_APPID, id.appid.as_str());
         if let Some(p) = &id.phone {
             add(X_WX_PHONE, p);
-            if let Some(cc) = &id.phone_country {
+            if let Some(cc) = &id.country_code {
                 add(X_WX_PHONE_COUNTRY, cc);
             }
         }
@@ -74,7 +76,7 @@ pub fn rewrite_request_headers(
 }
 
 /// The bearer token of an `Authorization` header, if it has one.
-pub fn bearer(authorization: Option<&str>) -> Option<&str> {
+pub(crate) fn bearer(authorization: Option<&str>) -> Option<&str> {
     let v = authorization?.trim();
     let (scheme, token) = v.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("bearer") {
@@ -97,11 +99,11 @@ mod tests {
 
     fn id() -> Identity {
         Identity {
-            openid: "oReal".into(),
+            openid: OpenId::new("oReal"),
             unionid: Some("uReal".into()),
-            appid: "wxapp".into(),
+            appid: AppId::new("wxapp"),
             phone: Some("13800138000".into()),
-            phone_country: Some("86".into()),
+            country_code: Some("86".into()),
         }
     }
 

@@ -10,15 +10,15 @@ use jwt_compact::{AlgorithmExt, Claims, Header};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::error::ApiError;
-use crate::token::{instant, ISSUER};
+use super::{instant, ISSUER};
+use crate::ids::{AppId, OpenId};
 
-pub const IDENTITY_TYP: &str = "wx-identity+jwt";
+pub(crate) const IDENTITY_TYP: &str = "wx-identity+jwt";
 /// Lifetime of an assertion, seconds (the contract allows at most 300).
-pub const IDENTITY_TTL: i64 = 120;
+pub(crate) const IDENTITY_TTL: i64 = 120;
 
 /// The Ed25519 key from `IDENTITY_KEY` (base64 of a 32-byte seed).
-pub struct IdentityKey {
+pub(crate) struct IdentityKey {
     secret: SecretKey,
     public: PublicKey,
     kid: String,
@@ -31,7 +31,7 @@ impl std::fmt::Debug for IdentityKey {
 }
 
 impl IdentityKey {
-    pub fn from_base64_seed(v: &str) -> Result<Self, &'static str> {
+    pub(crate) fn from_base64_seed(v: &str) -> Result<Self, &'static str> {
         let raw = B64
             .decode(v.trim())
             .or_else(|_| B64URL.decode(v.trim().trim_end_matches('=')))
@@ -50,12 +50,13 @@ impl IdentityKey {
         })
     }
 
-    pub fn kid(&self) -> &str {
+    #[cfg(test)]
+    pub(crate) fn kid(&self) -> &str {
         &self.kid
     }
 
     /// This key as a JWK.
-    pub fn jwk(&self) -> serde_json::Value {
+    pub(crate) fn jwk(&self) -> serde_json::Value {
         serde_json::json!({
             "kty": "OKP",
             "crv": "Ed25519",
@@ -65,40 +66,44 @@ impl IdentityKey {
             "use": "sig",
         })
     }
-
-    pub fn public_key(&self) -> &PublicKey {
-        &self.public
-    }
 }
 
 /// The JWKS document (`/.well-known/jwks.json`).
-pub fn jwks(key: Option<&IdentityKey>) -> String {
+pub(crate) fn jwks(key: Option<&IdentityKey>) -> String {
     let keys: Vec<serde_json::Value> = key.map(IdentityKey::jwk).into_iter().collect();
     serde_json::json!({ "keys": keys }).to_string()
 }
 
 /// The claims of `X-WX-Identity`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IdentityClaims {
-    pub iss: String,
-    pub aud: String,
-    pub sub: String,
-    pub appid: String,
+pub(crate) struct IdentityClaims {
+    pub(crate) iss: String,
+    pub(crate) aud: String,
+    pub(crate) sub: OpenId,
+    pub(crate) appid: AppId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unionid: Option<String>,
+    pub(crate) unionid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phone: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phone_country: Option<String>,
-    pub jti: String,
+    pub(crate) phone: Option<String>,
+    #[serde(
+        rename = "phone_country",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(crate) country_code: Option<String>,
+    pub(crate) jti: String,
 }
 
+/// Signing an assertion failed (an impossible time, or a bug).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SigningError;
+
 /// Signs an assertion for `claims`, valid from `now` for [`IDENTITY_TTL`].
-pub fn sign_identity(
+pub(crate) fn sign_identity(
     key: &IdentityKey,
     claims: &IdentityClaims,
     now: i64,
-) -> Result<String, ApiError> {
+) -> Result<String, SigningError> {
     let mut c = Claims::new(claims.clone());
     c.issued_at = Some(instant(now));
     c.expiration = Some(instant(now + IDENTITY_TTL));
@@ -107,19 +112,19 @@ pub fn sign_identity(
         .with_token_type(IDENTITY_TYP);
     Ed25519
         .token(&header, &c, &key.secret)
-        .map_err(|_| ApiError::Internal)
+        .map_err(|_| SigningError)
 }
 
 impl IdentityClaims {
-    pub fn new(audience: &str, appid: &str, openid: &str, jti: String) -> Self {
+    pub(crate) fn new(audience: &str, appid: &AppId, openid: &OpenId, jti: String) -> Self {
         IdentityClaims {
             iss: ISSUER.into(),
             aud: audience.into(),
-            sub: openid.into(),
-            appid: appid.into(),
+            sub: openid.clone(),
+            appid: appid.clone(),
             unionid: None,
             phone: None,
-            phone_country: None,
+            country_code: None,
             jti,
         }
     }
@@ -138,8 +143,12 @@ mod tests {
     #[test]
     fn assertion_verifies_with_the_jwks_key() {
         let k = key();
-        let mut claims =
-            IdentityClaims::new("https://api.example.com", "wxapp", "oUser", "j1".into());
+        let mut claims = IdentityClaims::new(
+            "https://api.example.com",
+            &AppId::new("wxapp"),
+            &OpenId::new("oUser"),
+            "j1".into(),
+        );
         claims.phone = Some("13800138000".into());
         let t = sign_identity(&k, &claims, 1_764_000_000).expect("sign");
 

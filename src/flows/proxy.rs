@@ -1,0 +1,90 @@
+//! Every path that is not the worker's own: who the request is, and what
+//! the origin is told.
+
+use super::Edge;
+use crate::config::SessionCheck;
+use crate::error::ApiError;
+use crate::http::headers::{bearer, Identity};
+use crate::http::path::is_public;
+use crate::random::{self, Random};
+use crate::store::Store;
+use crate::token::identity::{sign_identity, IdentityClaims};
+use crate::wechat::Transport;
+
+impl<S: Store, T: Transport, R: Random> Edge<'_, S, T, R> {
+    /// Who a proxied request is, or why it may not pass. `Ok(None)`: a
+    /// public path without a (valid) token.
+    pub(crate) async fn proxy_identity(
+        &self,
+        path: &str,
+        authorization: Option<&str>,
+    ) -> Result<Option<Identity>, ApiError> {
+        let public = is_public(&self.cfg.public_paths, path);
+        if public && bearer(authorization).is_none() {
+            return Ok(None);
+        }
+        let check = self.cfg.session_check == SessionCheck::EveryRequest;
+        let auth = match self.authenticate(authorization, check).await {
+            Ok(a) => a,
+            Err(_) if public => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let c = &auth.access.claims;
+        let (unionid, phone) = match &auth.session {
+            // The session is the fresher source (a phone bound since the
+            // token was issued).
+            Some(s) => (
+                s.unionid.clone(),
+                s.phone
+                    .as_ref()
+                    .map(|p| (p.pure_phone_number.clone(), p.country_code.clone())),
+            ),
+            None => (
+                c.unionid.clone(),
+                c.phone
+                    .clone()
+                    .map(|p| (p, c.country_code.clone().unwrap_or_default())),
+            ),
+        };
+        if self.cfg.require_phone && phone.is_none() && !public {
+            return Err(ApiError::PhoneRequired);
+        }
+        let (phone, country_code) = match phone {
+            Some((p, cc)) => (Some(p), Some(cc).filter(|cc| !cc.is_empty())),
+            None => (None, None),
+        };
+        Ok(Some(Identity {
+            openid: c.sub.clone(),
+            unionid,
+            appid: self.cfg.appid.clone(),
+            phone,
+            country_code,
+        }))
+    }
+
+    /// The `X-WX-Identity` assertion for `id`, when `IDENTITY_KEY` is set.
+    pub(crate) fn identity_assertion(&self, id: &Identity) -> Result<Option<String>, ApiError> {
+        let Some(key) = &self.cfg.identity_key else {
+            return Ok(None);
+        };
+        let jti: [u8; 16] = random::bytes(self.rng)?;
+        let mut claims = IdentityClaims::new(
+            &self.cfg.origin_audience,
+            &self.cfg.appid,
+            &id.openid,
+            hex(&jti),
+        );
+        claims.unionid.clone_from(&id.unionid);
+        claims.phone.clone_from(&id.phone);
+        claims.country_code.clone_from(&id.country_code);
+        Ok(Some(sign_identity(key, &claims, self.now)?))
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}

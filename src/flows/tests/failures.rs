@@ -1,0 +1,204 @@
+//! Failing parts (store, randomness) and what may never leak.
+
+use super::*;
+
+#[test]
+fn a_failing_store_is_internal_never_a_panic() {
+    let w = World::new();
+    let r = w.login_at(NOW, &phone_login_reply());
+    w.store.fail.set(true);
+    let auth = Some(bearer_of(&r));
+    let auth = auth.as_deref();
+
+    w.reply(GOOD);
+    assert_eq!(
+        block_on(w.at(NOW + 1).login("code", None)),
+        Err(ApiError::Internal)
+    );
+    assert_eq!(
+        w.refresh(NOW + 1, &r.refresh_token),
+        Err(ApiError::Internal)
+    );
+    assert_eq!(
+        block_on(w.at(NOW + 1).logout(auth)),
+        Err(ApiError::Internal)
+    );
+    assert_eq!(
+        block_on(w.at(NOW + 1).session_info(auth)),
+        Err(ApiError::Internal)
+    );
+    assert_eq!(
+        block_on(w.at(NOW + 1).authenticate(auth, true)).err(),
+        Some(ApiError::Internal)
+    );
+    assert!(
+        block_on(w.at(NOW + 1).authenticate(auth, false)).is_ok(),
+        "stateless"
+    );
+    assert_eq!(
+        block_on(w.at(NOW + 1).proxy_identity("/api/x", auth)),
+        Err(ApiError::Internal)
+    );
+    assert_eq!(
+        w.bind(NOW + 1, &r, PhoneRequest::Encrypted(encrypted("phone_ok"))),
+        Err(ApiError::Internal)
+    );
+    assert_eq!(
+        block_on(w.at(NOW + 1).wx_access_token(None)).map(|t| t.secret().to_string()),
+        Err(ApiError::Internal)
+    );
+    assert_eq!(ApiError::Internal.status(), 500);
+
+    // Back up: nothing was lost.
+    w.store.fail.set(false);
+    assert!(w.refresh(NOW + 2, &r.refresh_token).is_ok());
+}
+
+struct BrokenRandom;
+
+impl Random for BrokenRandom {
+    fn fill(&self, _: &mut [u8]) -> Result<(), RandomError> {
+        Err(RandomError)
+    }
+}
+
+#[test]
+fn a_failing_random_source_is_internal() {
+    let w = World::new();
+    let r = w.login_at(NOW, GOOD);
+    let edge = Edge {
+        cfg: &w.cfg,
+        store: &w.store,
+        wechat: &w.wx,
+        rng: &BrokenRandom,
+        isolate: &w.isolate,
+        now: NOW + 1,
+    };
+    w.reply(&format!(
+        r#"{{"openid":"oOther","session_key":"{GOOD_KEY}"}}"#
+    ));
+    assert_eq!(block_on(edge.login("code", None)), Err(ApiError::Internal));
+    assert!(w.user("oOther").is_none(), "no half-made login");
+    assert_eq!(
+        block_on(edge.refresh(&r.refresh_token)),
+        Err(ApiError::Internal)
+    );
+    assert_eq!(
+        w.session(&sid_of(&r.refresh_token))
+            .expect("session")
+            .refresh_hash,
+        hash_of(&r.refresh_token),
+        "a failed rotation leaves the session as it was"
+    );
+    assert_eq!(
+        edge.identity_assertion(&identity_of(&r, None)),
+        Err(ApiError::Internal)
+    );
+}
+
+fn show_err(e: &ApiError, shown: &mut Vec<String>) {
+    shown.push(format!("{e:?} {e}"));
+    shown.push(e.to_response().1);
+}
+
+#[test]
+fn nothing_returned_carries_a_session_key_or_the_app_secret() {
+    const WX_TOKEN: &str = "WXACCESSTOKEN-secret-0987654321";
+    let mut cfg = test_config();
+    cfg.public_paths = vec!["/public/".into()];
+    let w = World::with(cfg);
+    let mut shown: Vec<String> = Vec::new();
+    let mut json_shown: Vec<String> = Vec::new();
+
+    let r = w.login_at(NOW, &phone_login_reply());
+    shown.push(format!("{r:?}"));
+    json_shown.push(serde_json::to_string(&r).expect("json"));
+    let b = w
+        .bind(NOW + 1, &r, PhoneRequest::Encrypted(encrypted("phone_ok")))
+        .expect("binds");
+    shown.push(format!("{b:?}"));
+    json_shown.push(serde_json::to_string(&b).expect("json"));
+    let r2 = w.refresh(NOW + 2, &b.refresh_token).expect("refresh");
+    shown.push(format!("{r2:?}"));
+    let grace = w.refresh(NOW + 3, &b.refresh_token).expect("grace");
+    shown.push(format!("{grace:?}"));
+    let info = block_on(w.at(NOW + 3).session_info(Some(&bearer_of(&r2)))).expect("info");
+    shown.push(format!("{info:?}"));
+    json_shown.push(serde_json::to_string(&info).expect("json"));
+    let auth = block_on(w.at(NOW + 3).authenticate(Some(&bearer_of(&r2)), true)).expect("auth");
+    shown.push(format!("{:?} {:?}", auth.access, auth.session));
+    let id = block_on(
+        w.at(NOW + 3)
+            .proxy_identity("/api/x", Some(&bearer_of(&r2))),
+    )
+    .expect("passes");
+    shown.push(format!("{id:?}"));
+    let id = id.expect("identified");
+    let assertion = w.at(NOW + 3).identity_assertion(&id).expect("signs");
+    shown.push(format!("{assertion:?}"));
+    for part in assertion.as_deref().expect("key").split('.').take(2) {
+        shown.push(String::from_utf8_lossy(&B64URL.decode(part).expect("b64")).into_owned());
+    }
+    for part in r2.access_token.split('.').take(2) {
+        shown.push(String::from_utf8_lossy(&B64URL.decode(part).expect("b64")).into_owned());
+    }
+
+    // The code path, with a WeChat access token to keep quiet too.
+    let g = w.login_at(NOW + 4, GOOD);
+    w.reply(&format!(
+        r#"{{"access_token":"{WX_TOKEN}","expires_in":7200}}"#
+    ));
+    w.reply(PHONE_REPLY);
+    let gb = w
+        .bind(NOW + 5, &g, PhoneRequest::Code("pc"))
+        .expect("binds");
+    shown.push(format!("{gb:?}"));
+    json_shown.push(serde_json::to_string(&gb).expect("json"));
+    let token = block_on(w.at(NOW + 5).wx_access_token(None)).expect("cached");
+    shown.push(format!("{token:?}"));
+
+    // Errors along the way.
+    let stale = w.bind(NOW + 6, &g, PhoneRequest::Encrypted(encrypted("phone_ok")));
+    show_err(&stale.expect_err("stale key"), &mut shown);
+    let foreign = w.bind(
+        NOW + 6,
+        &r2,
+        PhoneRequest::Encrypted(encrypted("phone_foreign_appid")),
+    );
+    show_err(&foreign.expect_err("foreign"), &mut shown);
+    w.reply(&errcode(40163));
+    let used = block_on(w.at(NOW + 7).login("used", None));
+    show_err(&used.expect_err("used code"), &mut shown);
+    w.reply(&format!(r#"{{"session_key":"{GOOD_KEY}"}}"#));
+    let partial = block_on(w.at(NOW + 7).login("c", None));
+    show_err(&partial.expect_err("no openid"), &mut shown);
+    w.reply(&errcode(40001));
+    w.reply(&format!(
+        r#"{{"access_token":"{WX_TOKEN}","expires_in":7200}}"#
+    ));
+    w.reply(&format!(
+        r#"{{"access_token":"{WX_TOKEN}","expires_in":7200}}"#
+    ));
+    w.reply(&format!(r#"{{"errcode":40001,"errmsg":"{WX_TOKEN}"}}"#));
+    let refused = w.bind(NOW + 8, &g, PhoneRequest::Code("pc2"));
+    show_err(&refused.expect_err("refused twice"), &mut shown);
+    let reused = w.refresh(NOW + 100, &b.refresh_token);
+    show_err(&reused.expect_err("reuse"), &mut shown);
+
+    // What went to WeChat is not printable with its secrets either.
+    shown.push(format!("{:?}", w.wx.sent.borrow()));
+    // Records read back print redacted.
+    shown.push(format!("{:?}", w.session(&sid_of(&g.refresh_token))));
+    shown.push(format!("{:?}", cached_wx_token(&w)));
+
+    let phone_key = phone_key();
+    for s in shown.iter().chain(json_shown.iter()) {
+        assert!(!s.contains(&phone_key), "session_key leaked: {s}");
+        assert!(!s.contains(GOOD_KEY), "session_key leaked: {s}");
+        assert!(!s.contains(APP_SECRET), "AppSecret leaked: {s}");
+        assert!(!s.contains(WX_TOKEN), "WeChat access token leaked: {s}");
+    }
+    for s in &json_shown {
+        assert!(!s.contains("session_key"), "{s}");
+    }
+}

@@ -1,0 +1,291 @@
+//! Behaviour tests of the login flows over an in-memory KV, a scripted
+//! WeChat and the OS random source. Time is whatever each test says: an
+//! [`Edge`] is built per "request" with its own `now`, and the store's clock
+//! follows it (see [`World::at`]).
+
+use super::phone::PhoneRequest;
+use super::refresh::REFRESH_GRACE;
+use super::session::SessionInfo;
+use super::*;
+use crate::config::Config;
+use crate::config::SessionCheck;
+use crate::error::ApiError;
+use crate::http::headers::Identity;
+use crate::ids::{AppId, OpenId, SessionId};
+use crate::store::WX_TOKEN_KEY;
+use crate::store::{get_json, user_key, UserRecord, RETIRED_KEPT};
+use crate::token::access::{verify_access, AccessClaims};
+use crate::token::identity::IdentityClaims;
+use crate::token::refresh::ParsedRefresh;
+use crate::wechat::access_token::{CachedWxToken, WX_TOKEN_EARLY};
+use crate::wechat::open_data::{EncryptedPhone, VerifiedPhone};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use base64::Engine;
+use pollster::block_on;
+use serde_json::{json, Value};
+
+use crate::config::tests::test_config;
+use crate::random::{OsRandom, RandomError};
+use crate::store::tests::MemoryStore;
+use crate::wechat::tests::{ok, Scripted, YieldOnce, GOOD};
+use crate::wechat::Method;
+
+const NOW: i64 = 1_764_000_000;
+const APPID: &str = "wxd930ea5d5a258f4f";
+const APP_SECRET: &str = "appsecret-value-123";
+/// The session_key of [`GOOD`].
+const GOOD_KEY: &str = "tiihtNczf5v6AKRyjwEUhQ==";
+const IP: &str = "203.0.113.7";
+const API: &str = "https://api.weixin.qq.com";
+
+const STABLE_T1: &str = r#"{"access_token":"T1","expires_in":7200}"#;
+const STABLE_T2: &str = r#"{"access_token":"T2","expires_in":7200}"#;
+const PHONE_REPLY: &str = r#"{"errcode":0,"errmsg":"ok","phone_info":{"phoneNumber":"13800138000","purePhoneNumber":"13800138000","countryCode":"86","watermark":{"timestamp":1764000000,"appid":"wxd930ea5d5a258f4f"}}}"#;
+const PHONE_REPLY_FOREIGN: &str = r#"{"errcode":0,"errmsg":"ok","phone_info":{"phoneNumber":"13800138000","purePhoneNumber":"13800138000","countryCode":"86","watermark":{"timestamp":1764000000,"appid":"wx0000000000000000"}}}"#;
+const PURE: &str = "13800138000";
+
+type TestEdge<'a> = Edge<'a, MemoryStore, Scripted, OsRandom>;
+
+/// One deployment: configuration, KV, WeChat and randomness.
+struct World {
+    cfg: Config,
+    store: MemoryStore,
+    wx: Scripted,
+    rng: OsRandom,
+    /// One isolate's shared state: every request of a test runs in it.
+    isolate: IsolateState,
+}
+
+impl World {
+    fn new() -> Self {
+        Self::with(test_config())
+    }
+
+    fn with(cfg: Config) -> Self {
+        World {
+            cfg,
+            store: MemoryStore::default(),
+            wx: Scripted::default(),
+            rng: OsRandom,
+            isolate: IsolateState::default(),
+        }
+    }
+
+    /// A request handled at `now` (the KV clock is set to it too).
+    fn at(&self, now: i64) -> TestEdge<'_> {
+        self.store.now.set(now);
+        Edge {
+            cfg: &self.cfg,
+            store: &self.store,
+            wechat: &self.wx,
+            rng: &self.rng,
+            isolate: &self.isolate,
+            now,
+        }
+    }
+
+    fn reply(&self, body: &str) {
+        self.wx.push(ok(body));
+    }
+
+    fn login_from(&self, now: i64, wechat_reply: &str, ip: Option<&str>) -> TokenResponse {
+        self.reply(wechat_reply);
+        block_on(self.at(now).login("0a1LoginCode", ip)).expect("login succeeds")
+    }
+
+    fn login_at(&self, now: i64, wechat_reply: &str) -> TokenResponse {
+        self.login_from(now, wechat_reply, Some(IP))
+    }
+
+    fn refresh(&self, now: i64, token: &str) -> Result<TokenResponse, ApiError> {
+        block_on(self.at(now).refresh(token))
+    }
+
+    fn bind(
+        &self,
+        now: i64,
+        login: &TokenResponse,
+        req: PhoneRequest<'_>,
+    ) -> Result<TokenResponse, ApiError> {
+        block_on(self.at(now).bind_phone(Some(&bearer_of(login)), req))
+    }
+
+    fn authenticate_err(&self, now: i64, r: &TokenResponse, load: bool) -> Option<ApiError> {
+        block_on(self.at(now).authenticate(Some(&bearer_of(r)), load)).err()
+    }
+
+    /// The session record as KV returns it at the store's current time.
+    fn session(&self, sid: &SessionId) -> Option<SessionRecord> {
+        block_on(get_json(&self.store, &session_key(sid))).expect("store readable")
+    }
+
+    fn user(&self, openid: &str) -> Option<UserRecord> {
+        block_on(get_json(&self.store, &user_key(&OpenId::new(openid)))).expect("store readable")
+    }
+
+    /// The raw KV entry (value, absolute expiry), ignoring expiry.
+    fn raw_entry(&self, key: &str) -> Option<(String, Option<i64>)> {
+        self.store.data.borrow().get(key).cloned()
+    }
+
+    fn allow(&self, pure: &str) {
+        block_on(self.store.put(&allow_key(pure), "1", None)).expect("put");
+    }
+
+    fn sent_len(&self) -> usize {
+        self.wx.sent.borrow().len()
+    }
+
+    fn sent_url(&self, i: usize) -> String {
+        self.wx.sent.borrow()[i].url.clone()
+    }
+
+    fn sent_method(&self, i: usize) -> Method {
+        self.wx.sent.borrow()[i].method
+    }
+
+    fn sent_body(&self, i: usize) -> Value {
+        let sent = self.wx.sent.borrow();
+        let body = sent[i].body.as_deref().expect("request has a body");
+        serde_json::from_str(body).expect("request body is JSON")
+    }
+
+    fn claims(&self, access_token: &str, now: i64) -> AccessClaims {
+        verify_access(
+            &self.cfg.token_key,
+            self.cfg.appid.as_str(),
+            access_token,
+            now,
+        )
+        .expect("access token verifies")
+        .claims
+    }
+}
+
+fn bearer_of(r: &TokenResponse) -> String {
+    format!("Bearer {}", r.access_token)
+}
+
+fn sid_of(refresh_token: &str) -> SessionId {
+    SessionId::new(
+        refresh_token
+            .split_once('.')
+            .expect("refresh token is sid.secret")
+            .0,
+    )
+}
+
+fn hash_of(refresh_token: &str) -> String {
+    ParsedRefresh::parse(refresh_token)
+        .expect("refresh token parses")
+        .hash()
+}
+
+fn jwt_part(token: &str, i: usize) -> Value {
+    let part = token.split('.').nth(i).expect("JWT part");
+    serde_json::from_slice(&B64URL.decode(part).expect("base64url")).expect("JSON")
+}
+
+fn vectors() -> Value {
+    serde_json::from_str(include_str!("../../../tests/fixtures/wechat-vectors.json"))
+        .expect("fixture is JSON")
+}
+
+fn vector(case: &str, name: &str) -> String {
+    vectors()[case][name]
+        .as_str()
+        .unwrap_or_else(|| panic!("{case}.{name} in the fixture"))
+        .to_string()
+}
+
+fn encrypted(case: &str) -> EncryptedPhone {
+    EncryptedPhone {
+        encrypted_data: vector(case, "encrypted_data"),
+        iv: vector(case, "iv"),
+    }
+}
+
+/// The session_key of the phone vectors.
+fn phone_key() -> String {
+    vector("phone_ok", "session_key")
+}
+
+/// A code2Session reply handing out the phone vectors' session_key.
+fn phone_login_reply() -> String {
+    json!({"openid": "oUser1", "session_key": phone_key(), "unionid": "uUnion1"}).to_string()
+}
+
+fn errcode(code: i64) -> String {
+    format!(r#"{{"errcode":{code},"errmsg":"scripted error"}}"#)
+}
+
+fn expected_phone() -> VerifiedPhone {
+    VerifiedPhone {
+        phone_number: PURE.into(),
+        pure_phone_number: PURE.into(),
+        country_code: "86".into(),
+    }
+}
+
+fn public_world() -> World {
+    let mut cfg = test_config();
+    cfg.public_paths = vec!["/public/".into()];
+    World::with(cfg)
+}
+
+fn identity_of(r: &TokenResponse, phone: Option<&str>) -> Identity {
+    Identity {
+        openid: OpenId::new(r.openid.clone()),
+        unionid: r.unionid.clone(),
+        appid: AppId::new(APPID),
+        phone: phone.map(str::to_string),
+        country_code: phone.map(|_| "86".to_string()),
+    }
+}
+
+fn code_world() -> (World, TokenResponse) {
+    let w = World::new();
+    let r = w.login_at(NOW, GOOD);
+    (w, r)
+}
+
+#[test]
+fn binding_needs_a_live_session() {
+    let w = World::new();
+    let r = w.login_at(NOW, &phone_login_reply());
+    let req = || PhoneRequest::Encrypted(encrypted("phone_ok"));
+    assert_eq!(
+        block_on(w.at(NOW).bind_phone(None, req())),
+        Err(ApiError::Unauthorized)
+    );
+    assert_eq!(
+        block_on(w.at(NOW).bind_phone(Some("Bearer forged"), req())),
+        Err(ApiError::InvalidToken)
+    );
+    assert_eq!(w.bind(NOW + 601, &r, req()), Err(ApiError::TokenExpired));
+    block_on(w.at(NOW + 1).logout(Some(&bearer_of(&r)))).expect("logout");
+    assert_eq!(w.bind(NOW + 2, &r, req()), Err(ApiError::SessionRevoked));
+    assert!(w.user("oUser1").expect("user").phone.is_none());
+}
+fn cached_wx_token(w: &World) -> Option<CachedWxToken> {
+    block_on(get_json(&w.store, WX_TOKEN_KEY)).expect("store readable")
+}
+
+/// The identity key as an origin finds it: from the published JWKS.
+fn published_key(key: &crate::token::identity::IdentityKey) -> ed25519_compact::PublicKey {
+    let jwks: Value =
+        serde_json::from_str(&crate::token::identity::jwks(Some(key))).expect("JWKS is JSON");
+    let x = B64URL
+        .decode(jwks["keys"][0]["x"].as_str().expect("x"))
+        .expect("base64url");
+    ed25519_compact::PublicKey::from_slice(&x).expect("an Ed25519 key")
+}
+
+mod concurrency;
+mod failures;
+mod login;
+mod phone;
+mod proxy;
+mod refresh;
+mod session;

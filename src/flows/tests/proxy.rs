@@ -1,0 +1,254 @@
+//! The proxy: who a request is, public paths, the phone gate, and the identity assertion.
+
+use super::*;
+#[test]
+fn proxy_requires_a_token_outside_public_paths() {
+    let w = public_world();
+    for header in [None, Some("Basic abc"), Some("Bearer ")] {
+        assert_eq!(
+            block_on(w.at(NOW).proxy_identity("/api/orders", header)),
+            Err(ApiError::Unauthorized),
+            "{header:?}"
+        );
+    }
+    assert_eq!(
+        block_on(w.at(NOW).proxy_identity("/api/orders", Some("Bearer bad"))),
+        Err(ApiError::InvalidToken)
+    );
+}
+
+#[test]
+fn proxy_identity_carries_openid_unionid_and_appid() {
+    let w = public_world();
+    let r = w.login_at(NOW, GOOD);
+    let id = block_on(
+        w.at(NOW + 1)
+            .proxy_identity("/api/orders?x=1", Some(&bearer_of(&r))),
+    )
+    .expect("passes")
+    .expect("identified");
+    assert_eq!(id, identity_of(&r, None));
+    assert_eq!(id.unionid.as_deref(), Some("uUnion1"));
+    assert_eq!(id.appid, APPID);
+}
+
+#[test]
+fn public_paths_pass_without_or_with_a_bad_token_and_identify_with_a_good_one() {
+    let w = public_world();
+    let r = w.login_at(NOW, GOOD);
+    let at = |path: &str, header: Option<&str>, now: i64| {
+        block_on(w.at(now).proxy_identity(path, header))
+    };
+    assert_eq!(at("/public/news", None, NOW), Ok(None));
+    assert_eq!(at("/public/news", Some("Bearer garbage"), NOW), Ok(None));
+    assert_eq!(at("/public/news", Some("Basic abc"), NOW), Ok(None));
+    // Expired: anonymous on a public path, refused elsewhere.
+    assert_eq!(
+        at("/public/news", Some(&bearer_of(&r)), NOW + 601),
+        Ok(None)
+    );
+    assert_eq!(
+        at("/api/orders", Some(&bearer_of(&r)), NOW + 601),
+        Err(ApiError::TokenExpired)
+    );
+    assert_eq!(
+        at("/public/news", Some(&bearer_of(&r)), NOW + 1),
+        Ok(Some(identity_of(&r, None)))
+    );
+}
+
+#[test]
+fn every_request_checking_sees_a_logout_at_once() {
+    let w = public_world();
+    assert_eq!(w.cfg.session_check, SessionCheck::EveryRequest);
+    let r = w.login_at(NOW, GOOD);
+    block_on(w.at(NOW + 1).logout(Some(&bearer_of(&r)))).expect("logout");
+    assert_eq!(
+        block_on(
+            w.at(NOW + 2)
+                .proxy_identity("/api/orders", Some(&bearer_of(&r)))
+        ),
+        Err(ApiError::SessionRevoked)
+    );
+    // On a public path the revoked token just makes the request anonymous.
+    assert_eq!(
+        block_on(
+            w.at(NOW + 2)
+                .proxy_identity("/public/x", Some(&bearer_of(&r)))
+        ),
+        Ok(None)
+    );
+}
+
+#[test]
+fn refresh_only_checking_trusts_the_token_until_it_expires() {
+    let mut cfg = test_config();
+    cfg.session_check = SessionCheck::RefreshOnly;
+    let w = World::with(cfg);
+    let r = w.login_at(NOW, GOOD);
+    block_on(w.at(NOW + 1).logout(Some(&bearer_of(&r)))).expect("logout");
+    assert_eq!(
+        block_on(
+            w.at(NOW + 2)
+                .proxy_identity("/api/orders", Some(&bearer_of(&r)))
+        ),
+        Ok(Some(identity_of(&r, None)))
+    );
+    assert_eq!(
+        block_on(
+            w.at(NOW + 601)
+                .proxy_identity("/api/orders", Some(&bearer_of(&r)))
+        ),
+        Err(ApiError::TokenExpired)
+    );
+}
+
+#[test]
+fn require_phone_blocks_sessions_without_a_phone_except_on_public_paths() {
+    let mut cfg = test_config();
+    cfg.require_phone = true;
+    cfg.public_paths = vec!["/public/".into()];
+    let w = World::with(cfg);
+    let r = w.login_at(NOW, &phone_login_reply());
+    assert_eq!(
+        block_on(
+            w.at(NOW + 1)
+                .proxy_identity("/api/orders", Some(&bearer_of(&r)))
+        ),
+        Err(ApiError::PhoneRequired)
+    );
+    assert_eq!(
+        block_on(
+            w.at(NOW + 1)
+                .proxy_identity("/public/x", Some(&bearer_of(&r)))
+        ),
+        Ok(Some(identity_of(&r, None)))
+    );
+    assert_eq!(
+        block_on(w.at(NOW + 1).proxy_identity("/public/x", None)),
+        Ok(None)
+    );
+
+    // Once bound, the same (older) access token passes: the session is read.
+    w.bind(NOW + 2, &r, PhoneRequest::Encrypted(encrypted("phone_ok")))
+        .expect("binds");
+    assert_eq!(
+        block_on(
+            w.at(NOW + 3)
+                .proxy_identity("/api/orders", Some(&bearer_of(&r)))
+        ),
+        Ok(Some(identity_of(&r, Some(PURE))))
+    );
+}
+
+#[test]
+fn proxy_phone_comes_from_the_session_or_from_the_token() {
+    let w = World::new();
+    let r = w.login_at(NOW, &phone_login_reply());
+    let b = w
+        .bind(NOW + 1, &r, PhoneRequest::Encrypted(encrypted("phone_ok")))
+        .expect("binds");
+    let identify = |edge: TestEdge<'_>, tr: &TokenResponse| {
+        block_on(edge.proxy_identity("/api/x", Some(&bearer_of(tr))))
+            .expect("passes")
+            .expect("id")
+    };
+    // every-request: the session is fresher than the pre-binding token.
+    assert_eq!(identify(w.at(NOW + 2), &r).phone.as_deref(), Some(PURE));
+    // refresh-only: only what the token says.
+    let mut cfg = test_config();
+    cfg.session_check = SessionCheck::RefreshOnly;
+    let stateless = Edge {
+        cfg: &cfg,
+        ..w.at(NOW + 2)
+    };
+    assert_eq!(identify(stateless, &r).phone, None);
+    let stateless = Edge {
+        cfg: &cfg,
+        ..w.at(NOW + 2)
+    };
+    assert_eq!(identify(stateless, &b), identity_of(&b, Some(PURE)));
+}
+
+#[test]
+fn no_identity_assertion_without_an_identity_key() {
+    let mut cfg = test_config();
+    cfg.identity_key = None;
+    let w = World::with(cfg);
+    let r = w.login_at(NOW, GOOD);
+    assert_eq!(
+        w.at(NOW).identity_assertion(&identity_of(&r, None)),
+        Ok(None)
+    );
+}
+
+#[test]
+fn identity_assertion_is_a_short_lived_eddsa_jwt_for_the_origin() {
+    let w = World::new();
+    let r = w.login_at(NOW, GOOD);
+    let id = block_on(w.at(NOW + 5).proxy_identity("/api/x", Some(&bearer_of(&r))))
+        .expect("passes")
+        .expect("identified");
+    let jwt = w
+        .at(NOW + 5)
+        .identity_assertion(&id)
+        .expect("signs")
+        .expect("key configured");
+    assert_eq!(jwt.split('.').count(), 3);
+
+    let key = w.cfg.identity_key.as_ref().expect("test config has a key");
+    let header = jwt_part(&jwt, 0);
+    assert_eq!(header["kid"], key.kid());
+    assert_eq!(header["alg"], "EdDSA");
+
+    let claims = jwt_part(&jwt, 1);
+    assert_eq!(claims["aud"], w.cfg.origin_audience.as_str());
+    assert_eq!(claims["aud"], "https://api.example.com");
+    assert_eq!(claims["sub"], "oUser1");
+    assert_eq!(claims["unionid"], "uUnion1");
+    assert_eq!(claims["appid"], APPID);
+    assert_eq!(claims["iss"], "wx-edge");
+    assert!(claims.get("phone").is_none());
+    let iat = claims["iat"].as_i64().expect("iat");
+    let exp = claims["exp"].as_i64().expect("exp");
+    assert_eq!(iat, NOW + 5);
+    assert!(exp > iat && exp - iat <= 300, "iat {iat} exp {exp}");
+    let jti = claims["jti"].as_str().expect("jti");
+    assert_eq!(jti.len(), 32);
+
+    // The signature checks out against the published key.
+    use jwt_compact::{alg::Ed25519, AlgorithmExt, UntrustedToken};
+    let untrusted = UntrustedToken::new(&jwt).expect("parses");
+    let verified = Ed25519
+        .validator::<IdentityClaims>(&published_key(key))
+        .validate(&untrusted)
+        .expect("signature valid");
+    assert_eq!(verified.claims().custom.sub, "oUser1");
+
+    // A fresh jti each time.
+    let again = w
+        .at(NOW + 5)
+        .identity_assertion(&id)
+        .expect("signs")
+        .expect("key");
+    assert_ne!(jwt_part(&again, 1)["jti"], claims["jti"]);
+}
+
+#[test]
+fn identity_assertion_carries_a_bound_phone() {
+    let w = World::new();
+    let r = w.login_at(NOW, &phone_login_reply());
+    w.bind(NOW + 1, &r, PhoneRequest::Encrypted(encrypted("phone_ok")))
+        .expect("binds");
+    let id = block_on(w.at(NOW + 2).proxy_identity("/api/x", Some(&bearer_of(&r))))
+        .expect("passes")
+        .expect("identified");
+    let jwt = w
+        .at(NOW + 2)
+        .identity_assertion(&id)
+        .expect("signs")
+        .expect("key");
+    let claims = jwt_part(&jwt, 1);
+    assert_eq!(claims["phone"], PURE);
+    assert_eq!(claims["phone_country"], "86");
+}

@@ -1,0 +1,235 @@
+//! Refresh: rotation, the grace window, reuse detection, expiry.
+
+use super::*;
+
+#[test]
+fn refresh_rotates_and_grace_returns_the_same_new_token() {
+    let w = World::new();
+    let r1 = w.login_at(NOW, GOOD);
+    let sid = sid_of(&r1.refresh_token);
+
+    let r2 = w.refresh(NOW + 10, &r1.refresh_token).expect("rotates");
+    assert_ne!(r2.refresh_token, r1.refresh_token);
+    assert_eq!(sid_of(&r2.refresh_token), sid);
+    assert_eq!(r2.token_type, "Bearer");
+    assert_eq!(r2.expires_in, 600);
+    assert_eq!(r2.refresh_expires_in, w.cfg.refresh_ttl);
+    assert_eq!(r2.openid, "oUser1");
+    assert_eq!(r2.unionid.as_deref(), Some("uUnion1"));
+    assert!(!r2.phone_bound);
+    let c = w.claims(&r2.access_token, NOW + 10);
+    assert_eq!((c.sub.as_str(), c.sid.as_str()), ("oUser1", sid.as_str()));
+
+    let s = w.session(&sid).expect("session");
+    assert_eq!(s.refresh_hash, hash_of(&r2.refresh_token));
+    assert_eq!(
+        s.prev_hash.as_deref(),
+        Some(hash_of(&r1.refresh_token).as_str())
+    );
+    assert_eq!(s.rotated_at, Some(NOW + 10));
+
+    // A concurrent refresh with the old token, up to REFRESH_GRACE later.
+    for dt in [0, 1, REFRESH_GRACE] {
+        let again = w.refresh(NOW + 10 + dt, &r1.refresh_token).expect("grace");
+        assert_eq!(again.refresh_token, r2.refresh_token, "at +{dt}");
+        // The session was not extended again: less of it is left.
+        assert_eq!(
+            again.refresh_expires_in,
+            w.cfg.refresh_ttl - dt as u64,
+            "at +{dt}"
+        );
+        assert_eq!(w.claims(&again.access_token, NOW + 10 + dt).sid, sid);
+    }
+    // ... which did not rotate again.
+    let s = w.session(&sid).expect("session");
+    assert_eq!(s.refresh_hash, hash_of(&r2.refresh_token));
+    assert_eq!(s.rotated_at, Some(NOW + 10));
+}
+
+#[test]
+fn the_old_token_after_the_grace_is_reuse_and_revokes_the_session() {
+    let w = World::new();
+    let r1 = w.login_at(NOW, GOOD);
+    let sid = sid_of(&r1.refresh_token);
+    let r2 = w.refresh(NOW + 10, &r1.refresh_token).expect("rotates");
+
+    let late = NOW + 10 + REFRESH_GRACE + 1;
+    assert_eq!(
+        w.refresh(late, &r1.refresh_token),
+        Err(ApiError::RefreshReused)
+    );
+    assert!(w.raw_entry(&session_key(&sid)).is_none(), "session deleted");
+
+    // Everyone is out: the newest refresh token and its access token.
+    assert_eq!(
+        w.refresh(late, &r2.refresh_token),
+        Err(ApiError::InvalidRefreshToken)
+    );
+    assert_eq!(
+        w.authenticate_err(late, &r2, true),
+        Some(ApiError::SessionRevoked)
+    );
+    assert_eq!(
+        block_on(w.at(late).session_info(Some(&bearer_of(&r2)))),
+        Err(ApiError::SessionRevoked)
+    );
+}
+
+#[test]
+fn a_token_two_rotations_back_is_reuse_even_within_the_grace() {
+    let w = World::new();
+    let r1 = w.login_at(NOW, GOOD);
+    let sid = sid_of(&r1.refresh_token);
+    let r2 = w.refresh(NOW + 1, &r1.refresh_token).expect("1st rotation");
+    let r3 = w.refresh(NOW + 2, &r2.refresh_token).expect("2nd rotation");
+    assert_ne!(r3.refresh_token, r2.refresh_token);
+    // The immediately previous one is still in its grace.
+    assert_eq!(
+        w.refresh(NOW + 3, &r2.refresh_token)
+            .expect("grace")
+            .refresh_token,
+        r3.refresh_token
+    );
+    assert_eq!(
+        w.refresh(NOW + 3, &r1.refresh_token),
+        Err(ApiError::RefreshReused)
+    );
+    assert!(w.session(&sid).is_none());
+    assert_eq!(
+        w.refresh(NOW + 4, &r3.refresh_token),
+        Err(ApiError::InvalidRefreshToken)
+    );
+}
+
+#[test]
+fn unknown_or_malformed_refresh_tokens_are_invalid_and_harmless() {
+    let w = World::new();
+    let r = w.login_at(NOW, GOOD);
+    let sid = sid_of(&r.refresh_token);
+    let unknown_sid = format!("{}.{}", B64URL.encode([7u8; 16]), B64URL.encode([9u8; 32]));
+    let wrong_secret = format!("{sid}.{}", B64URL.encode([9u8; 32]));
+    let cases = [
+        String::new(),
+        "garbage".to_string(),
+        "a.b".to_string(),
+        format!("{sid}.short"),
+        format!("{}.x.y", r.refresh_token),
+        r.access_token.clone(),
+        unknown_sid,
+        wrong_secret,
+    ];
+    for t in &cases {
+        assert_eq!(
+            w.refresh(NOW + 1, t),
+            Err(ApiError::InvalidRefreshToken),
+            "{t}"
+        );
+    }
+    // A wrong secret for a real session neither revokes nor rotates it.
+    let s = w.session(&sid).expect("session intact");
+    assert_eq!(s.refresh_hash, hash_of(&r.refresh_token));
+    assert!(w.refresh(NOW + 2, &r.refresh_token).is_ok());
+}
+
+#[test]
+fn an_expired_session_cannot_be_refreshed() {
+    let w = World::new();
+    let r = w.login_at(NOW, GOOD);
+    let end = NOW + w.cfg.refresh_ttl as i64;
+    assert_eq!(
+        w.refresh(end, &r.refresh_token),
+        Err(ApiError::InvalidRefreshToken)
+    );
+    assert_eq!(
+        w.refresh(end + 3_600, &r.refresh_token),
+        Err(ApiError::InvalidRefreshToken)
+    );
+}
+
+#[test]
+fn an_expired_session_still_in_kv_is_refused_and_deleted() {
+    // KV expiry is lazy: the record can outlive expires_at a little.
+    let w = World::new();
+    let r = w.login_at(NOW, GOOD);
+    let sid = sid_of(&r.refresh_token);
+    let end = NOW + w.cfg.refresh_ttl as i64;
+    let edge = w.at(end + 10);
+    w.store.now.set(end - 100);
+    assert_eq!(
+        block_on(edge.refresh(&r.refresh_token)),
+        Err(ApiError::InvalidRefreshToken)
+    );
+    assert!(
+        w.raw_entry(&session_key(&sid)).is_none(),
+        "expired session deleted"
+    );
+}
+
+#[test]
+fn refresh_extends_the_session() {
+    let w = World::new();
+    let r1 = w.login_at(NOW, GOOD);
+    let sid = sid_of(&r1.refresh_token);
+    let later = NOW + 1_000_000;
+    let r2 = w.refresh(later, &r1.refresh_token).expect("rotates");
+    assert_eq!(r2.refresh_expires_in, w.cfg.refresh_ttl);
+    let s = w.session(&sid).expect("session");
+    assert_eq!(s.expires_at, later + w.cfg.refresh_ttl as i64);
+    assert_eq!(s.created_at, NOW);
+    let (_, exp) = w.raw_entry(&session_key(&sid)).expect("raw");
+    assert_eq!(exp, Some(later + w.cfg.refresh_ttl as i64));
+    // Past the original end, the session lives on.
+    let beyond = NOW + w.cfg.refresh_ttl as i64 + 10;
+    assert!(w.refresh(beyond, &r2.refresh_token).is_ok());
+}
+
+#[test]
+fn refresh_carries_the_session_key_unionid_and_phone_along() {
+    let w = World::new();
+    let r = w.login_at(NOW, &phone_login_reply());
+    let b = w
+        .bind(NOW + 1, &r, PhoneRequest::Encrypted(encrypted("phone_ok")))
+        .expect("binds");
+    let r2 = w.refresh(NOW + 100, &b.refresh_token).expect("rotates");
+    assert!(r2.phone_bound);
+    assert_eq!(
+        r2.pure_phone_number, None,
+        "phone fields are for /auth/phone only"
+    );
+    let c = w.claims(&r2.access_token, NOW + 100);
+    assert_eq!(c.phone.as_deref(), Some(PURE));
+    assert_eq!(c.country_code.as_deref(), Some("86"));
+    assert_eq!(c.unionid.as_deref(), Some("uUnion1"));
+    let s = w.session(&sid_of(&r2.refresh_token)).expect("session");
+    assert_eq!(s.session_key.to_base64(), phone_key());
+}
+
+#[test]
+fn reuse_detection_remembers_retired_kept_tokens() {
+    let w = World::new();
+    let mut tokens = vec![w.login_at(NOW, GOOD).refresh_token];
+    for i in 1..=20 {
+        let next = w
+            .refresh(NOW + i, tokens.last().expect("a token"))
+            .expect("rotates");
+        tokens.push(next.refresh_token);
+    }
+    let sid = sid_of(&tokens[0]);
+    let s = w.session(&sid).expect("session");
+    assert_eq!(s.retired.len(), RETIRED_KEPT);
+    assert_eq!(s.prev_hash.as_deref(), Some(hash_of(&tokens[19]).as_str()));
+    // tokens[0..3] fell off the list: merely invalid, the session survives.
+    for old in &tokens[0..3] {
+        assert_eq!(
+            w.refresh(NOW + 100, old),
+            Err(ApiError::InvalidRefreshToken)
+        );
+    }
+    assert!(w.session(&sid).is_some());
+    // tokens[3] is still remembered.
+    assert_eq!(
+        w.refresh(NOW + 100, &tokens[3]),
+        Err(ApiError::RefreshReused)
+    );
+    assert!(w.session(&sid).is_none());
+}

@@ -1,0 +1,207 @@
+//! WeChat API calls: request building, reply parsing, retry policy.
+//!
+//! The transport is passed in ([`Transport`]); the shell sends with
+//! `fetch`, tests with a scripted stand-in, and the integration tests run
+//! the real worker against a simulator speaking WeChat's wire format.
+//!
+//! WeChat answers failures with HTTP 200 and `{"errcode": N, "errmsg": ..}`,
+//! often as `text/plain`: we parse the bytes and ignore the content type.
+//! A reply body may contain `session_key` or an access token, so no error
+//! here ever carries the body.
+
+use serde::Deserialize;
+
+pub(crate) mod access_token;
+pub(crate) mod api;
+pub(crate) mod open_data;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Method {
+    Get,
+    Post,
+}
+
+/// An outgoing HTTP request. `Debug` is deliberately not derived: the URL
+/// of a code2Session call carries the AppSecret.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct HttpRequest {
+    pub(crate) method: Method,
+    pub(crate) url: String,
+    /// JSON body for POST.
+    pub(crate) body: Option<String>,
+}
+
+impl std::fmt::Debug for HttpRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let path = self.url.split('?').next().unwrap_or_default();
+        write!(
+            f,
+            "HttpRequest({:?} {path} [query and body redacted])",
+            self.method
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HttpResponse {
+    pub(crate) status: u16,
+    pub(crate) body: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TransportError {
+    /// No answer within the configured time.
+    Timeout,
+    /// Connection refused, reset, DNS failure...
+    Network,
+}
+
+/// Sends one HTTP request with a bounded time.
+#[allow(async_fn_in_trait)] // used with concrete types only; no Send bound wanted on wasm
+pub(crate) trait Transport {
+    async fn send(&self, req: HttpRequest) -> Result<HttpResponse, TransportError>;
+    /// Waits `ms` milliseconds (the runtime's timer).
+    async fn pause(&self, ms: u32);
+}
+
+/// Why a single WeChat call failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CallError {
+    Errcode(i64),
+    Http(u16),
+    Unparseable,
+    Transport(TransportError),
+}
+
+impl CallError {
+    /// -1, 5xx and network errors are worth one more try; a timeout is not
+    /// (it would double the wait), nor is any other errcode.
+    pub(crate) fn retryable(&self) -> bool {
+        matches!(
+            self,
+            CallError::Errcode(-1)
+                | CallError::Transport(TransportError::Network)
+                | CallError::Http(500..=599)
+        )
+    }
+
+    /// Whether the WeChat access_token was refused (40001, 40014, 42001).
+    pub(crate) fn is_token_error(&self) -> bool {
+        matches!(self, CallError::Errcode(40001 | 40014 | 42001))
+    }
+}
+
+/// Sends `req`, trying once more when the failure is retryable.
+pub(crate) async fn call_with_retry<T: Transport, R>(
+    transport: &T,
+    req: HttpRequest,
+    parse: impl Fn(&HttpResponse) -> Result<R, CallError>,
+) -> Result<R, CallError> {
+    let first = call(transport, req.clone(), &parse).await;
+    match first {
+        Err(e) if e.retryable() => call(transport, req, &parse).await,
+        other => other,
+    }
+}
+
+async fn call<T: Transport, R>(
+    transport: &T,
+    req: HttpRequest,
+    parse: &impl Fn(&HttpResponse) -> Result<R, CallError>,
+) -> Result<R, CallError> {
+    let resp = transport.send(req).await.map_err(CallError::Transport)?;
+    parse(&resp)
+}
+
+/// Parses a WeChat reply: HTTP status, then `errcode` (absent or 0 means
+/// success), then the payload.
+pub(super) fn parse_reply<R: for<'de> Deserialize<'de>>(
+    resp: &HttpResponse,
+) -> Result<R, CallError> {
+    if resp.status != 200 {
+        return Err(CallError::Http(resp.status));
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(&resp.body).map_err(|_| CallError::Unparseable)?;
+    match value.get("errcode").map(serde_json::Value::as_i64) {
+        None | Some(Some(0)) => {}
+        Some(Some(code)) => return Err(CallError::Errcode(code)),
+        Some(None) => return Err(CallError::Unparseable),
+    }
+    serde_json::from_value(value).map_err(|_| CallError::Unparseable)
+}
+
+pub(super) fn query(pairs: &[(&str, &str)]) -> String {
+    let mut s = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        s.append_pair(k, v);
+    }
+    s.finish()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
+
+    /// A transport that answers from a script and records what was sent.
+    #[derive(Default)]
+    pub(crate) struct Scripted {
+        pub(crate) replies: RefCell<VecDeque<Result<HttpResponse, TransportError>>>,
+        pub(crate) sent: RefCell<Vec<HttpRequest>>,
+    }
+
+    impl Scripted {
+        pub(crate) fn new(replies: Vec<Result<HttpResponse, TransportError>>) -> Self {
+            Scripted {
+                replies: RefCell::new(replies.into()),
+                sent: RefCell::default(),
+            }
+        }
+        pub(crate) fn push(&self, r: Result<HttpResponse, TransportError>) {
+            self.replies.borrow_mut().push_back(r);
+        }
+    }
+
+    impl Transport for Scripted {
+        async fn send(&self, req: HttpRequest) -> Result<HttpResponse, TransportError> {
+            self.sent.borrow_mut().push(req);
+            self.replies
+                .borrow_mut()
+                .pop_front()
+                .unwrap_or(Err(TransportError::Network))
+        }
+        async fn pause(&self, _ms: u32) {
+            YieldOnce(false).await
+        }
+    }
+
+    /// Pending once, then ready: lets other futures of a join run.
+    pub(crate) struct YieldOnce(pub bool);
+
+    impl std::future::Future for YieldOnce {
+        type Output = ();
+        fn poll(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<()> {
+            if self.0 {
+                return std::task::Poll::Ready(());
+            }
+            self.0 = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    }
+
+    pub(crate) fn ok(body: &str) -> Result<HttpResponse, TransportError> {
+        Ok(HttpResponse {
+            status: 200,
+            body: body.as_bytes().to_vec(),
+        })
+    }
+
+    pub(crate) const GOOD: &str =
+        r#"{"openid":"oUser1","session_key":"tiihtNczf5v6AKRyjwEUhQ==","unionid":"uUnion1"}"#;
+}
