@@ -5,18 +5,22 @@
 //! error names the variable and the problem, never the value.
 
 use crate::ids::AppId;
-use crate::secret::AppSecret;
+use crate::secret::{AdminToken, AppSecret};
 use crate::token::access::TokenKey;
 use crate::token::identity::IdentityKey;
 
 /// How proxied requests check their session (`SESSION_CHECK`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SessionCheck {
-    /// Every proxied request reads the session from KV: logout is immediate
-    /// at that edge.
+    /// Every proxied request reads the session's KV replica: a revocation
+    /// holds at once at the edge that made it, within KV's propagation
+    /// (about 60 s) elsewhere.
     EveryRequest,
-    /// Access tokens are trusted until `exp`; only refresh reads KV.
+    /// Access tokens are trusted until `exp`.
     RefreshOnly,
+    /// Every proxied request asks the session authority: a revocation holds
+    /// everywhere at once.
+    Authority,
 }
 
 #[derive(Debug)]
@@ -34,12 +38,17 @@ pub(crate) struct Config {
     pub(crate) identity_key: Option<IdentityKey>,
     pub(crate) access_ttl: u64,
     pub(crate) refresh_ttl: u64,
+    /// `SESSION_MAX_AGE`: no refresh extends a session past login + this.
+    pub(crate) session_max_age: u64,
     pub(crate) session_check: SessionCheck,
     pub(crate) public_paths: Vec<String>,
     pub(crate) require_phone: bool,
     pub(crate) phone_allowlist: bool,
     /// Time allowed for one WeChat call (`WX_TIMEOUT_MS`).
     pub(crate) wechat_timeout_ms: u64,
+    /// The operator endpoints' bearer token (`ADMIN_TOKEN`); without it
+    /// they answer 404.
+    pub(crate) admin_token: Option<AdminToken>,
 }
 
 /// A configuration problem: which variable, and what is wrong with it.
@@ -121,13 +130,27 @@ impl Config {
                 "must be longer than ACCESS_TOKEN_TTL",
             ));
         }
+        let session_max_age = seconds(
+            get("SESSION_MAX_AGE"),
+            "SESSION_MAX_AGE",
+            7_776_000,
+            300,
+            315_360_000,
+        )?;
+        if session_max_age <= access_ttl {
+            return Err(err(
+                "SESSION_MAX_AGE",
+                "must be longer than ACCESS_TOKEN_TTL",
+            ));
+        }
         let session_check = match get("SESSION_CHECK").as_deref() {
             None | Some("every-request") => SessionCheck::EveryRequest,
             Some("refresh-only") => SessionCheck::RefreshOnly,
+            Some("authority") => SessionCheck::Authority,
             Some(_) => {
                 return Err(err(
                     "SESSION_CHECK",
-                    "must be every-request or refresh-only",
+                    "must be every-request, refresh-only or authority",
                 ))
             }
         };
@@ -158,6 +181,16 @@ impl Config {
         let require_phone = boolean(get("REQUIRE_PHONE").as_deref(), "REQUIRE_PHONE")?;
         let phone_allowlist = boolean(get("PHONE_ALLOWLIST").as_deref(), "PHONE_ALLOWLIST")?;
         let wechat_timeout_ms = seconds(get("WX_TIMEOUT_MS"), "WX_TIMEOUT_MS", 5_000, 100, 30_000)?;
+        let admin_token = match get("ADMIN_TOKEN") {
+            None => None,
+            Some(v) if v.len() < 32 => {
+                return Err(err(
+                    "ADMIN_TOKEN",
+                    "is too short: use at least 32 random bytes (openssl rand -base64 48)",
+                ))
+            }
+            Some(v) => Some(AdminToken::new(v)),
+        };
 
         Ok(Config {
             appid: AppId::new(appid),
@@ -174,6 +207,8 @@ impl Config {
             require_phone,
             phone_allowlist,
             wechat_timeout_ms,
+            session_max_age,
+            admin_token,
         })
     }
 }
@@ -182,6 +217,11 @@ impl Config {
     /// `ACCESS_TOKEN_TTL` as signed seconds, for arithmetic with instants.
     pub(crate) fn access_ttl_secs(&self) -> i64 {
         i64::try_from(self.access_ttl).unwrap_or(i64::MAX)
+    }
+
+    /// `SESSION_MAX_AGE` as signed seconds.
+    pub(crate) fn session_max_age_secs(&self) -> i64 {
+        i64::try_from(self.session_max_age).unwrap_or(i64::MAX)
     }
 
     /// `REFRESH_TOKEN_TTL` as signed seconds.
@@ -268,6 +308,21 @@ pub(crate) mod tests {
         assert!(c.public_paths.is_empty());
         assert!(!c.require_phone && !c.phone_allowlist);
         assert!(c.identity_key.is_some());
+        assert_eq!(c.session_max_age, 7_776_000);
+        assert!(c.admin_token.is_none());
+    }
+
+    #[test]
+    fn authority_mode_max_age_and_admin_token_parse() {
+        let mut v = vars();
+        v.insert("SESSION_CHECK", "authority".into());
+        v.insert("SESSION_MAX_AGE", "86400".into());
+        v.insert("ADMIN_TOKEN", "a".repeat(31) + "b");
+        let c = load(&v).expect("valid");
+        assert_eq!(c.session_check, SessionCheck::Authority);
+        assert_eq!(c.session_max_age, 86_400);
+        assert!(c.admin_token.is_some());
+        assert!(!format!("{c:?}").contains(&"a".repeat(31)));
     }
 
     #[test]
@@ -300,6 +355,9 @@ pub(crate) mod tests {
             ("ACCESS_TOKEN_TTL", "5"),
             ("REFRESH_TOKEN_TTL", "600"),
             ("SESSION_CHECK", "sometimes"),
+            ("SESSION_MAX_AGE", "ninety days"),
+            ("SESSION_MAX_AGE", "60"),
+            ("ADMIN_TOKEN", "short-admin-token"),
             ("PUBLIC_PATHS", "health"),
             ("PUBLIC_PATHS", "/auth/x"),
             ("REQUIRE_PHONE", "yes"),

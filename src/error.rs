@@ -7,6 +7,7 @@
 
 use serde::Serialize;
 
+use crate::authority::{Denial, Refusal};
 use crate::config::ConfigError;
 use crate::ids::BadCode;
 use crate::random::RandomError;
@@ -64,6 +65,9 @@ pub(crate) enum ApiError {
         errcode: Option<i64>,
     },
     OriginUnavailable,
+    /// KV or the session authority failed or timed out; nothing was
+    /// half-written and the request may be retried.
+    StoreUnavailable,
     /// A failure of our own (KV, serialization). Details go to the log only.
     Internal,
 }
@@ -101,6 +105,7 @@ impl ApiError {
             ApiError::ServerMisconfigured { .. } | ApiError::Internal => "server_misconfigured",
             ApiError::WechatUnavailable { .. } => "wechat_unavailable",
             ApiError::OriginUnavailable => "origin_unavailable",
+            ApiError::StoreUnavailable => "store_unavailable",
         }
     }
 
@@ -126,6 +131,7 @@ impl ApiError {
             ApiError::RateLimited { .. } => 429,
             ApiError::ServerMisconfigured { .. } | ApiError::Internal => 500,
             ApiError::WechatUnavailable { .. } | ApiError::OriginUnavailable => 502,
+            ApiError::StoreUnavailable => 503,
         }
     }
 
@@ -192,6 +198,9 @@ impl ApiError {
                 "WeChat did not answer in time or answered with an error; try again".into()
             }
             ApiError::OriginUnavailable => "the origin API could not be reached".into(),
+            ApiError::StoreUnavailable => {
+                "session storage is briefly unavailable; nothing was changed, try again".into()
+            }
         }
     }
 
@@ -215,11 +224,17 @@ impl ApiError {
 /// origin's): clients refresh only on a 401 that carries it.
 pub(crate) const EDGE_ERROR_HEADER: &str = "X-WX-Edge-Error";
 
+/// Seconds a client waits before retrying after `store_unavailable`.
+pub(crate) const STORE_RETRY_AFTER: u32 = 2;
+
 impl ApiError {
     /// Headers every error response carries besides the JSON content type:
     /// the marker, and for 401 the RFC 6750 challenge.
     pub(crate) fn extra_headers(&self) -> Vec<(&'static str, String)> {
         let mut h = vec![(EDGE_ERROR_HEADER, self.code().to_string())];
+        if let ApiError::StoreUnavailable = self {
+            h.push(("Retry-After", STORE_RETRY_AFTER.to_string()));
+        }
         if self.status() == 401 {
             let error = match self {
                 ApiError::Unauthorized => None,
@@ -256,7 +271,27 @@ impl From<ConfigError> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(_: StoreError) -> Self {
-        ApiError::Internal
+        ApiError::StoreUnavailable
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::InvalidRefreshToken => ApiError::InvalidRefreshToken,
+            Refusal::RefreshReused => ApiError::RefreshReused,
+            Refusal::SessionRevoked => ApiError::SessionRevoked,
+            Refusal::NotInternalUser => ApiError::NotInternalUser,
+        }
+    }
+}
+
+impl From<Denial> for ApiError {
+    fn from(d: Denial) -> Self {
+        match d {
+            Denial::Refused(r) => ApiError::from(r),
+            Denial::OpenData(e) => ApiError::from(e),
+        }
     }
 }
 
@@ -429,6 +464,7 @@ mod tests {
                 "wechat_unavailable",
             ),
             (ApiError::OriginUnavailable, 502, "origin_unavailable"),
+            (ApiError::StoreUnavailable, 503, "store_unavailable"),
         ];
         for (err, status, code) in rows {
             let (got_status, _) = err.to_response();
@@ -478,6 +514,18 @@ mod tests {
             h,
             vec![(EDGE_ERROR_HEADER, "origin_unavailable".to_string())]
         );
+    }
+
+    #[test]
+    fn store_unavailable_says_when_to_retry() {
+        let h = ApiError::StoreUnavailable.extra_headers();
+        assert!(h.contains(&("Retry-After", STORE_RETRY_AFTER.to_string())));
+        assert_eq!(ApiError::from(StoreError), ApiError::StoreUnavailable);
+        // Nothing else asks for a retry by header.
+        assert!(!ApiError::Internal
+            .extra_headers()
+            .iter()
+            .any(|(n, _)| *n == "Retry-After"));
     }
 
     #[test]

@@ -44,6 +44,7 @@
     )
 )]
 
+mod authority;
 mod config;
 mod error;
 mod flows;

@@ -15,6 +15,8 @@ macro_rules! secret_type {
         #[serde(transparent)]
         pub(crate) struct $name(String);
 
+        // Not every secret is read back (ADMIN_TOKEN is only compared).
+        #[allow(dead_code)]
         impl $name {
             /// The secret itself. Call only where it is used (a request to
             /// WeChat, a key derivation), never to log or format it.
@@ -43,6 +45,27 @@ secret_type!(
     /// A refresh token as handed to the client (`{sid}.{random}`).
     RefreshToken
 );
+
+secret_type!(
+    /// The operator endpoints' bearer token (`ADMIN_TOKEN`).
+    AdminToken
+);
+
+impl AdminToken {
+    pub(crate) fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// Whether `presented` is this token, in constant time (over digests,
+    /// so not even the length is compared early).
+    pub(crate) fn matches(&self, presented: &str) -> bool {
+        use sha2::{Digest, Sha256};
+        ct_eq(
+            &Sha256::digest(self.0.as_bytes()),
+            &Sha256::digest(presented.as_bytes()),
+        )
+    }
+}
 
 impl AppSecret {
     pub(crate) fn new(value: impl Into<String>) -> Self {

@@ -1,16 +1,17 @@
-//! What the worker keeps in KV, and the storage trait the shell implements.
+//! Workers KV: the storage trait the shell implements, and the keys.
 //!
-//! Keys:
-//! - `session:{sid}` → [`SessionRecord`] (expires with the session)
-//! - `user:{openid}` → [`UserRecord`]
-//! - `wx:stable_token` → the WeChat API token (`wechat::access_token`)
-//! - `allow:phone:{purePhoneNumber}` → any value (the staff allowlist)
+//! KV is eventually consistent and has no compare-and-swap, so it decides
+//! nothing: sessions are decided by the session authority, and KV holds
+//! - `session:{sid}` → the authority's read replica of a live session
+//!   (`authority::Replica`), written or deleted by the authority before it
+//!   answers;
+//! - `wx:stable_token` → the WeChat API token (`wechat::access_token`);
+//! - `allow:phone:+{countryCode}{purePhoneNumber}` → any value (the staff
+//!   allowlist, E.164).
 
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde::{de::DeserializeOwned, Serialize};
 
-use crate::error::ApiError;
-use crate::ids::{OpenId, SessionId};
-use crate::secret::SessionKey;
+use crate::ids::SessionId;
 use crate::wechat::open_data::VerifiedPhone;
 
 /// The store failed or timed out (details go to the log only).
@@ -26,90 +27,32 @@ pub(crate) trait Store {
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
 }
 
-pub(crate) fn session_key(sid: &SessionId) -> String {
+/// The replica of session `sid`.
+pub(crate) fn replica_key(sid: &SessionId) -> String {
     format!("session:{sid}")
 }
-pub(crate) fn user_key(openid: &OpenId) -> String {
-    format!("user:{openid}")
+
+/// The allowlist entry of `phone`, in E.164: a number is listed with its
+/// country code, so `+1 3105551234` never admits the mainland mobile
+/// `13105551234`.
+pub(crate) fn allow_key(phone: &VerifiedPhone) -> String {
+    format!(
+        "allow:phone:+{}{}",
+        phone.country_code, phone.pure_phone_number
+    )
 }
-pub(crate) fn allow_key(pure_phone: &str) -> String {
-    format!("allow:phone:{pure_phone}")
-}
+
 pub(crate) const WX_TOKEN_KEY: &str = "wx:stable_token";
 
-/// How many superseded refresh-token hashes a session remembers for reuse
-/// detection.
-pub(crate) const RETIRED_KEPT: usize = 16;
-
-/// A login session. `session_key` never leaves the worker.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct SessionRecord {
-    pub(crate) openid: OpenId,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) unionid: Option<String>,
-    pub(crate) session_key: SessionKey,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) phone: Option<VerifiedPhone>,
-    pub(crate) created_at: i64,
-    pub(crate) expires_at: i64,
-    /// Hash of the current refresh token.
-    pub(crate) refresh_hash: String,
-    /// Hash of the token it replaced, and when: presented again within the
-    /// grace window it yields the current token (sealed below).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) prev_hash: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) rotated_at: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) sealed_current: Option<String>,
-    /// Older hashes: presenting one of them is reuse.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub(crate) retired: Vec<String>,
-}
-
-impl SessionRecord {
-    /// Makes `next_hash` the current refresh token. The replaced one stays
-    /// acceptable for the grace window (yielding `sealed_current` when
-    /// given); the one before it joins the bounded list of retired hashes.
-    pub(crate) fn rotate(&mut self, next_hash: String, sealed_current: Option<String>, now: i64) {
-        if let Some(old_prev) = self.prev_hash.take() {
-            self.retired.push(old_prev);
-            if self.retired.len() > RETIRED_KEPT {
-                let excess = self.retired.len() - RETIRED_KEPT;
-                self.retired.drain(..excess);
-            }
-        }
-        self.prev_hash = Some(std::mem::replace(&mut self.refresh_hash, next_hash));
-        self.sealed_current = sealed_current;
-        self.rotated_at = Some(now);
-    }
-}
-
-/// What the worker knows of a user, per openid.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub(crate) struct UserRecord {
-    pub(crate) openid: OpenId,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) unionid: Option<String>,
-    pub(crate) first_login_at: i64,
-    pub(crate) last_login_at: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) last_login_ip: Option<String>,
-    pub(crate) login_count: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) phone: Option<VerifiedPhone>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) phone_bound_at: Option<i64>,
-}
-
+/// Reads a JSON record; one that does not parse counts as absent.
 pub(crate) async fn get_json<S: Store, T: DeserializeOwned>(
     store: &S,
     key: &str,
-) -> Result<Option<T>, ApiError> {
+) -> Result<Option<T>, StoreError> {
     match store.get(key).await? {
         None => Ok(None),
-        // A record we cannot read is treated as absent rather than failing
-        // every request of that user forever.
+        // A replica or cache entry we cannot read is treated as absent (it
+        // is rebuilt from its source) rather than failing every request.
         Some(s) => Ok(serde_json::from_str(&s).ok()),
     }
 }
@@ -119,19 +62,21 @@ pub(crate) async fn put_json<S: Store, T: Serialize>(
     key: &str,
     value: &T,
     ttl: Option<u64>,
-) -> Result<(), ApiError> {
-    let s = serde_json::to_string(value).map_err(|_| ApiError::Internal)?;
-    store.put(key, &s, ttl).await?;
-    Ok(())
+) -> Result<(), StoreError> {
+    let s = serde_json::to_string(value).map_err(|_| StoreError)?;
+    store.put(key, &s, ttl).await
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::wechat::tests::YieldOnce;
     use std::cell::{Cell, RefCell};
     use std::collections::HashMap;
 
-    /// An in-memory store with expiry against a settable clock.
+    /// An in-memory store with expiry against a settable clock. Every
+    /// operation first gives way to the other futures of a join, as a
+    /// real round trip would, so concurrent requests interleave.
     #[derive(Default)]
     pub(crate) struct MemoryStore {
         pub(crate) data: RefCell<HashMap<String, (String, Option<i64>)>>,
@@ -151,6 +96,7 @@ pub(crate) mod tests {
 
     impl Store for MemoryStore {
         async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+            YieldOnce(false).await;
             if self.fail.get() {
                 return Err(StoreError);
             }
@@ -163,6 +109,7 @@ pub(crate) mod tests {
                 .map(|(v, _)| v.clone()))
         }
         async fn put(&self, key: &str, value: &str, ttl: Option<u64>) -> Result<(), StoreError> {
+            YieldOnce(false).await;
             if self.fail.get() {
                 return Err(StoreError);
             }
@@ -173,11 +120,34 @@ pub(crate) mod tests {
             Ok(())
         }
         async fn delete(&self, key: &str) -> Result<(), StoreError> {
+            YieldOnce(false).await;
             if self.fail.get() {
                 return Err(StoreError);
             }
             self.data.borrow_mut().remove(key);
             Ok(())
         }
+    }
+
+    #[test]
+    fn allowlist_keys_are_e164() {
+        let phone = |cc: &str, pure: &str| VerifiedPhone {
+            phone_number: pure.into(),
+            pure_phone_number: pure.into(),
+            country_code: cc.into(),
+        };
+        assert_eq!(
+            allow_key(&phone("86", "13800138000")),
+            "allow:phone:+8613800138000"
+        );
+        // A US number and the mainland mobile with the same digits differ.
+        assert_ne!(
+            allow_key(&phone("1", "3105551234")),
+            allow_key(&phone("86", "13105551234"))
+        );
+        assert_ne!(
+            allow_key(&phone("852", "61234567")),
+            allow_key(&phone("65", "61234567"))
+        );
     }
 }

@@ -3,44 +3,50 @@
 //!
 //! - [`login`](Edge::login) — `POST /auth/login`
 //! - [`refresh`](Edge::refresh) — `POST /auth/refresh`
-//! - [`session`](Edge::session_info) — `GET /auth/session`, `POST /auth/logout`
+//! - [`session`](Edge::session_info) — the token check, `GET /auth/session`,
+//!   `POST /auth/logout`
 //! - [`phone`](Edge::bind_phone) — `POST /auth/phone`
 //! - [`proxy`](Edge::proxy_identity) — every other path
+//! - [`admin`](Edge::admin_user) — the operator endpoints
 //!
-//! `Edge` holds no I/O of its own: the worker shell builds one per request
-//! from KV, `fetch`, `crypto.getRandomValues` and `Date.now()`; the tests
-//! build one from an in-memory store and a scripted transport.
+//! Every change to a session is made by the user's session authority
+//! (`crate::authority`); the flows check tokens, talk to WeChat, and issue
+//! what the authority decided. `Edge` holds no I/O of its own: the worker
+//! shell builds one per request from KV, the authority's Durable Object,
+//! `fetch`, `crypto.getRandomValues` and `Date.now()`; the tests build one
+//! from in-memory parts.
 
 use serde::Serialize;
 
+use crate::authority::{AuthorityClient, SessionView};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::ids::SessionId;
 use crate::random::Random;
-use crate::store::{allow_key, put_json, session_key, SessionRecord, Store};
+use crate::secret::RefreshToken;
+use crate::store::Store;
 use crate::token::access::{issue_access, AccessClaims};
-use crate::token::refresh::NewRefresh;
 use crate::wechat::access_token::WxTokenCache;
-use crate::wechat::open_data::VerifiedPhone;
 use crate::wechat::Transport;
 
+mod admin;
 mod login;
 pub(crate) mod phone;
 mod proxy;
 mod refresh;
-mod session;
-mod session_lock;
-
-pub(crate) use session_lock::SessionLocks;
+pub(crate) mod session;
 
 /// Everything one request needs.
-pub(crate) struct Edge<'a, S, T, R> {
+pub(crate) struct Edge<'a, S, T, R, A> {
     pub(crate) cfg: &'a Config,
     /// What concurrent requests of this isolate share.
     pub(crate) isolate: &'a IsolateState,
+    /// KV: the sessions' read replica, the WeChat token cache.
     pub(crate) store: &'a S,
     pub(crate) wechat: &'a T,
     pub(crate) rng: &'a R,
+    /// The users' session authorities.
+    pub(crate) authority: &'a A,
     /// Unix seconds, from the runtime's clock.
     pub(crate) now: i64,
 }
@@ -50,8 +56,6 @@ pub(crate) struct Edge<'a, S, T, R> {
 pub(crate) struct IsolateState {
     /// The WeChat API access_token as this isolate knows it.
     pub(crate) wx_token: WxTokenCache,
-    /// Sessions being changed by a request of this isolate right now.
-    pub(crate) sessions: SessionLocks,
 }
 
 /// The body of a successful login, refresh or phone binding.
@@ -74,82 +78,47 @@ pub(crate) struct TokenResponse {
     pub(crate) phone_bound: bool,
 }
 
-/// Seconds until `expires_at`, as a KV expiry (KV refuses less than 60 s).
-fn ttl_until(expires_at: i64, now: i64) -> u64 {
-    u64::try_from(expires_at - now).unwrap_or(0).max(60)
+/// Seconds from `now` until `at`, never negative.
+fn secs_until(at: i64, now: i64) -> u64 {
+    u64::try_from(at.saturating_sub(now)).unwrap_or(0)
 }
 
-impl<S: Store, T: Transport, R: Random> Edge<'_, S, T, R> {
-    /// A fresh access token for session `sid`.
-    fn access_token_for(&self, sid: &SessionId, s: &SessionRecord) -> Result<String, ApiError> {
-        let mut claims = AccessClaims::new(self.cfg.appid.as_str(), &s.openid, sid);
-        claims.unionid.clone_from(&s.unionid);
-        if let Some(p) = &s.phone {
-            claims.phone = Some(p.pure_phone_number.clone());
-            claims.country_code = Some(p.country_code.clone());
-        }
-        Ok(issue_access(
-            &self.cfg.token_key,
-            &claims,
-            self.now,
-            self.cfg.access_ttl,
-        )?)
-    }
-
-    /// The token pair answered by login, refresh and phone binding.
+impl<S: Store, T: Transport, R: Random, A: AuthorityClient> Edge<'_, S, T, R, A> {
+    /// The token pair for a session as its authority issued it: the access
+    /// token is made at the pair's issue instant, so a pair handed out
+    /// again (the refresh grace) is the same pair.
     fn token_response(
         &self,
         sid: &SessionId,
-        s: &SessionRecord,
-        refresh: &NewRefresh,
+        view: &SessionView,
+        refresh_token: &RefreshToken,
     ) -> Result<TokenResponse, ApiError> {
+        let mut claims = AccessClaims::new(self.cfg.appid.as_str(), &view.openid, sid);
+        claims.unionid.clone_from(&view.unionid);
+        if let Some(p) = &view.phone {
+            claims.phone = Some(p.pure_phone_number.clone());
+            claims.country_code = Some(p.country_code.clone());
+        }
+        let access_token = issue_access(
+            &self.cfg.token_key,
+            &claims,
+            view.issued_at,
+            self.cfg.access_ttl,
+        )?;
+        let access_expires = view.issued_at.saturating_add(self.cfg.access_ttl_secs());
         Ok(TokenResponse {
             phone_number: None,
             pure_phone_number: None,
             country_code: None,
-            access_token: self.access_token_for(sid, s)?,
+            access_token,
             token_type: "Bearer",
-            expires_in: self.cfg.access_ttl,
-            refresh_token: refresh.token.secret().to_string(),
-            refresh_expires_in: ttl_until(s.expires_at, self.now),
-            openid: s.openid.to_string(),
-            unionid: s.unionid.clone(),
-            phone_bound: s.phone.is_some(),
+            expires_in: secs_until(access_expires, self.now).min(self.cfg.access_ttl),
+            refresh_token: refresh_token.secret().to_string(),
+            refresh_expires_in: secs_until(view.expires_at, self.now),
+            openid: view.openid.to_string(),
+            unionid: view.unionid.clone(),
+            phone_bound: view.phone.is_some(),
         })
-    }
-
-    async fn save_session(&self, sid: &SessionId, s: &SessionRecord) -> Result<(), ApiError> {
-        put_json(
-            self.store,
-            &session_key(sid),
-            s,
-            Some(ttl_until(s.expires_at, self.now)),
-        )
-        .await
-    }
-
-    /// Whether `phone` is on the staff allowlist (`PHONE_ALLOWLIST`).
-    async fn is_listed(&self, phone: &VerifiedPhone) -> Result<bool, ApiError> {
-        Ok(self
-            .store
-            .get(&allow_key(&phone.pure_phone_number))
-            .await?
-            .is_some())
-    }
-
-    /// The phone to carry into a session: the user's bound one, unless the
-    /// allowlist is on and the number has since been taken off it.
-    async fn phone_still_allowed(
-        &self,
-        phone: Option<VerifiedPhone>,
-    ) -> Result<Option<VerifiedPhone>, ApiError> {
-        match phone {
-            Some(p) if self.cfg.phone_allowlist => {
-                let listed = self.is_listed(&p).await?;
-                Ok(listed.then_some(p))
-            }
-            other => Ok(other),
-        }
     }
 }
 

@@ -1,14 +1,16 @@
 //! `POST /auth/phone`: binds a phone WeChat vouches for, by the current
 //! `code` API or the legacy `encryptedData`/`iv`.
 
+use super::session::Check;
 use super::{Edge, TokenResponse};
+use crate::authority::{AuthorityClient, Op, Outcome};
 use crate::error::{ApiError, PhoneCallError};
 use crate::ids::{OpenId, WxCode};
 use crate::random::Random;
 use crate::secret::WxAccessToken;
-use crate::store::{get_json, put_json, session_key, user_key, SessionRecord, Store, UserRecord};
+use crate::store::Store;
 use crate::token::refresh::NewRefresh;
-use crate::wechat::open_data::{phone_from_phone_info, EncryptedPhone, VerifiedPhone};
+use crate::wechat::open_data::{phone_from_phone_info, EncryptedPhone};
 use crate::wechat::{api, call_with_retry, Transport};
 
 /// What `/auth/phone` was sent.
@@ -17,67 +19,48 @@ pub(crate) enum PhoneRequest<'a> {
     Encrypted(EncryptedPhone),
 }
 
-impl<S: Store, T: Transport, R: Random> Edge<'_, S, T, R> {
-    /// Verifies the phone, checks the allowlist, and binds the phone to the
-    /// user record and this session; answers a fresh pair carrying it.
+impl<S: Store, T: Transport, R: Random, A: AuthorityClient> Edge<'_, S, T, R, A> {
+    /// Verifies the phone and has the user's authority bind it (after the
+    /// allowlist check) to the user record and this session; answers a
+    /// fresh pair carrying it. Legacy data is decrypted by the authority,
+    /// with the session's key, which never leaves it.
     pub(crate) async fn bind_phone(
         &self,
         authorization: Option<&str>,
         request: PhoneRequest<'_>,
     ) -> Result<TokenResponse, ApiError> {
-        let auth = self.authenticate(authorization, true).await?;
-        let s = auth.session.ok_or(ApiError::SessionRevoked)?;
-        let sid = auth.access.claims.sid.clone();
+        // A dead session is refused before WeChat is asked; the authority
+        // checks again at the moment it binds.
+        let check = match Check::from(self.cfg.session_check) {
+            Check::Authority => Check::Authority,
+            Check::Token | Check::Replica => Check::Replica,
+        };
+        let auth = self.authenticate(authorization, check).await?;
+        let openid = auth.access.claims.sub;
+        let sid = auth.access.claims.sid;
+        let next = NewRefresh::generate(&openid, &sid, self.rng)?;
 
-        let phone: VerifiedPhone = match request {
+        let op = match request {
             PhoneRequest::Code(code) => {
                 let code = WxCode::parse(code)?;
-                let info = self.phone_number(&code, &s.openid).await?;
-                phone_from_phone_info(&info, self.cfg.appid.as_str())?
+                let info = self.phone_number(&code, &openid).await?;
+                Op::BindPhone {
+                    sid: sid.clone(),
+                    phone: phone_from_phone_info(&info, self.cfg.appid.as_str())?,
+                    next_hash: next.hash.clone(),
+                }
             }
-            PhoneRequest::Encrypted(enc) => enc.open(&s.session_key, self.cfg.appid.as_str())?,
+            PhoneRequest::Encrypted(encrypted) => Op::BindEncrypted {
+                sid: sid.clone(),
+                encrypted,
+                next_hash: next.hash.clone(),
+            },
         };
-
-        if self.cfg.phone_allowlist && !self.is_listed(&phone).await? {
-            return Err(ApiError::NotInternalUser);
-        }
-
-        // WeChat took its time: the session may have been logged out,
-        // revoked or refreshed meanwhile. Re-read it under the session lock
-        // and apply the binding to what is there now, never resurrecting it.
-        let _lock = self.lock_session(&sid).await;
-        let mut s: SessionRecord = get_json(self.store, &session_key(&sid))
-            .await?
-            .filter(|fresh: &SessionRecord| fresh.openid == s.openid)
-            .ok_or(ApiError::SessionRevoked)?;
-
-        let ukey = user_key(&s.openid);
-        let mut user = get_json::<S, UserRecord>(self.store, &ukey)
-            .await?
-            .unwrap_or_else(|| UserRecord {
-                // The record went missing (or unreadable): rebuild it from
-                // the session rather than bind the phone to the session only.
-                openid: s.openid.clone(),
-                unionid: s.unionid.clone(),
-                first_login_at: s.created_at,
-                last_login_at: s.created_at,
-                last_login_ip: None,
-                login_count: 1,
-                phone: None,
-                phone_bound_at: None,
-            });
-        user.phone = Some(phone.clone());
-        user.phone_bound_at = Some(self.now);
-        put_json(self.store, &ukey, &user, None).await?;
-
-        // A fresh pair carrying the phone. The replaced refresh token is
-        // retired (presenting it later is reuse) after the usual grace.
-        let next = NewRefresh::generate(&sid, self.rng)?;
-        s.rotate(next.hash.clone(), None, self.now);
-        s.phone = Some(phone.clone());
-        self.save_session(&sid, &s).await?;
-
-        let mut resp = self.token_response(&sid, &s, &next)?;
+        let Outcome::Issued { view, .. } = self.authority.call(&openid, op).await?? else {
+            return Err(ApiError::Internal);
+        };
+        let phone = view.phone.clone().ok_or(ApiError::Internal)?;
+        let mut resp = self.token_response(&sid, &view, &next.token)?;
         resp.phone_number = Some(phone.phone_number);
         resp.pure_phone_number = Some(phone.pure_phone_number);
         resp.country_code = Some(phone.country_code);
@@ -105,7 +88,8 @@ impl<S: Store, T: Transport, R: Random> Edge<'_, S, T, R> {
         }
     }
 
-    /// The WeChat API access_token (see [`WxTokenCache`](crate::wechat::access_token::WxTokenCache)).
+    /// The WeChat API access_token (see
+    /// [`WxTokenCache`](crate::wechat::access_token::WxTokenCache)).
     pub(crate) async fn wx_access_token(
         &self,
         refused: Option<&WxAccessToken>,

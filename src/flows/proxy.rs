@@ -1,8 +1,9 @@
 //! Every path that is not the worker's own: who the request is, and what
 //! the origin is told.
 
+use super::session::Check;
 use super::Edge;
-use crate::config::SessionCheck;
+use crate::authority::AuthorityClient;
 use crate::error::ApiError;
 use crate::http::headers::{bearer, Identity};
 use crate::http::path::is_public;
@@ -11,7 +12,7 @@ use crate::store::Store;
 use crate::token::identity::{sign_identity, IdentityClaims};
 use crate::wechat::Transport;
 
-impl<S: Store, T: Transport, R: Random> Edge<'_, S, T, R> {
+impl<S: Store, T: Transport, R: Random, A: AuthorityClient> Edge<'_, S, T, R, A> {
     /// Who a proxied request is, or why it may not pass. `Ok(None)`: a
     /// public path without a (valid) token.
     pub(crate) async fn proxy_identity(
@@ -23,7 +24,7 @@ impl<S: Store, T: Transport, R: Random> Edge<'_, S, T, R> {
         if public && bearer(authorization).is_none() {
             return Ok(None);
         }
-        let check = self.cfg.session_check == SessionCheck::EveryRequest;
+        let check = Check::from(self.cfg.session_check);
         let auth = match self.authenticate(authorization, check).await {
             Ok(a) => a,
             Err(_) if public => return Ok(None),

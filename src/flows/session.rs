@@ -3,14 +3,15 @@
 
 use serde::Serialize;
 
-use super::session_lock::SessionLock;
 use super::Edge;
+use crate::authority::{AuthorityClient, Op, Outcome, Replica};
+use crate::config::SessionCheck;
 use crate::error::ApiError;
 use crate::http::headers::bearer;
-use crate::ids::SessionId;
 use crate::random::Random;
-use crate::store::{get_json, session_key, SessionRecord, Store};
+use crate::store::{get_json, replica_key, Store};
 use crate::token::access::{verify_access, verify_access_ignoring_expiry, VerifiedAccess};
+use crate::wechat::open_data::VerifiedPhone;
 use crate::wechat::Transport;
 
 /// `GET /auth/session`.
@@ -24,19 +25,49 @@ pub(crate) struct SessionInfo {
     pub(crate) session_expires_at: i64,
 }
 
+/// What a session check found: the session as it is now (fresher than the
+/// token, which may predate a phone binding).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LiveSession {
+    pub(crate) unionid: Option<String>,
+    pub(crate) phone: Option<VerifiedPhone>,
+    pub(crate) expires_at: i64,
+}
+
 /// A request whose access token checked out.
 pub(crate) struct Authenticated {
     pub(crate) access: VerifiedAccess,
-    /// Loaded when the session was checked in KV.
-    pub(crate) session: Option<SessionRecord>,
+    /// The session, when it was checked.
+    pub(crate) session: Option<LiveSession>,
 }
 
-impl<S: Store, T: Transport, R: Random> Edge<'_, S, T, R> {
-    /// Checks `Authorization: Bearer`; loads the session when `load_session`.
+/// Where a session's liveness is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Check {
+    /// The token alone.
+    Token,
+    /// The KV replica.
+    Replica,
+    /// The session authority.
+    Authority,
+}
+
+impl From<SessionCheck> for Check {
+    fn from(c: SessionCheck) -> Self {
+        match c {
+            SessionCheck::EveryRequest => Check::Replica,
+            SessionCheck::RefreshOnly => Check::Token,
+            SessionCheck::Authority => Check::Authority,
+        }
+    }
+}
+
+impl<S: Store, T: Transport, R: Random, A: AuthorityClient> Edge<'_, S, T, R, A> {
+    /// Checks `Authorization: Bearer`, then the session where `check` says.
     pub(crate) async fn authenticate(
         &self,
         authorization: Option<&str>,
-        load_session: bool,
+        check: Check,
     ) -> Result<Authenticated, ApiError> {
         let token = bearer(authorization).ok_or(ApiError::Unauthorized)?;
         let access = verify_access(
@@ -45,26 +76,44 @@ impl<S: Store, T: Transport, R: Random> Edge<'_, S, T, R> {
             token,
             self.now,
         )?;
-        let session = if load_session {
-            Some(self.live_session(&access).await?)
-        } else {
-            None
+        let session = match check {
+            Check::Token => None,
+            Check::Replica => Some(self.replica_session(&access).await?),
+            Check::Authority => Some(self.authority_session(&access).await?),
         };
         Ok(Authenticated { access, session })
     }
 
-    async fn live_session(&self, access: &VerifiedAccess) -> Result<SessionRecord, ApiError> {
-        let s: SessionRecord = get_json(self.store, &session_key(&access.claims.sid))
+    async fn replica_session(&self, access: &VerifiedAccess) -> Result<LiveSession, ApiError> {
+        let r: Replica = get_json(self.store, &replica_key(&access.claims.sid))
             .await?
             .ok_or(ApiError::SessionRevoked)?;
-        if s.openid != access.claims.sub || s.expires_at <= self.now {
+        if r.openid != access.claims.sub || r.expires_at <= self.now {
             return Err(ApiError::SessionRevoked);
         }
-        Ok(s)
+        Ok(LiveSession {
+            unionid: r.unionid,
+            phone: r.phone,
+            expires_at: r.expires_at,
+        })
     }
 
-    /// `POST /auth/logout`. An expired (but genuine) access token still
-    /// logs out.
+    async fn authority_session(&self, access: &VerifiedAccess) -> Result<LiveSession, ApiError> {
+        let op = Op::Check {
+            sid: access.claims.sid.clone(),
+        };
+        match self.authority.call(&access.claims.sub, op).await?? {
+            Outcome::Live(v) => Ok(LiveSession {
+                unionid: v.unionid,
+                phone: v.phone,
+                expires_at: v.expires_at,
+            }),
+            _ => Err(ApiError::Internal),
+        }
+    }
+
+    /// `POST /auth/logout`: the session's authority revokes it for good. An
+    /// expired (but genuine) access token still logs out.
     pub(crate) async fn logout(&self, authorization: Option<&str>) -> Result<(), ApiError> {
         let token = bearer(authorization).ok_or(ApiError::Unauthorized)?;
         let access =
@@ -73,30 +122,26 @@ impl<S: Store, T: Transport, R: Random> Edge<'_, S, T, R> {
         if self.now - access.expires_at > self.cfg.access_ttl_secs() {
             return Err(ApiError::TokenExpired);
         }
-        self.store.delete(&session_key(&access.claims.sid)).await?;
+        let op = Op::Logout {
+            sid: access.claims.sid.clone(),
+        };
+        self.authority.call(&access.claims.sub, op).await??;
         Ok(())
     }
 
-    /// `GET /auth/session`.
+    /// `GET /auth/session`: asks the authority, whatever `SESSION_CHECK`.
     pub(crate) async fn session_info(
         &self,
         authorization: Option<&str>,
     ) -> Result<SessionInfo, ApiError> {
-        let auth = self.authenticate(authorization, true).await?;
+        let auth = self.authenticate(authorization, Check::Authority).await?;
         let s = auth.session.ok_or(ApiError::SessionRevoked)?;
         Ok(SessionInfo {
-            openid: s.openid.into(),
+            openid: auth.access.claims.sub.into(),
             unionid: s.unionid,
             phone_bound: s.phone.is_some(),
             expires_at: auth.access.expires_at,
             session_expires_at: s.expires_at,
         })
-    }
-
-    /// Holds `sid` against other changes from this isolate (see
-    /// [`SessionLocks`](super::SessionLocks)).
-    pub(super) async fn lock_session(&self, sid: &SessionId) -> SessionLock<'_> {
-        let limit_ms = self.cfg.wechat_timeout_ms.saturating_mul(2);
-        self.isolate.sessions.lock(sid, self.wechat, limit_ms).await
     }
 }

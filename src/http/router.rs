@@ -2,13 +2,17 @@
 
 /// The worker's own endpoints, and everything else (the proxy).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Route {
+pub(crate) enum Route<'a> {
     Login,
     Refresh,
     Logout,
     Session,
     Phone,
     Jwks,
+    /// `GET /auth/admin/users/{openid}`.
+    AdminUser(&'a str),
+    /// `POST /auth/admin/users/{openid}/revoke`.
+    AdminRevoke(&'a str),
     Proxy,
     NotFound,
     /// The path exists; the method does not. Carries the `Allow` value.
@@ -17,7 +21,24 @@ pub(crate) enum Route {
 
 pub(crate) const JWKS_PATH: &str = "/.well-known/jwks.json";
 
-pub(crate) fn route(method: &str, path: &str) -> Route {
+/// The operator endpoints: `users/{openid}` and `users/{openid}/revoke`.
+/// A wrong method is 404 like an unknown path, so that a deployment
+/// without `ADMIN_TOKEN` shows no trace of them.
+fn admin_route<'a>(method: &str, rest: &'a str) -> Route<'a> {
+    let Some(rest) = rest.strip_prefix("users/") else {
+        return Route::NotFound;
+    };
+    match rest.split_once('/') {
+        None if method == "GET" || method == "HEAD" => Route::AdminUser(rest),
+        Some((openid, "revoke")) if method == "POST" => Route::AdminRevoke(openid),
+        _ => Route::NotFound,
+    }
+}
+
+pub(crate) fn route<'a>(method: &str, path: &'a str) -> Route<'a> {
+    if let Some(rest) = path.strip_prefix("/auth/admin/") {
+        return admin_route(method, rest);
+    }
     let (route, allow) = match path {
         "/auth/login" => (Route::Login, "POST"),
         "/auth/refresh" => (Route::Refresh, "POST"),
@@ -60,6 +81,28 @@ mod tests {
             route("DELETE", JWKS_PATH),
             Route::MethodNotAllowed("GET, HEAD")
         );
+    }
+
+    #[test]
+    fn operator_endpoints() {
+        assert_eq!(
+            route("GET", "/auth/admin/users/oUser1"),
+            Route::AdminUser("oUser1")
+        );
+        assert_eq!(
+            route("POST", "/auth/admin/users/oUser1/revoke"),
+            Route::AdminRevoke("oUser1")
+        );
+        for (m, p) in [
+            ("POST", "/auth/admin/users/oUser1"),
+            ("GET", "/auth/admin/users/oUser1/revoke"),
+            ("POST", "/auth/admin/users/oUser1/revoke/x"),
+            ("GET", "/auth/admin/users"),
+            ("GET", "/auth/admin/"),
+            ("GET", "/auth/admin"),
+        ] {
+            assert_eq!(route(m, p), Route::NotFound, "{m} {p}");
+        }
     }
 
     #[test]

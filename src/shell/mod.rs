@@ -22,13 +22,15 @@ use crate::http::router::{route, Route};
 use crate::random::OsRandom;
 use crate::token::identity::jwks;
 
+mod authority;
 mod fetch;
 mod kv;
 
+use authority::{DoAuthority, AUTHORITY_BINDING};
 use fetch::FetchTransport;
 use kv::KvStore;
 
-const KV_BINDING: &str = "SESSIONS";
+pub(crate) const KV_BINDING: &str = "SESSIONS";
 const CONFIG_VARS: &[&str] = &[
     "WX_APPID",
     "WX_APPSECRET",
@@ -43,6 +45,8 @@ const CONFIG_VARS: &[&str] = &[
     "REQUIRE_PHONE",
     "PHONE_ALLOWLIST",
     "WX_TIMEOUT_MS",
+    "SESSION_MAX_AGE",
+    "ADMIN_TOKEN",
 ];
 
 thread_local! {
@@ -53,7 +57,7 @@ thread_local! {
         const { RefCell::new(None) };
 }
 
-fn config(env: &Env) -> std::result::Result<Rc<Config>, ConfigError> {
+pub(crate) fn config(env: &Env) -> std::result::Result<Rc<Config>, ConfigError> {
     CONFIG.with(|cell| {
         cell.borrow_mut()
             .get_or_insert_with(|| {
@@ -128,6 +132,15 @@ async fn handle(mut req: Request, env: &Env) -> std::result::Result<Response, Ap
             problem: "is not bound to a KV namespace",
         }
     })?);
+    let authority = DoAuthority(env.durable_object(AUTHORITY_BINDING).map_err(|_| {
+        console_error!(
+            "configuration error: {AUTHORITY_BINDING} is not bound to the Authority Durable Object"
+        );
+        ApiError::ServerMisconfigured {
+            variable: AUTHORITY_BINDING,
+            problem: "is not bound to the Authority Durable Object",
+        }
+    })?);
     let r = route(&method, &path);
     if let Route::MethodNotAllowed(allow) = r {
         let resp = error_response(&ApiError::MethodNotAllowed).map_err(internal)?;
@@ -147,6 +160,7 @@ async fn handle(mut req: Request, env: &Env) -> std::result::Result<Response, Ap
         store: &kv,
         wechat: &transport,
         rng: &OsRandom,
+        authority: &authority,
         now: i64::try_from(Date::now().as_millis() / 1000).unwrap_or(i64::MAX),
     };
     let authorization = req.headers().get("Authorization").ok().flatten();
@@ -182,6 +196,12 @@ async fn handle(mut req: Request, env: &Env) -> std::result::Result<Response, Ap
                     .bind_phone(authorization.as_deref(), phone_request(&body)?)
                     .await?,
             )
+        }
+        Route::AdminUser(openid) => {
+            to_json(&edge.admin_user(authorization.as_deref(), openid).await?)
+        }
+        Route::AdminRevoke(openid) => {
+            to_json(&edge.admin_revoke(authorization.as_deref(), openid).await?)
         }
         Route::Proxy => proxy(req, &edge, &path, authorization.as_deref()).await,
         Route::NotFound | Route::MethodNotAllowed(_) => Err(ApiError::NotFound),
@@ -233,7 +253,7 @@ async fn read_body(
 /// streams the answer back unchanged.
 async fn proxy(
     req: Request,
-    edge: &Edge<'_, KvStore, FetchTransport, OsRandom>,
+    edge: &Edge<'_, KvStore, FetchTransport, OsRandom, DoAuthority>,
     path: &str,
     authorization: Option<&str>,
 ) -> std::result::Result<Response, ApiError> {

@@ -29,7 +29,8 @@ use crate::secret::SessionKey;
 const BLOCK: usize = 16;
 
 /// Why legacy open data could not be opened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub(crate) enum OpenDataError {
     /// `encryptedData` is not base64, empty, or not whole AES blocks.
     BadCiphertext,
@@ -122,7 +123,7 @@ fn strict_pkcs7_len(data: &[u8]) -> Option<usize> {
 /// Ciphertext as received: not a phone until decrypted and its watermark
 /// checked. Deserializes from the legacy `/auth/phone` body
 /// (`{"encryptedData": "...", "iv": "..."}`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct EncryptedPhone {
     pub(crate) encrypted_data: String,

@@ -1,79 +1,220 @@
-//! Concurrent requests in one isolate, forced to interleave.
+//! Races, forced: every KV operation, authority call and authority storage
+//! access gives way to the other futures of a join (see `MemoryStore`,
+//! `MemoryAuthority`), and each test shifts one side by 0..N extra yields
+//! so the two requests meet at every point of each other's path.
+
+use std::cell::Cell;
 
 use super::*;
+use crate::wechat::tests::YieldOnce;
 
-/// KV with latency: every operation lets other requests run first, so
-/// concurrent requests interleave between reading and writing.
-struct SlowStore<'a>(&'a MemoryStore);
+/// How many starting offsets each race is run with.
+const SHIFTS: usize = 24;
 
-/// `w`'s deployment, but over the slow KV.
-fn slow_edge<'a>(
-    w: &'a World,
-    slow: &'a SlowStore<'a>,
-    now: i64,
-) -> Edge<'a, SlowStore<'a>, Scripted, OsRandom> {
-    w.store.now.set(now);
-    Edge {
-        cfg: &w.cfg,
-        store: slow,
-        wechat: &w.wx,
-        rng: &w.rng,
-        isolate: &w.isolate,
-        now,
+async fn after(yields: usize) {
+    for _ in 0..yields {
+        YieldOnce(false).await;
     }
 }
 
-impl Store for SlowStore<'_> {
-    async fn get(&self, key: &str) -> Result<Option<String>, crate::store::StoreError> {
-        YieldOnce(false).await;
-        self.0.get(key).await
-    }
-    async fn put(
-        &self,
-        key: &str,
-        value: &str,
-        ttl: Option<u64>,
-    ) -> Result<(), crate::store::StoreError> {
-        YieldOnce(false).await;
-        self.0.put(key, value, ttl).await
-    }
-    async fn delete(&self, key: &str) -> Result<(), crate::store::StoreError> {
-        YieldOnce(false).await;
-        self.0.delete(key).await
+/// The session is dead for good: its authority holds it revoked, its
+/// replica is gone, and no token of `chain` refreshes.
+fn assert_dead(w: &World, sid: &SessionId, chain: &[String], now: i64, why: &str) {
+    assert!(w.is_revoked(sid), "{why}: not revoked");
+    assert!(w.replica(sid).is_none(), "{why}: replica still in KV");
+    for t in chain {
+        assert!(w.refresh(now, t).is_err(), "{why}: a refresh came back");
     }
 }
 
 #[test]
-fn concurrent_refreshes_in_one_isolate_get_the_same_new_token() {
-    let w = World::new();
-    let r = w.login_at(NOW, GOOD);
-    let sid = sid_of(&r.refresh_token);
-    let slow = SlowStore(&w.store);
-    let edge = slow_edge(&w, &slow, NOW + 5);
-    let (a, b) = block_on(async {
-        futures_util::join!(
-            edge.refresh(&r.refresh_token),
-            edge.refresh(&r.refresh_token)
-        )
-    });
-    let (a, b) = (a.expect("first"), b.expect("second"));
-    assert_eq!(a.refresh_token, b.refresh_token, "one rotation, shared");
-    let s = w.session(&sid).expect("session");
-    assert_eq!(s.refresh_hash, hash_of(&a.refresh_token));
-    assert_eq!(
-        s.prev_hash.as_deref(),
-        Some(hash_of(&r.refresh_token).as_str())
-    );
-    assert!(s.retired.is_empty());
-    assert!(w.isolate.sessions.is_idle(), "lock released");
-    assert!(w.refresh(NOW + 6, &a.refresh_token).is_ok());
+fn logout_racing_a_stolen_token_refresh_loop_always_ends_the_chain() {
+    for shift in 0..SHIFTS {
+        for logout_first in [false, true] {
+            let w = World::new();
+            let r = w.login_at(NOW, GOOD);
+            let sid = sid_of(&r.refresh_token);
+            let victim = bearer_of(&r);
+            let edge = w.at(NOW + 1);
+            let logged_out = Cell::new(false);
+            let chain = std::cell::RefCell::new(vec![r.refresh_token.clone()]);
+            let after_logout_wins = Cell::new(0);
+            let thief = async {
+                if logout_first {
+                    after(shift).await;
+                }
+                for _ in 0..8 {
+                    let current = chain.borrow().last().cloned().expect("a token");
+                    let done_before = logged_out.get();
+                    if let Ok(next) = edge.refresh(&current).await {
+                        if done_before {
+                            after_logout_wins.set(after_logout_wins.get() + 1);
+                        }
+                        chain.borrow_mut().push(next.refresh_token);
+                    }
+                }
+            };
+            let logout = async {
+                if !logout_first {
+                    after(shift).await;
+                }
+                let out = edge.logout(Some(&victim)).await;
+                logged_out.set(true);
+                out
+            };
+            let ((), out) = block_on(async { futures_util::join!(thief, logout) });
+            assert_eq!(out, Ok(()));
+            let why = format!("shift {shift}, logout first {logout_first}");
+            assert_eq!(
+                after_logout_wins.get(),
+                0,
+                "{why}: a refresh won after logout"
+            );
+            assert_dead(&w, &sid, &chain.borrow(), NOW + 2, &why);
+        }
+    }
+}
+
+#[test]
+fn reuse_revocation_racing_the_victims_refresh_leaves_the_session_dead() {
+    for shift in 0..SHIFTS {
+        let w = World::new();
+        let r1 = w.login_at(NOW, GOOD);
+        let sid = sid_of(&r1.refresh_token);
+        let r2 = w
+            .refresh(NOW + 1, &r1.refresh_token)
+            .expect("victim rotates");
+        // Past the grace, the thief presents the stolen r1 while the victim
+        // refreshes r2.
+        let edge = w.at(NOW + 1 + REFRESH_GRACE + 1);
+        let (thief, victim) = block_on(async {
+            futures_util::join!(edge.refresh(&r1.refresh_token), async {
+                after(shift).await;
+                edge.refresh(&r2.refresh_token).await
+            })
+        });
+        assert_eq!(thief, Err(ApiError::RefreshReused), "shift {shift}");
+        let mut chain = vec![r1.refresh_token.clone(), r2.refresh_token.clone()];
+        chain.extend(victim.ok().map(|v| v.refresh_token));
+        assert_dead(&w, &sid, &chain, NOW + 100, &format!("shift {shift}"));
+    }
+}
+
+#[test]
+fn admin_revoke_racing_refreshes_leaves_every_session_dead() {
+    for shift in 0..SHIFTS {
+        let mut cfg = test_config();
+        cfg.admin_token = Some(crate::secret::AdminToken::new(ADMIN));
+        let w = World::with(cfg);
+        let a = w.login_at(NOW, GOOD);
+        let b = w.login_at(NOW + 1, GOOD);
+        let edge = w.at(NOW + 2);
+        let admin = format!("Bearer {ADMIN}");
+        let (ra, rb, revoked) = block_on(async {
+            futures_util::join!(
+                edge.refresh(&a.refresh_token),
+                async {
+                    after(shift / 2).await;
+                    edge.refresh(&b.refresh_token).await
+                },
+                async {
+                    after(shift).await;
+                    edge.admin_revoke(Some(&admin), "oUser1").await
+                }
+            )
+        });
+        assert!(revoked.is_ok(), "shift {shift}");
+        for (login, rotated) in [(&a, ra), (&b, rb)] {
+            let mut chain = vec![login.refresh_token.clone()];
+            chain.extend(rotated.ok().map(|r| r.refresh_token));
+            let sid = sid_of(&login.refresh_token);
+            assert_dead(&w, &sid, &chain, NOW + 3, &format!("shift {shift}"));
+        }
+        // The user can log in again afterwards.
+        let again = w.login_at(NOW + 4, GOOD);
+        assert!(w.refresh(NOW + 5, &again.refresh_token).is_ok());
+    }
+}
+
+#[test]
+fn logout_racing_a_phone_binding_is_never_undone() {
+    for shift in 0..SHIFTS {
+        for legacy in [false, true] {
+            let (w, r) = if legacy {
+                let w = World::new();
+                let r = w.login_at(NOW, &phone_login_reply());
+                (w, r)
+            } else {
+                code_world()
+            };
+            let sid = sid_of(&r.refresh_token);
+            if !legacy {
+                w.reply(STABLE_T1);
+                w.reply(PHONE_REPLY);
+            }
+            let auth = bearer_of(&r);
+            let edge = w.at(NOW + 5);
+            let req = if legacy {
+                PhoneRequest::Encrypted(encrypted("phone_ok"))
+            } else {
+                PhoneRequest::Code("c1")
+            };
+            let (bound, out) = block_on(async {
+                futures_util::join!(edge.bind_phone(Some(&auth), req), async {
+                    after(shift).await;
+                    edge.logout(Some(&auth)).await
+                })
+            });
+            assert_eq!(out, Ok(()));
+            let mut chain = vec![r.refresh_token.clone()];
+            match bound {
+                Ok(b) => chain.push(b.refresh_token),
+                Err(e) => assert_eq!(e, ApiError::SessionRevoked, "shift {shift}"),
+            }
+            let why = format!("shift {shift}, legacy {legacy}");
+            assert_dead(&w, &sid, &chain, NOW + 6, &why);
+        }
+    }
+}
+
+#[test]
+fn concurrent_refreshes_of_one_token_make_exactly_one_rotation() {
+    for shift in 0..SHIFTS {
+        let w = World::new();
+        let r = w.login_at(NOW, GOOD);
+        let sid = sid_of(&r.refresh_token);
+        let edge = w.at(NOW + 5);
+        let (a, b, c) = block_on(async {
+            futures_util::join!(
+                edge.refresh(&r.refresh_token),
+                async {
+                    after(shift).await;
+                    edge.refresh(&r.refresh_token).await
+                },
+                async {
+                    after(SHIFTS - shift).await;
+                    edge.refresh(&r.refresh_token).await
+                }
+            )
+        });
+        let (a, b, c) = (a.expect("a"), b.expect("b"), c.expect("c"));
+        assert_eq!(a, b, "shift {shift}: the same pair");
+        assert_eq!(a, c, "shift {shift}: the same pair");
+        let s = w.session(&sid).expect("session");
+        assert_eq!(s.refresh_hash, hash_of(&a.refresh_token));
+        assert_eq!(
+            s.prev_hash.as_deref(),
+            Some(hash_of(&r.refresh_token).as_str())
+        );
+        assert!(s.retired.is_empty(), "shift {shift}: one rotation only");
+        assert!(w.refresh(NOW + 6, &a.refresh_token).is_ok());
+    }
 }
 
 #[test]
 fn concurrent_phone_bindings_in_one_isolate_fetch_the_wechat_token_once() {
     let (w, r) = code_world();
-    let slow = SlowStore(&w.store);
-    let edge = slow_edge(&w, &slow, NOW + 5);
+    let edge = w.at(NOW + 5);
     w.reply(STABLE_T1);
     w.reply(PHONE_REPLY);
     w.reply(PHONE_REPLY);
@@ -84,6 +225,8 @@ fn concurrent_phone_bindings_in_one_isolate_fetch_the_wechat_token_once() {
             edge.bind_phone(Some(&auth), PhoneRequest::Code("c2"))
         )
     });
+    // Both were sent; whichever the authority took second found the pair
+    // replaced by the first, and still bound (the session is live).
     assert!(a.expect("first").phone_bound);
     assert!(b.expect("second").phone_bound);
     let urls: Vec<String> = (1..w.sent_len()).map(|i| w.sent_url(i)).collect();
@@ -97,54 +240,5 @@ fn concurrent_phone_bindings_in_one_isolate_fetch_the_wechat_token_once() {
         urls.iter().filter(|u| **u == phone_url).count(),
         2,
         "{urls:?}"
-    );
-}
-
-#[test]
-fn the_refresh_lock_is_released_however_refresh_ends() {
-    let w = World::new();
-    let r = w.login_at(NOW, GOOD);
-    let r2 = w.refresh(NOW + 1, &r.refresh_token).expect("rotates");
-    assert!(w.isolate.sessions.is_idle());
-    let wrong = format!("{}.{}", sid_of(&r.refresh_token), B64URL.encode([9u8; 32]));
-    assert_eq!(
-        w.refresh(NOW + 2, &wrong),
-        Err(ApiError::InvalidRefreshToken)
-    );
-    assert!(w.isolate.sessions.is_idle());
-    w.store.fail.set(true);
-    assert_eq!(
-        w.refresh(NOW + 3, &r2.refresh_token),
-        Err(ApiError::Internal)
-    );
-    assert!(w.isolate.sessions.is_idle());
-    w.store.fail.set(false);
-    assert_eq!(
-        w.refresh(NOW + 100, &r.refresh_token),
-        Err(ApiError::RefreshReused)
-    );
-    assert!(w.isolate.sessions.is_idle());
-}
-
-#[test]
-fn a_logout_while_a_phone_binding_waits_on_wechat_is_not_undone() {
-    let (w, r) = code_world();
-    let sid = sid_of(&r.refresh_token);
-    let slow = SlowStore(&w.store);
-    let edge = slow_edge(&w, &slow, NOW + 5);
-    w.reply(STABLE_T1);
-    w.reply(PHONE_REPLY);
-    let auth = bearer_of(&r);
-    let (bound, out) = block_on(async {
-        futures_util::join!(
-            edge.bind_phone(Some(&auth), PhoneRequest::Code("c1")),
-            edge.logout(Some(&auth))
-        )
-    });
-    assert_eq!(out, Ok(()));
-    assert_eq!(bound.map(|_| ()), Err(ApiError::SessionRevoked));
-    assert!(
-        w.session(&sid).is_none(),
-        "the logged-out session came back"
     );
 }

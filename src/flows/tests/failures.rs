@@ -3,7 +3,7 @@
 use super::*;
 
 #[test]
-fn a_failing_store_is_internal_never_a_panic() {
+fn a_failing_kv_is_store_unavailable_never_a_panic() {
     let w = World::new();
     let r = w.login_at(NOW, &phone_login_reply());
     w.store.fail.set(true);
@@ -13,45 +13,94 @@ fn a_failing_store_is_internal_never_a_panic() {
     w.reply(GOOD);
     assert_eq!(
         block_on(w.at(NOW + 1).login("code", None)),
-        Err(ApiError::Internal)
+        Err(ApiError::StoreUnavailable)
     );
     assert_eq!(
-        w.refresh(NOW + 1, &r.refresh_token),
-        Err(ApiError::Internal)
-    );
-    assert_eq!(
-        block_on(w.at(NOW + 1).logout(auth)),
-        Err(ApiError::Internal)
-    );
-    assert_eq!(
-        block_on(w.at(NOW + 1).session_info(auth)),
-        Err(ApiError::Internal)
-    );
-    assert_eq!(
-        block_on(w.at(NOW + 1).authenticate(auth, true)).err(),
-        Some(ApiError::Internal)
+        block_on(w.at(NOW + 1).authenticate(auth, Check::Replica)).err(),
+        Some(ApiError::StoreUnavailable)
     );
     assert!(
-        block_on(w.at(NOW + 1).authenticate(auth, false)).is_ok(),
+        block_on(w.at(NOW + 1).authenticate(auth, Check::Token)).is_ok(),
         "stateless"
     );
     assert_eq!(
         block_on(w.at(NOW + 1).proxy_identity("/api/x", auth)),
-        Err(ApiError::Internal)
-    );
-    assert_eq!(
-        w.bind(NOW + 1, &r, PhoneRequest::Encrypted(encrypted("phone_ok"))),
-        Err(ApiError::Internal)
+        Err(ApiError::StoreUnavailable)
     );
     assert_eq!(
         block_on(w.at(NOW + 1).wx_access_token(None)).map(|t| t.secret().to_string()),
-        Err(ApiError::Internal)
+        Err(ApiError::StoreUnavailable)
     );
-    assert_eq!(ApiError::Internal.status(), 500);
+    assert_eq!(ApiError::StoreUnavailable.status(), 503);
 
-    // Back up: nothing was lost.
+    // Back up: the session is as it was.
     w.store.fail.set(false);
     assert!(w.refresh(NOW + 2, &r.refresh_token).is_ok());
+}
+
+#[test]
+fn an_unreachable_authority_is_store_unavailable_and_changes_nothing() {
+    let w = World::new();
+    let r = w.login_at(NOW, &phone_login_reply());
+    let sid = sid_of(&r.refresh_token);
+    let before = w.session(&sid).expect("session");
+    w.authority.fail.set(true);
+    let auth = Some(bearer_of(&r));
+    let auth = auth.as_deref();
+
+    w.reply(GOOD);
+    assert_eq!(
+        block_on(w.at(NOW + 1).login("code", None)),
+        Err(ApiError::StoreUnavailable)
+    );
+    assert_eq!(
+        w.refresh(NOW + 1, &r.refresh_token),
+        Err(ApiError::StoreUnavailable)
+    );
+    assert_eq!(
+        block_on(w.at(NOW + 1).logout(auth)),
+        Err(ApiError::StoreUnavailable)
+    );
+    assert_eq!(
+        block_on(w.at(NOW + 1).session_info(auth)),
+        Err(ApiError::StoreUnavailable)
+    );
+    assert_eq!(
+        w.bind(NOW + 1, &r, PhoneRequest::Encrypted(encrypted("phone_ok"))),
+        Err(ApiError::StoreUnavailable)
+    );
+    let after = w.session(&sid).expect("session");
+    assert_eq!(after.refresh_hash, before.refresh_hash);
+    assert_eq!(after.revoked_at, None);
+    assert!(after.phone.is_none());
+
+    // Back: the retried logout takes.
+    w.authority.fail.set(false);
+    assert_eq!(block_on(w.at(NOW + 2).logout(auth)), Ok(()));
+    assert!(w.is_revoked(&sid));
+}
+
+#[test]
+fn a_refresh_whose_replica_write_failed_is_retried_to_the_same_pair() {
+    // The authority rotated, then KV failed: the client saw 503 and retries
+    // with the same (now previous) token within the grace.
+    let w = World::new();
+    let r = w.login_at(NOW, GOOD);
+    let sid = sid_of(&r.refresh_token);
+    w.store.fail.set(true);
+    assert_eq!(
+        w.refresh(NOW + 1, &r.refresh_token),
+        Err(ApiError::StoreUnavailable)
+    );
+    w.store.fail.set(false);
+    let retried = w
+        .refresh(NOW + 2, &r.refresh_token)
+        .expect("grace: the pair");
+    assert_eq!(
+        w.session(&sid).expect("session").refresh_hash,
+        hash_of(&retried.refresh_token)
+    );
+    assert!(w.refresh(NOW + 3, &retried.refresh_token).is_ok());
 }
 
 struct BrokenRandom;
@@ -66,12 +115,13 @@ impl Random for BrokenRandom {
 fn a_failing_random_source_is_internal() {
     let w = World::new();
     let r = w.login_at(NOW, GOOD);
-    let edge = Edge {
+    let edge: Edge<'_, MemoryStore, Scripted, BrokenRandom, MemoryAuthority> = Edge {
         cfg: &w.cfg,
         store: &w.store,
         wechat: &w.wx,
         rng: &BrokenRandom,
         isolate: &w.isolate,
+        authority: &w.authority,
         now: NOW + 1,
     };
     w.reply(&format!(
@@ -125,7 +175,11 @@ fn nothing_returned_carries_a_session_key_or_the_app_secret() {
     let info = block_on(w.at(NOW + 3).session_info(Some(&bearer_of(&r2)))).expect("info");
     shown.push(format!("{info:?}"));
     json_shown.push(serde_json::to_string(&info).expect("json"));
-    let auth = block_on(w.at(NOW + 3).authenticate(Some(&bearer_of(&r2)), true)).expect("auth");
+    let auth = block_on(
+        w.at(NOW + 3)
+            .authenticate(Some(&bearer_of(&r2)), Check::Replica),
+    )
+    .expect("auth");
     shown.push(format!("{:?} {:?}", auth.access, auth.session));
     let id = block_on(
         w.at(NOW + 3)

@@ -47,8 +47,16 @@ fn login_stores_the_session_with_the_session_key_and_a_hashed_refresh_token() {
     let w = World::new();
     let r = w.login_at(NOW, GOOD);
     let sid = sid_of(&r.refresh_token);
-    let s = w.session(&sid).expect("session stored under session:{sid}");
-    assert_eq!(s.openid, "oUser1");
+    // The user's authority holds the session...
+    let state = w
+        .authority
+        .state(&OpenId::new("oUser1"))
+        .expect("the user's authority");
+    let s = state
+        .sessions
+        .get(&sid)
+        .cloned()
+        .expect("session kept by its authority");
     assert_eq!(s.unionid.as_deref(), Some("uUnion1"));
     assert_eq!(s.session_key.to_base64(), GOOD_KEY);
     assert!(s.phone.is_none());
@@ -56,21 +64,23 @@ fn login_stores_the_session_with_the_session_key_and_a_hashed_refresh_token() {
     assert_eq!(s.expires_at, NOW + w.cfg.refresh_ttl as i64);
     assert_eq!(s.refresh_hash, hash_of(&r.refresh_token));
     assert_eq!(s.prev_hash, None);
-    assert_eq!(s.rotated_at, None);
+    assert_eq!(s.issued_at, NOW);
     assert_eq!(s.sealed_current, None);
     assert!(s.retired.is_empty());
+    assert_eq!(s.revoked_at, None);
 
-    // KV drops the record when the session ends; the user record stays.
-    let (_, exp) = w.raw_entry(&session_key(&sid)).expect("raw entry");
+    // ...and KV its read replica, which drops out when the session ends.
+    let replica = w.replica(&sid).expect("replica in KV");
+    assert_eq!(replica.openid, "oUser1");
+    assert_eq!(replica.expires_at, NOW + w.cfg.refresh_ttl as i64);
+    let (_, exp) = w.raw_entry(&replica_key(&sid)).expect("raw entry");
     assert_eq!(exp, Some(NOW + w.cfg.refresh_ttl as i64));
-    let (_, user_exp) = w
-        .raw_entry(&user_key(&OpenId::new("oUser1")))
-        .expect("user entry");
-    assert_eq!(user_exp, None);
 
-    // KV never holds the refresh token itself.
-    let secret_part = r.refresh_token.split_once('.').expect("sid.secret").1;
+    // Neither holds the refresh token itself; KV never sees the session_key.
+    let secret_part = r.refresh_token.rsplit_once('.').expect("user.sid.secret").1;
     assert!(!w.store.raw().contains(secret_part));
+    assert!(!format!("{state:?}").contains(secret_part));
+    assert!(!w.store.raw().contains(GOOD_KEY));
 }
 
 #[test]

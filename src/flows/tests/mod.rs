@@ -3,17 +3,21 @@
 //! [`Edge`] is built per "request" with its own `now`, and the store's clock
 //! follows it (see [`World::at`]).
 
+use std::rc::Rc;
+
 use super::phone::PhoneRequest;
-use super::refresh::REFRESH_GRACE;
-use super::session::SessionInfo;
+use super::session::{Check, SessionInfo};
 use super::*;
+use crate::authority::machine::{SessionState, UserRecord, RETIRED_KEPT};
+use crate::authority::server::tests::MemoryAuthority;
+use crate::authority::server::REFRESH_GRACE;
+use crate::authority::Replica;
 use crate::config::Config;
 use crate::config::SessionCheck;
 use crate::error::ApiError;
 use crate::http::headers::Identity;
 use crate::ids::{AppId, OpenId, SessionId};
-use crate::store::WX_TOKEN_KEY;
-use crate::store::{get_json, user_key, UserRecord, RETIRED_KEPT};
+use crate::store::{allow_key, get_json, replica_key, WX_TOKEN_KEY};
 use crate::token::access::{verify_access, AccessClaims};
 use crate::token::identity::IdentityClaims;
 use crate::token::refresh::ParsedRefresh;
@@ -28,12 +32,14 @@ use serde_json::{json, Value};
 use crate::config::tests::test_config;
 use crate::random::{OsRandom, RandomError};
 use crate::store::tests::MemoryStore;
-use crate::wechat::tests::{ok, Scripted, YieldOnce, GOOD};
+use crate::wechat::tests::{ok, Scripted, GOOD};
 use crate::wechat::Method;
 
 const NOW: i64 = 1_764_000_000;
 const APPID: &str = "wxd930ea5d5a258f4f";
 const APP_SECRET: &str = "appsecret-value-123";
+/// An operator token for the admin endpoints.
+const ADMIN: &str = "test-only-admin-token-0123456789abcdef";
 /// The session_key of [`GOOD`].
 const GOOD_KEY: &str = "tiihtNczf5v6AKRyjwEUhQ==";
 const IP: &str = "203.0.113.7";
@@ -45,16 +51,18 @@ const PHONE_REPLY: &str = r#"{"errcode":0,"errmsg":"ok","phone_info":{"phoneNumb
 const PHONE_REPLY_FOREIGN: &str = r#"{"errcode":0,"errmsg":"ok","phone_info":{"phoneNumber":"13800138000","purePhoneNumber":"13800138000","countryCode":"86","watermark":{"timestamp":1764000000,"appid":"wx0000000000000000"}}}"#;
 const PURE: &str = "13800138000";
 
-type TestEdge<'a> = Edge<'a, MemoryStore, Scripted, OsRandom>;
+type TestEdge<'a> = Edge<'a, MemoryStore, Scripted, OsRandom, MemoryAuthority>;
 
-/// One deployment: configuration, KV, WeChat and randomness.
+/// One deployment: configuration, KV, WeChat, randomness and the users'
+/// session authorities.
 struct World {
-    cfg: Config,
-    store: MemoryStore,
+    cfg: Rc<Config>,
+    store: Rc<MemoryStore>,
     wx: Scripted,
     rng: OsRandom,
     /// One isolate's shared state: every request of a test runs in it.
     isolate: IsolateState,
+    authority: MemoryAuthority,
 }
 
 impl World {
@@ -63,16 +71,20 @@ impl World {
     }
 
     fn with(cfg: Config) -> Self {
+        let cfg = Rc::new(cfg);
+        let store = Rc::new(MemoryStore::default());
         World {
+            authority: MemoryAuthority::new(Rc::clone(&store), Rc::clone(&cfg)),
             cfg,
-            store: MemoryStore::default(),
+            store,
             wx: Scripted::default(),
             rng: OsRandom,
             isolate: IsolateState::default(),
         }
     }
 
-    /// A request handled at `now` (the KV clock is set to it too).
+    /// A request handled at `now` (the KV's and the authorities' clock is
+    /// set to it too).
     fn at(&self, now: i64) -> TestEdge<'_> {
         self.store.now.set(now);
         Edge {
@@ -81,6 +93,7 @@ impl World {
             wechat: &self.wx,
             rng: &self.rng,
             isolate: &self.isolate,
+            authority: &self.authority,
             now,
         }
     }
@@ -111,17 +124,31 @@ impl World {
         block_on(self.at(now).bind_phone(Some(&bearer_of(login)), req))
     }
 
-    fn authenticate_err(&self, now: i64, r: &TokenResponse, load: bool) -> Option<ApiError> {
-        block_on(self.at(now).authenticate(Some(&bearer_of(r)), load)).err()
+    fn authenticate_err(&self, now: i64, r: &TokenResponse, check: Check) -> Option<ApiError> {
+        block_on(self.at(now).authenticate(Some(&bearer_of(r)), check)).err()
     }
 
-    /// The session record as KV returns it at the store's current time.
-    fn session(&self, sid: &SessionId) -> Option<SessionRecord> {
-        block_on(get_json(&self.store, &session_key(sid))).expect("store readable")
+    /// The session as its authority keeps it (revoked ones too, until they
+    /// expire).
+    fn session(&self, sid: &SessionId) -> Option<SessionState> {
+        self.authority
+            .states()
+            .into_iter()
+            .find_map(|(_, s)| s.sessions.get(sid).cloned())
+    }
+
+    /// Whether the session's authority holds it revoked.
+    fn is_revoked(&self, sid: &SessionId) -> bool {
+        self.session(sid).is_some_and(|s| s.revoked_at.is_some())
+    }
+
+    /// The session's KV replica at the store's current time.
+    fn replica(&self, sid: &SessionId) -> Option<Replica> {
+        block_on(get_json(&*self.store, &replica_key(sid))).expect("store readable")
     }
 
     fn user(&self, openid: &str) -> Option<UserRecord> {
-        block_on(get_json(&self.store, &user_key(&OpenId::new(openid)))).expect("store readable")
+        self.authority.state(&OpenId::new(openid))?.user
     }
 
     /// The raw KV entry (value, absolute expiry), ignoring expiry.
@@ -129,8 +156,14 @@ impl World {
         self.store.data.borrow().get(key).cloned()
     }
 
+    /// Puts a mainland (+86) number on the allowlist.
     fn allow(&self, pure: &str) {
-        block_on(self.store.put(&allow_key(pure), "1", None)).expect("put");
+        let phone = VerifiedPhone {
+            phone_number: pure.into(),
+            pure_phone_number: pure.into(),
+            country_code: "86".into(),
+        };
+        block_on(self.store.put(&allow_key(&phone), "1", None)).expect("put");
     }
 
     fn sent_len(&self) -> usize {
@@ -168,12 +201,9 @@ fn bearer_of(r: &TokenResponse) -> String {
 }
 
 fn sid_of(refresh_token: &str) -> SessionId {
-    SessionId::new(
-        refresh_token
-            .split_once('.')
-            .expect("refresh token is sid.secret")
-            .0,
-    )
+    ParsedRefresh::parse(refresh_token)
+        .expect("refresh token is user.sid.secret")
+        .sid
 }
 
 fn hash_of(refresh_token: &str) -> String {
@@ -269,7 +299,7 @@ fn binding_needs_a_live_session() {
     assert!(w.user("oUser1").expect("user").phone.is_none());
 }
 fn cached_wx_token(w: &World) -> Option<CachedWxToken> {
-    block_on(get_json(&w.store, WX_TOKEN_KEY)).expect("store readable")
+    block_on(get_json(&*w.store, WX_TOKEN_KEY)).expect("store readable")
 }
 
 /// The identity key as an origin finds it: from the published JWKS.
@@ -282,6 +312,7 @@ fn published_key(key: &crate::token::identity::IdentityKey) -> ed25519_compact::
     ed25519_compact::PublicKey::from_slice(&x).expect("an Ed25519 key")
 }
 
+mod admin;
 mod concurrency;
 mod failures;
 mod login;

@@ -26,12 +26,14 @@ fn refresh_rotates_and_grace_returns_the_same_new_token() {
         s.prev_hash.as_deref(),
         Some(hash_of(&r1.refresh_token).as_str())
     );
-    assert_eq!(s.rotated_at, Some(NOW + 10));
+    assert_eq!(s.issued_at, NOW + 10);
 
-    // A concurrent refresh with the old token, up to REFRESH_GRACE later.
+    // A concurrent refresh with the old token, up to REFRESH_GRACE later:
+    // the same pair, access token included.
     for dt in [0, 1, REFRESH_GRACE] {
         let again = w.refresh(NOW + 10 + dt, &r1.refresh_token).expect("grace");
         assert_eq!(again.refresh_token, r2.refresh_token, "at +{dt}");
+        assert_eq!(again.access_token, r2.access_token, "at +{dt}");
         // The session was not extended again: less of it is left.
         assert_eq!(
             again.refresh_expires_in,
@@ -43,7 +45,7 @@ fn refresh_rotates_and_grace_returns_the_same_new_token() {
     // ... which did not rotate again.
     let s = w.session(&sid).expect("session");
     assert_eq!(s.refresh_hash, hash_of(&r2.refresh_token));
-    assert_eq!(s.rotated_at, Some(NOW + 10));
+    assert_eq!(s.issued_at, NOW + 10);
 }
 
 #[test]
@@ -58,7 +60,8 @@ fn the_old_token_after_the_grace_is_reuse_and_revokes_the_session() {
         w.refresh(late, &r1.refresh_token),
         Err(ApiError::RefreshReused)
     );
-    assert!(w.raw_entry(&session_key(&sid)).is_none(), "session deleted");
+    assert!(w.is_revoked(&sid), "session revoked, and kept marked");
+    assert!(w.replica(&sid).is_none(), "replica deleted");
 
     // Everyone is out: the newest refresh token and its access token.
     assert_eq!(
@@ -66,7 +69,7 @@ fn the_old_token_after_the_grace_is_reuse_and_revokes_the_session() {
         Err(ApiError::InvalidRefreshToken)
     );
     assert_eq!(
-        w.authenticate_err(late, &r2, true),
+        w.authenticate_err(late, &r2, Check::Replica),
         Some(ApiError::SessionRevoked)
     );
     assert_eq!(
@@ -94,7 +97,7 @@ fn a_token_two_rotations_back_is_reuse_even_within_the_grace() {
         w.refresh(NOW + 3, &r1.refresh_token),
         Err(ApiError::RefreshReused)
     );
-    assert!(w.session(&sid).is_none());
+    assert!(w.is_revoked(&sid));
     assert_eq!(
         w.refresh(NOW + 4, &r3.refresh_token),
         Err(ApiError::InvalidRefreshToken)
@@ -106,8 +109,21 @@ fn unknown_or_malformed_refresh_tokens_are_invalid_and_harmless() {
     let w = World::new();
     let r = w.login_at(NOW, GOOD);
     let sid = sid_of(&r.refresh_token);
-    let unknown_sid = format!("{}.{}", B64URL.encode([7u8; 16]), B64URL.encode([9u8; 32]));
-    let wrong_secret = format!("{sid}.{}", B64URL.encode([9u8; 32]));
+    let user = r.refresh_token.split('.').next().expect("user part");
+    let unknown_sid = format!(
+        "{user}.{}.{}",
+        B64URL.encode([7u8; 16]),
+        B64URL.encode([9u8; 32])
+    );
+    let wrong_secret = format!("{user}.{sid}.{}", B64URL.encode([9u8; 32]));
+    // Someone else's user part with this session: another authority, which
+    // knows no such session.
+    let other_user = format!(
+        "{}.{sid}.{}",
+        B64URL.encode("oSomeoneElse"),
+        r.refresh_token.rsplit('.').next().expect("secret")
+    );
+    let old_format = format!("{sid}.{}", B64URL.encode([9u8; 32]));
     let cases = [
         String::new(),
         "garbage".to_string(),
@@ -117,6 +133,8 @@ fn unknown_or_malformed_refresh_tokens_are_invalid_and_harmless() {
         r.access_token.clone(),
         unknown_sid,
         wrong_secret,
+        other_user,
+        old_format,
     ];
     for t in &cases {
         assert_eq!(
@@ -147,21 +165,77 @@ fn an_expired_session_cannot_be_refreshed() {
 }
 
 #[test]
-fn an_expired_session_still_in_kv_is_refused_and_deleted() {
-    // KV expiry is lazy: the record can outlive expires_at a little.
+fn an_expired_session_is_refused_and_forgotten_whatever_kv_still_holds() {
+    // KV expiry is lazy: the replica can outlive expires_at a little. The
+    // authority decides by its own clock.
     let w = World::new();
     let r = w.login_at(NOW, GOOD);
     let sid = sid_of(&r.refresh_token);
     let end = NOW + w.cfg.refresh_ttl as i64;
-    let edge = w.at(end + 10);
-    w.store.now.set(end - 100);
     assert_eq!(
-        block_on(edge.refresh(&r.refresh_token)),
+        w.refresh(end + 10, &r.refresh_token),
         Err(ApiError::InvalidRefreshToken)
     );
-    assert!(
-        w.raw_entry(&session_key(&sid)).is_none(),
-        "expired session deleted"
+    assert!(w.session(&sid).is_none(), "expired session forgotten");
+}
+
+#[test]
+fn the_alarm_forgets_expired_sessions_and_their_replicas() {
+    let w = World::new();
+    let r = w.login_at(NOW, GOOD);
+    let sid = sid_of(&r.refresh_token);
+    let user = OpenId::new("oUser1");
+    let end = NOW + w.cfg.refresh_ttl as i64;
+    assert_eq!(w.authority.alarm_at(&user), Some(end));
+    // Before the end the alarm changes nothing.
+    w.store.now.set(end - 1);
+    block_on(w.authority.alarm(&user)).expect("alarm");
+    assert!(w.session(&sid).is_some());
+    w.store.now.set(end);
+    block_on(w.authority.alarm(&user)).expect("alarm");
+    assert!(w.session(&sid).is_none());
+    assert!(w.raw_entry(&replica_key(&sid)).is_none());
+    // The user record stays.
+    assert_eq!(w.user("oUser1").expect("user").login_count, 1);
+}
+
+#[test]
+fn revoked_sessions_stay_marked_until_their_expiry() {
+    let w = World::new();
+    let r = w.login_at(NOW, GOOD);
+    let sid = sid_of(&r.refresh_token);
+    block_on(w.at(NOW + 5).logout(Some(&bearer_of(&r)))).expect("logout");
+    let end = NOW + w.cfg.refresh_ttl as i64;
+    w.store.now.set(end - 1);
+    block_on(w.authority.alarm(&OpenId::new("oUser1"))).expect("alarm");
+    assert!(w.is_revoked(&sid), "still marked the second before its end");
+    assert_eq!(
+        w.refresh(end - 1, &r.refresh_token),
+        Err(ApiError::InvalidRefreshToken)
+    );
+}
+
+#[test]
+fn session_max_age_caps_how_far_refreshes_extend_a_session() {
+    let mut cfg = test_config();
+    cfg.session_max_age = 86_400;
+    cfg.refresh_ttl = 3_600;
+    let w = World::with(cfg);
+    let mut token = w.login_at(NOW, GOOD).refresh_token;
+    let sid = sid_of(&token);
+    // Refresh every half hour: each extends by an hour, up to the cap.
+    let mut t = NOW;
+    while t + 1_800 < NOW + 86_400 {
+        t += 1_800;
+        let r = w.refresh(t, &token).expect("within the max age");
+        assert!(t + r.refresh_expires_in as i64 <= NOW + 86_400, "at {t}");
+        token = r.refresh_token;
+    }
+    assert_eq!(w.session(&sid).expect("live").expires_at, NOW + 86_400);
+    assert_eq!(
+        w.refresh(NOW + 86_400, &token),
+        Err(ApiError::InvalidRefreshToken),
+        "past login + SESSION_MAX_AGE: log in again"
     );
 }
 
@@ -176,7 +250,7 @@ fn refresh_extends_the_session() {
     let s = w.session(&sid).expect("session");
     assert_eq!(s.expires_at, later + w.cfg.refresh_ttl as i64);
     assert_eq!(s.created_at, NOW);
-    let (_, exp) = w.raw_entry(&session_key(&sid)).expect("raw");
+    let (_, exp) = w.raw_entry(&replica_key(&sid)).expect("raw");
     assert_eq!(exp, Some(later + w.cfg.refresh_ttl as i64));
     // Past the original end, the session lives on.
     let beyond = NOW + w.cfg.refresh_ttl as i64 + 10;
@@ -225,11 +299,11 @@ fn reuse_detection_remembers_retired_kept_tokens() {
             Err(ApiError::InvalidRefreshToken)
         );
     }
-    assert!(w.session(&sid).is_some());
+    assert!(!w.is_revoked(&sid));
     // tokens[3] is still remembered.
     assert_eq!(
         w.refresh(NOW + 100, &tokens[3]),
         Err(ApiError::RefreshReused)
     );
-    assert!(w.session(&sid).is_none());
+    assert!(w.is_revoked(&sid));
 }

@@ -4,25 +4,31 @@ use super::*;
 use crate::token::access::{issue_access, TokenKey};
 
 #[test]
-fn logout_deletes_the_session() {
+fn logout_revokes_the_session_and_deletes_its_replica() {
     let w = World::new();
     let r = w.login_at(NOW, GOOD);
     let sid = sid_of(&r.refresh_token);
     assert_eq!(block_on(w.at(NOW + 5).logout(Some(&bearer_of(&r)))), Ok(()));
-    assert!(w.raw_entry(&session_key(&sid)).is_none());
+    assert!(w.is_revoked(&sid));
+    assert!(w.raw_entry(&replica_key(&sid)).is_none());
+    // Again: still 204, nothing changes.
+    assert_eq!(block_on(w.at(NOW + 6).logout(Some(&bearer_of(&r)))), Ok(()));
 
     assert_eq!(
         w.refresh(NOW + 6, &r.refresh_token),
         Err(ApiError::InvalidRefreshToken)
     );
     assert_eq!(
-        w.authenticate_err(NOW + 6, &r, true),
+        w.authenticate_err(NOW + 6, &r, Check::Replica),
         Some(ApiError::SessionRevoked)
     );
     // Stateless checking still accepts the token until it expires
     // (SESSION_CHECK=refresh-only semantics).
-    let auth = block_on(w.at(NOW + 6).authenticate(Some(&bearer_of(&r)), false))
-        .expect("stateless check passes");
+    let auth = block_on(
+        w.at(NOW + 6)
+            .authenticate(Some(&bearer_of(&r)), Check::Token),
+    )
+    .expect("stateless check passes");
     assert_eq!(auth.access.claims.sub, "oUser1");
     assert_eq!(auth.access.claims.sid, sid);
     assert!(auth.session.is_none());
@@ -36,9 +42,9 @@ fn logout_ends_only_its_own_session() {
     let a = w.login_at(NOW, GOOD);
     let b = w.login_at(NOW + 1, GOOD);
     block_on(w.at(NOW + 2).logout(Some(&bearer_of(&a)))).expect("logout");
-    assert!(w.session(&sid_of(&a.refresh_token)).is_none());
-    assert!(w.session(&sid_of(&b.refresh_token)).is_some());
-    assert_eq!(w.authenticate_err(NOW + 2, &b, true), None);
+    assert!(w.is_revoked(&sid_of(&a.refresh_token)));
+    assert!(!w.is_revoked(&sid_of(&b.refresh_token)));
+    assert_eq!(w.authenticate_err(NOW + 2, &b, Check::Replica), None);
     assert!(w.refresh(NOW + 3, &b.refresh_token).is_ok());
 }
 
@@ -48,13 +54,11 @@ fn logout_accepts_an_expired_but_genuine_token() {
     let r = w.login_at(NOW, GOOD);
     let late = NOW + 601;
     assert_eq!(
-        w.authenticate_err(late, &r, false),
+        w.authenticate_err(late, &r, Check::Token),
         Some(ApiError::TokenExpired)
     );
     assert_eq!(block_on(w.at(late).logout(Some(&bearer_of(&r)))), Ok(()));
-    assert!(w
-        .raw_entry(&session_key(&sid_of(&r.refresh_token)))
-        .is_none());
+    assert!(w.is_revoked(&sid_of(&r.refresh_token)));
 }
 
 #[test]
@@ -90,7 +94,7 @@ fn logout_needs_a_genuine_token() {
         Err(ApiError::InvalidToken)
     );
     assert!(
-        w.session(&sid_of(&r.refresh_token)).is_some(),
+        !w.is_revoked(&sid_of(&r.refresh_token)),
         "nothing was logged out"
     );
 }
@@ -108,7 +112,7 @@ fn logout_accepts_a_just_expired_token_but_not_an_old_one() {
         block_on(w.at(NOW + 600 + 601).logout(Some(&auth))),
         Err(ApiError::TokenExpired)
     );
-    assert!(w.session(&sid_of(&r.refresh_token)).is_some());
+    assert!(!w.is_revoked(&sid_of(&r.refresh_token)));
 }
 
 #[test]
@@ -144,7 +148,11 @@ fn session_info_reports_both_expiries() {
 
 #[test]
 fn session_info_after_logout_is_revoked_whatever_the_session_check() {
-    for check in [SessionCheck::EveryRequest, SessionCheck::RefreshOnly] {
+    for check in [
+        SessionCheck::EveryRequest,
+        SessionCheck::RefreshOnly,
+        SessionCheck::Authority,
+    ] {
         let mut cfg = test_config();
         cfg.session_check = check;
         let w = World::with(cfg);
@@ -174,4 +182,29 @@ fn session_info_needs_a_valid_token() {
         block_on(w.at(NOW + 601).session_info(Some(&bearer_of(&r)))),
         Err(ApiError::TokenExpired)
     );
+}
+
+#[test]
+fn a_logout_the_replica_missed_still_holds_for_session_info_and_authority_mode() {
+    // Another edge's KV still has the replica (eventual consistency): the
+    // authority is asked, so the logout holds anyway.
+    let mut cfg = test_config();
+    cfg.session_check = SessionCheck::Authority;
+    let w = World::with(cfg);
+    let r = w.login_at(NOW, GOOD);
+    let sid = sid_of(&r.refresh_token);
+    let stale = w.raw_entry(&replica_key(&sid)).expect("replica");
+    block_on(w.at(NOW + 1).logout(Some(&bearer_of(&r)))).expect("logout");
+    w.store.data.borrow_mut().insert(replica_key(&sid), stale);
+    assert_eq!(
+        block_on(w.at(NOW + 2).session_info(Some(&bearer_of(&r)))),
+        Err(ApiError::SessionRevoked)
+    );
+    assert_eq!(
+        w.authenticate_err(NOW + 2, &r, Check::Authority),
+        Some(ApiError::SessionRevoked)
+    );
+    // The replica check, by contrast, is fooled until KV catches up: that
+    // is what every-request mode promises and no more.
+    assert_eq!(w.authenticate_err(NOW + 2, &r, Check::Replica), None);
 }

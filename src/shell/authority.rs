@@ -1,0 +1,192 @@
+//! The session authority as a Durable Object (one per user, named by the
+//! openid), and the client the worker reaches it with.
+//!
+//! Both sides only move bytes: the object hands each request to
+//! `authority::server::Server`, the client sends an `authority::Envelope`
+//! and reads back an `authority::Answer`.
+
+use std::time::Duration;
+
+use futures_util::future::{select, Either};
+use worker::{
+    console_error, durable_object, wasm_bindgen, Date, Delay, DurableObject, Env, Headers, Method,
+    ObjectNamespace, Request, RequestInit, Response, Result, State,
+};
+
+use super::kv::KvStore;
+use super::{config, KV_BINDING};
+use crate::authority::server::{Serial, Server, StateStore, Timer};
+use crate::authority::{Answer, AuthorityClient, Envelope, Op};
+use crate::ids::OpenId;
+use crate::store::StoreError;
+
+/// The Durable Object binding (`[[durable_objects.bindings]]`).
+pub(super) const AUTHORITY_BINDING: &str = "AUTHORITY";
+/// The one storage key an authority writes: its whole state, at once.
+const STATE_KEY: &str = "state";
+/// The longest a worker waits for an authority before answering 503.
+const AUTHORITY_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn now_secs() -> i64 {
+    i64::try_from(Date::now().as_millis() / 1000).unwrap_or(i64::MAX)
+}
+
+/// One user's session authority.
+#[durable_object]
+pub struct Authority {
+    state: State,
+    env: Env,
+    serial: Serial,
+}
+
+struct DoStorage<'a>(&'a State);
+
+impl StateStore for DoStorage<'_> {
+    async fn load(&self) -> std::result::Result<Option<String>, StoreError> {
+        self.0.storage().get(STATE_KEY).await.map_err(|e| {
+            console_error!("authority storage read failed: {e}");
+            StoreError
+        })
+    }
+
+    async fn save(
+        &self,
+        state: &str,
+        alarm_at: Option<i64>,
+    ) -> std::result::Result<(), StoreError> {
+        let storage = self.0.storage();
+        storage.put(STATE_KEY, state).await.map_err(|e| {
+            console_error!("authority storage write failed: {e}");
+            StoreError
+        })?;
+        if let Some(at) = alarm_at {
+            // Best effort: a missed alarm only delays forgetting what has
+            // already expired.
+            let now_ms = i64::try_from(Date::now().as_millis()).unwrap_or(i64::MAX);
+            let offset_ms = at.saturating_mul(1000).saturating_sub(now_ms).max(0) + 1000;
+            if let Err(e) = storage.set_alarm(offset_ms).await {
+                console_error!("authority alarm not set: {e}");
+            }
+        }
+        Ok(())
+    }
+}
+
+struct DelayTimer;
+
+impl Timer for DelayTimer {
+    async fn pause(&self, ms: u32) {
+        Delay::from(Duration::from_millis(u64::from(ms))).await;
+    }
+}
+
+impl Authority {
+    fn kv(&self) -> std::result::Result<KvStore, StoreError> {
+        self.env.kv(KV_BINDING).map(KvStore).map_err(|_| StoreError)
+    }
+}
+
+impl DurableObject for Authority {
+    fn new(state: State, env: Env) -> Self {
+        Authority {
+            state,
+            env,
+            serial: Serial::default(),
+        }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let Ok(cfg) = config(&self.env) else {
+            return Response::error("misconfigured", 500);
+        };
+        let Ok(envelope) = req.json::<Envelope>().await else {
+            return Response::error("bad request", 400);
+        };
+        let Ok(kv) = self.kv() else {
+            return Response::error("no KV", 500);
+        };
+        let server = Server {
+            state: &DoStorage(&self.state),
+            kv: &kv,
+            timer: &DelayTimer,
+            cfg: &cfg,
+            serial: &self.serial,
+        };
+        match server
+            .handle(&envelope.openid, envelope.op, now_secs())
+            .await
+        {
+            Ok(answer) => Response::from_json(&answer),
+            Err(StoreError) => Response::error("storage unavailable", 503),
+        }
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        let (Ok(cfg), Ok(kv)) = (config(&self.env), self.kv()) else {
+            return Response::error("misconfigured", 500);
+        };
+        let server = Server {
+            state: &DoStorage(&self.state),
+            kv: &kv,
+            timer: &DelayTimer,
+            cfg: &cfg,
+            serial: &self.serial,
+        };
+        match server.alarm(now_secs()).await {
+            Ok(()) => Response::empty(),
+            Err(StoreError) => Response::error("storage unavailable", 503),
+        }
+    }
+}
+
+/// Reaches users' authorities through the `AUTHORITY` namespace.
+pub(super) struct DoAuthority(pub(super) ObjectNamespace);
+
+impl AuthorityClient for DoAuthority {
+    async fn call(&self, openid: &OpenId, op: Op) -> std::result::Result<Answer, StoreError> {
+        let body = serde_json::to_string(&Envelope {
+            openid: openid.clone(),
+            op,
+        })
+        .map_err(|_| StoreError)?;
+        let stub = self
+            .0
+            .id_from_name(openid.as_str())
+            .and_then(|id| id.get_stub())
+            .map_err(|e| {
+                console_error!("authority stub failed: {e}");
+                StoreError
+            })?;
+        let headers = Headers::new();
+        headers
+            .set("Content-Type", "application/json")
+            .map_err(|_| StoreError)?;
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post)
+            .with_headers(headers)
+            .with_body(Some(body.into()));
+        let req = Request::new_with_init("https://authority/", &init).map_err(|_| StoreError)?;
+        let work = async move {
+            let mut resp = stub.fetch_with_request(req).await?;
+            if resp.status_code() != 200 {
+                return Err(worker::Error::RustError(format!(
+                    "authority answered {}",
+                    resp.status_code()
+                )));
+            }
+            resp.json::<Answer>().await
+        };
+        futures_util::pin_mut!(work);
+        match select(work, Delay::from(AUTHORITY_TIMEOUT)).await {
+            Either::Left((Ok(answer), _)) => Ok(answer),
+            Either::Left((Err(e), _)) => {
+                console_error!("authority call failed: {e}");
+                Err(StoreError)
+            }
+            Either::Right(((), _)) => {
+                console_error!("authority call timed out");
+                Err(StoreError)
+            }
+        }
+    }
+}
