@@ -131,6 +131,19 @@ test('no SESSIONS KV binding: the log names SESSIONS', async (t) => {
   assert.ok(await logsMention(s, 'SESSIONS'), `the log names SESSIONS: ${JSON.stringify(s.logs())}`)
 })
 
+test('no AUTHORITY Durable Object binding → 500 naming AUTHORITY, and the log says so', async (t) => {
+  const s = await start(t, { authorityBinding: false })
+  await assertEveryRequestMisconfigured(s, 'AUTHORITY')
+  assert.ok(await logsMention(s, 'AUTHORITY'), `the log names AUTHORITY: ${JSON.stringify(s.logs())}`)
+})
+
+test('SESSION_MAX_AGE and ADMIN_TOKEN are checked like the rest', async (t) => {
+  for (const [name, value] of [['SESSION_MAX_AGE', 'ninety'], ['SESSION_MAX_AGE', '60'], ['ADMIN_TOKEN', 'tooFewChars9']]) {
+    const s = await start(t, { vars: { [name]: value } })
+    await assertEveryRequestMisconfigured(s, name, { notContaining: [value] })
+  }
+})
+
 // ---------------------------------------------------------- optional key
 
 test('without IDENTITY_KEY: the JWKS is {keys: []} and no X-WX-Identity is sent, X-WX-OpenID still is', async (t) => {

@@ -17,9 +17,9 @@ const phone = (s, token, body) => call(s, 'POST', '/auth/phone', { body, headers
 const proxied = (s, token, p = '/api/x') => call(s, 'GET', p, { headers: bearer(token) })
 
 async function userRecord(s, openid) {
-  const raw = await s.kv.get(`user:${openid}`)
-  assert.ok(raw, `user:${openid} exists`)
-  return JSON.parse(raw)
+  const rec = await s.user(openid)
+  assert.ok(rec, `the user record of ${openid} exists`)
+  return rec
 }
 
 /** Every session_key and WeChat access token a stack saw must stay out of its logs. */
@@ -108,7 +108,7 @@ describe('PHONE_ALLOWLIST=true', () => {
     assert.equal(p.status, 200, p.text) // REQUIRE_PHONE is off
     assert.equal(p.json.headers['x-wx-phone'], undefined)
 
-    await s.kv.put('allow:phone:13800138000', '1')
+    await s.kv.put('allow:phone:+8613800138000', '1')
     const enc2 = s.sim.encryptPhone({ user: 'alice', phone: '13800138000' })
     ciphertexts.push(enc2.encryptedData)
     const b = await phone(s, t.access_token, enc2)
@@ -122,7 +122,7 @@ describe('PHONE_ALLOWLIST=true', () => {
   })
 
   test('listed via the code path → 200', async () => {
-    await s.kv.put('allow:phone:13700137000', '1')
+    await s.kv.put('allow:phone:+8613700137000', '1')
     const t = await login(s, 'carl.1')
     const b = await phone(s, t.access_token, { code: 'phone-13700137000' })
     assert.equal(b.status, 200, b.text)
@@ -149,7 +149,7 @@ describe('REQUIRE_PHONE=true and PHONE_ALLOWLIST=true', () => {
   })
 
   test('a listed user gets in; once taken off the list, a new login has phone_bound false and is locked out', async () => {
-    await s.kv.put('allow:phone:13800138000', '1')
+    await s.kv.put('allow:phone:+8613800138000', '1')
     const t = await login(s, 'staff.1')
     const b = await phone(s, t.access_token, { code: 'phone-13800138000' })
     assert.equal(b.status, 200, b.text)
@@ -161,8 +161,8 @@ describe('REQUIRE_PHONE=true and PHONE_ALLOWLIST=true', () => {
     assert.equal(t2.phone_bound, true)
     assert.equal((await proxied(s, t2.access_token)).status, 200)
 
-    await s.kv.delete('allow:phone:13800138000')
-    assert.equal(await s.kv.get('allow:phone:13800138000'), null)
+    await s.kv.delete('allow:phone:+8613800138000')
+    assert.equal(await s.kv.get('allow:phone:+8613800138000'), null)
     const t3 = await login(s, 'staff.3')
     assert.equal(t3.phone_bound, false)
     assertError(await proxied(s, t3.access_token), 403, 'phone_required')

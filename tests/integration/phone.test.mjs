@@ -119,12 +119,11 @@ test('legacy encryptedData/iv binds the phone; tokens, headers, identity, sessio
   assert.equal(p2.json.headers['x-wx-phone-country'], '86')
   assert.equal(jwtPayload(p2.json.headers['x-wx-identity']).phone, '13800138000')
 
-  // The user record in KV holds the phone.
-  const raw = await stack.kv.get(`user:${t1.openid}`)
-  assert.ok(raw, 'user record exists')
-  const rec = JSON.parse(raw)
-  assert.ok(rec.phone, `user record has a phone: ${raw}`)
-  assert.ok(JSON.stringify(rec.phone).includes('13800138000'), raw)
+  // The user record (kept by the user's authority) holds the phone.
+  const rec = await stack.user(t1.openid)
+  assert.ok(rec, 'user record exists')
+  assert.equal(rec.phone?.purePhoneNumber, '13800138000', JSON.stringify(rec))
+  assert.equal(rec.phone?.countryCode, '86', JSON.stringify(rec))
 })
 
 test('form-urlencoded body whose "+" became " " still binds (base64 repair)', async () => {
@@ -164,8 +163,8 @@ test('stale session_key (wx.login after getPhoneNumber) → 400 decrypt_failed t
   assertError(r, 400, 'decrypt_failed')
   assert.match(r.json.message, /log(ged)? ?in again/i)
   // Nothing bound.
-  const rec = JSON.parse(await stack.kv.get(`user:${t2.openid}`))
-  assert.equal(rec.phone ?? null, null)
+  const rec = await stack.user(t2.openid)
+  assert.equal(rec.phone, null)
   const s = await call(stack, 'GET', '/auth/session', { headers: bearer(t2.access_token) })
   assert.equal(s.json.phone_bound, false)
 })

@@ -5,6 +5,7 @@
 //   const stack = await startStack({ vars: { SESSION_CHECK: 'refresh-only' } })
 //   await fetch(stack.url + '/auth/login', ...)
 //   stack.kv        // the SESSIONS namespace (get/put/list) as the worker sees it
+//   stack.user(openid)  // the user's record and live sessions, from its authority (operator endpoint)
 //   stack.logs()    // everything the worker wrote to stdout/stderr
 //   await stack.close()
 import { existsSync } from 'node:fs'
@@ -22,12 +23,13 @@ export const TEST_APPSECRET = 'test-appsecret-' + randomBytes(8).toString('hex')
 // Test-only keys, made fresh for each run.
 export const TEST_TOKEN_SECRET = randomBytes(48).toString('base64')
 export const TEST_IDENTITY_KEY = randomBytes(32).toString('base64')
+export const TEST_ADMIN_TOKEN = randomBytes(48).toString('base64')
 
 export function built() {
   return existsSync(path.join(buildDir, 'index.js'))
 }
 
-export async function startStack({ vars = {}, omit = [], kvBinding = true } = {}) {
+export async function startStack({ vars = {}, omit = [], kvBinding = true, authorityBinding = true } = {}) {
   if (!built()) throw new Error('build/index.js is missing: run scripts/build first')
   const sim = await startWechatSim({ appid: TEST_APPID, secret: TEST_APPSECRET })
   const origin = await startEchoOrigin()
@@ -38,6 +40,7 @@ export async function startStack({ vars = {}, omit = [], kvBinding = true } = {}
     ORIGIN_URL: origin.url,
     TOKEN_SECRET: TEST_TOKEN_SECRET,
     IDENTITY_KEY: TEST_IDENTITY_KEY,
+    ADMIN_TOKEN: TEST_ADMIN_TOKEN,
     WX_TIMEOUT_MS: '1500',
     ...vars,
   }
@@ -50,6 +53,8 @@ export async function startStack({ vars = {}, omit = [], kvBinding = true } = {}
     modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'], fallthrough: true }],
     compatibilityDate: '2026-08-01',
     kvNamespaces: kvBinding ? ['SESSIONS'] : [],
+    // The session authority, SQLite-backed as in wrangler.toml.
+    durableObjects: authorityBinding ? { AUTHORITY: { className: 'Authority', useSQLite: true } } : {},
     bindings,
     handleRuntimeStdio(stdout, stderr) {
       stdout.on('data', (d) => out.push(d.toString()))
@@ -58,6 +63,15 @@ export async function startStack({ vars = {}, omit = [], kvBinding = true } = {}
   })
   const url = (await mf.ready).toString().replace(/\/$/, '')
   const kv = kvBinding ? await mf.getKVNamespace('SESSIONS') : null
+  // What a user's authority keeps, read the way an operator does.
+  async function user(openid) {
+    const res = await fetch(`${url}/auth/admin/users/${openid}`, {
+      headers: { authorization: `Bearer ${bindings.ADMIN_TOKEN}` },
+    })
+    if (res.status === 404) return undefined
+    if (res.status !== 200) throw new Error(`admin view of ${openid}: ${res.status} ${await res.text()}`)
+    return res.json()
+  }
   return {
     url,
     appid: TEST_APPID,
@@ -69,6 +83,7 @@ export async function startStack({ vars = {}, omit = [], kvBinding = true } = {}
     origin,
     mf,
     kv,
+    user,
     logs: () => out.join(''),
     async close() {
       await mf.dispose()
