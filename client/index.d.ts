@@ -3,7 +3,16 @@
 /** The storage key used when `storageKey` is not given: `'wx-edge.auth'`. */
 export declare const DEFAULT_STORAGE_KEY: string;
 
-/** Result of the platform's request call, as `wx.request` gives it to `success`. */
+/**
+ * The HTTP methods `auth.request` sends: those `wx.request` supports (WeChat
+ * has no PATCH), spelled as WeChat's, Taro's and uni-app's typings spell them.
+ */
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE' | 'HEAD' | 'OPTIONS' | 'TRACE' | 'CONNECT';
+
+/** A request body, as the platforms' request calls take it. */
+export type RequestData = string | Record<string, any> | ArrayBuffer;
+
+/** What `auth.request` resolves with: the platform's request result, unchanged. */
 export interface RequestResult<T = any> {
   statusCode: number;
   data: T;
@@ -17,38 +26,62 @@ export interface RequestResult<T = any> {
 export interface RequestOptions {
   /** A path on the worker ('/api/orders'), or an absolute URL under `baseUrl`. */
   url: string;
-  method?: 'GET' | 'POST' | 'PUT' | 'DELETE' | 'PATCH' | 'HEAD' | 'OPTIONS' | string;
+  /** Default 'GET'. */
+  method?: HttpMethod;
   /** For GET it goes to the query string (as wx.request does), otherwise to the body. */
-  data?: any;
+  data?: RequestData;
+  /** Any `Authorization` here is replaced by the worker's bearer token. */
   header?: Record<string, string>;
   timeout?: number;
-  dataType?: 'json' | string;
+  dataType?: 'json' | 'other' | (string & {});
   responseType?: 'text' | 'arraybuffer';
+  /** Other options of the platform's request (enableHttp2, ...) are passed through. */
   [key: string]: any;
+  /** Callbacks are not called (they are removed): use the returned promise. */
+  success?: never;
+  fail?: never;
+  complete?: never;
 }
 
-/** The platform object: `wx`, `Taro` or `uni`. Only these members are used. */
+/** What a platform call hands to `fail`. */
+export interface PlatformFailure {
+  errMsg: string;
+}
+
+/**
+ * The platform object: `wx`, `Taro` or `uni`. Only these members are used,
+ * always with `success`/`fail` callbacks; a promise a call returns (Taro) is
+ * honoured too. Without the storage members the tokens live in memory only.
+ *
+ * The parameters describe what the client passes and reads, so the
+ * platforms' published typings fit: `WechatMiniprogram.Wx`
+ * (miniprogram-api-typings), `TaroStatic` (@tarojs/taro) and
+ * `UniNamespace.Uni` (@dcloudio/types), checked in `types-test/`.
+ */
 export interface PlatformApi {
-  login(options: { success?: (res: { code: string; errMsg?: string }) => void; fail?: (err: any) => void; [k: string]: any }): any;
+  login(options: {
+    success?: (res: { code: string; errMsg?: string }) => void;
+    fail?: (err: PlatformFailure) => void;
+  }): unknown;
   request(options: {
     url: string;
-    method?: string;
-    data?: any;
+    method?: HttpMethod;
+    data?: RequestData;
     header?: Record<string, string>;
-    success?: (res: RequestResult) => void;
-    fail?: (err: { errMsg: string; [k: string]: any }) => void;
-    [k: string]: any;
-  }): any;
-  getStorageSync(key: string): any;
-  setStorageSync(key: string, value: any): void;
-  removeStorageSync(key: string): void;
+    dataType?: string;
+    success?: (res: { statusCode: number; data: unknown; header?: Record<string, any> }) => void;
+    fail?: (err: PlatformFailure) => void;
+  }): unknown;
+  getStorageSync?(key: string): unknown;
+  setStorageSync?(key: string, value: any): void;
+  removeStorageSync?(key: string): void;
 }
 
 export interface CreateAuthOptions {
   /** The worker's URL, e.g. 'https://edge.example.com'. */
   baseUrl: string;
   /** `wx`, `Taro` or `uni`. */
-  api: PlatformApi | any;
+  api: PlatformApi;
   /** Storage key of the token record; default 'wx-edge.auth'. */
   storageKey?: string;
   /** Clock in milliseconds; default `Date.now`. */
