@@ -65,7 +65,12 @@ function createAuth(options) {
   }
   var base = o.baseUrl.replace(/\/+$/, '');
   var storageKey = typeof o.storageKey === 'string' && o.storageKey ? o.storageKey : DEFAULT_STORAGE_KEY;
-  var now = typeof o.now === 'function' ? o.now : function () { return Date.now(); };
+  var now =
+    typeof o.now === 'function'
+      ? o.now
+      : function () {
+          return Date.now();
+        };
   var margin = typeof o.refreshMargin === 'number' && o.refreshMargin >= 0 ? o.refreshMargin : DEFAULT_REFRESH_MARGIN;
 
   /** The stored token record, or null. Loaded once; every change is written through. */
@@ -121,7 +126,8 @@ function createAuth(options) {
       throw new AuthError('bad_response', 'the worker answered without an access_token');
     }
     var prev = previous || {};
-    var refreshToken = typeof body.refresh_token === 'string' && body.refresh_token ? body.refresh_token : prev.refresh_token;
+    var refreshToken =
+      typeof body.refresh_token === 'string' && body.refresh_token ? body.refresh_token : prev.refresh_token;
     if (typeof refreshToken !== 'string' || !refreshToken) {
       throw new AuthError('bad_response', 'the worker answered without a refresh_token');
     }
@@ -436,7 +442,9 @@ function createAuth(options) {
       var b = base.toLowerCase();
       var u = url.toLowerCase();
       if (u === b || u.indexOf(b + '/') === 0 || u.indexOf(b + '?') === 0) return url;
-      throw new TypeError('auth.request: ' + url + ' is not under baseUrl ' + base + '; the token is only sent to the worker');
+      throw new TypeError(
+        'auth.request: ' + url + ' is not under baseUrl ' + base + '; the token is only sent to the worker'
+      );
     }
     return base + (url.charAt(0) === '/' ? '' : '/') + url;
   }
@@ -475,7 +483,10 @@ function createAuth(options) {
     }, false).then(function (res) {
       if (!ok(res)) throw errorFrom(res, '/auth/session');
       var b = bodyOf(res);
-      if (!b) throw new AuthError('bad_response', '/auth/session answered without a JSON body', { statusCode: res.statusCode });
+      if (!b)
+        throw new AuthError('bad_response', '/auth/session answered without a JSON body', {
+          statusCode: res.statusCode,
+        });
       if (state && typeof b.phone_bound === 'boolean' && b.phone_bound !== state.phone_bound) {
         save(Object.assign({}, state, { phone_bound: b.phone_bound }));
       }
@@ -486,7 +497,8 @@ function createAuth(options) {
   function bindPhone(detail) {
     var d = detail;
     // Accept the whole event as well as event.detail.
-    if (d && typeof d === 'object' && d.detail && typeof d.detail === 'object' && !d.code && !d.encryptedData) d = d.detail;
+    if (d && typeof d === 'object' && d.detail && typeof d.detail === 'object' && !d.code && !d.encryptedData)
+      d = d.detail;
     var body;
     var allowLogin;
     if (d && typeof d.code === 'string' && d.code) {
@@ -504,7 +516,10 @@ function createAuth(options) {
       );
     } else {
       return Promise.reject(
-        new AuthError('invalid_request', 'bindPhone needs the detail of a getPhoneNumber event: {code} or {encryptedData, iv}')
+        new AuthError(
+          'invalid_request',
+          'bindPhone needs the detail of a getPhoneNumber event: {code} or {encryptedData, iv}'
+        )
       );
     }
     var sentAt = now();

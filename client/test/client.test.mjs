@@ -305,7 +305,9 @@ describe('refresh', () => {
     assert.equal(worker.count('/auth/refresh'), 1);
     assert.equal(wx.count('/auth/refresh'), 1);
     assert.equal(wx.logins, 1);
-    const used = new Set(worker.requests.filter((r) => r.path.startsWith('/api/c/')).map((r) => r.headers.authorization));
+    const used = new Set(
+      worker.requests.filter((r) => r.path.startsWith('/api/c/')).map((r) => r.headers.authorization),
+    );
     assert.deepEqual([...used], [`Bearer ${auth.tokens().access_token}`]);
   });
 

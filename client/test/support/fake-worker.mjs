@@ -83,8 +83,10 @@ export async function startFakeWorker({ accessTtl = 600, refreshTtl = 2592000 } 
     const m = /^Bearer (.+)$/.exec(h);
     if (!m) return { error: err(401, 'unauthorized', 'an Authorization: Bearer <access_token> header is required') };
     const a = access.get(m[1]);
-    if (!a) return { error: err(401, 'invalid_token', 'the access token is malformed, badly signed or not an access token') };
-    if (a.expired || w.alwaysExpired) return { error: err(401, 'token_expired', 'the access token has expired; use /auth/refresh') };
+    if (!a)
+      return { error: err(401, 'invalid_token', 'the access token is malformed, badly signed or not an access token') };
+    if (a.expired || w.alwaysExpired)
+      return { error: err(401, 'token_expired', 'the access token has expired; use /auth/refresh') };
     const session = sessions.get(a.sid);
     if (!session) return { error: err(401, 'session_revoked', 'the session was logged out or revoked; log in again') };
     return { sid: a.sid, session };
@@ -130,7 +132,8 @@ export async function startFakeWorker({ accessTtl = 600, refreshTtl = 2592000 } 
         }
         case 'POST /auth/refresh': {
           const rt = body && body.refresh_token;
-          if (typeof rt !== 'string' || !rt) return err(400, 'invalid_request', 'invalid request: refresh_token missing');
+          if (typeof rt !== 'string' || !rt)
+            return err(400, 'invalid_request', 'invalid request: refresh_token missing');
           for (const [sid, session] of sessions) {
             if (session.refresh === rt) {
               session.rotated.add(rt);
@@ -140,10 +143,18 @@ export async function startFakeWorker({ accessTtl = 600, refreshTtl = 2592000 } 
             }
             if (session.rotated.has(rt)) {
               sessions.delete(sid);
-              return err(401, 'refresh_reused', 'a refresh token was used twice, so the session was revoked for safety; log in again');
+              return err(
+                401,
+                'refresh_reused',
+                'a refresh token was used twice, so the session was revoked for safety; log in again',
+              );
             }
           }
-          return err(401, 'invalid_refresh_token', 'the refresh token is unknown, expired or already replaced; log in again');
+          return err(
+            401,
+            'invalid_refresh_token',
+            'the refresh token is unknown, expired or already replaced; log in again',
+          );
         }
         case 'POST /auth/logout': {
           const a = authenticate(headers);
@@ -218,7 +229,8 @@ export async function startFakeWorker({ accessTtl = 600, refreshTtl = 2592000 } 
     if (status) return { status: Number(status[1]), body: echo };
     if (path === '/origin-401') return { status: 401, body: { code: 401, msg: 'origin says: not a member' } };
     // An OAuth-style origin 401 that looks like the worker's, minus the marker.
-    if (path === '/origin-401-oauth') return { status: 401, body: { error: 'invalid_token', message: 'origin: token revoked' } };
+    if (path === '/origin-401-oauth')
+      return { status: 401, body: { error: 'invalid_token', message: 'origin: token revoked' } };
     return { status: 200, body: echo };
   }
 
