@@ -6,6 +6,7 @@
 import { test, describe, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
 
 import { createAuth, AuthError, DEFAULT_STORAGE_KEY } from '../index.mjs';
 import defaultExport from '../index.mjs';
@@ -63,6 +64,18 @@ describe('module shape', () => {
     assert.equal(DEFAULT_STORAGE_KEY, 'wx-edge.auth');
     const viaPackage = require('..');
     assert.equal(viaPackage.createAuth, createAuth);
+  });
+
+  test('index.js keeps to syntax older mini-program engines parse', () => {
+    // Formatting (prettier.config.mjs) must not add trailing commas to calls
+    // or parameters (ES2017), and the code avoids ?. ?? and spread.
+    const code = readFileSync(new URL('../index.js', import.meta.url), 'utf8').replace(
+      /\/\*[\s\S]*?\*\/|\/\/.*$/gm,
+      '',
+    );
+    assert.ok(code.includes('function createAuth('), 'comment stripping ate the code');
+    assert.deepEqual(code.match(/,\s*\)/g), null, 'trailing comma before )');
+    assert.deepEqual(code.match(/\?\.|\?\?|\.\.\./g), null, 'optional chaining, ?? or spread');
   });
 
   test('createAuth checks its options', () => {
