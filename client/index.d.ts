@@ -88,6 +88,14 @@ export interface CreateAuthOptions {
   now?: () => number;
   /** Seconds before the access token's expiry at which it is refreshed; default 30 (at most half the lifetime). */
   refreshMargin?: number;
+  /**
+   * After the worker's 429 `rate_limited` or 503 `store_unavailable`, the
+   * client waits for its `Retry-After` (1 s when it sent none) and sends once
+   * more; this caps the wait, in seconds. Default 10.
+   */
+  maxRetryWait?: number;
+  /** Waits `ms` milliseconds (those waits); default `setTimeout`. Inject one in tests. */
+  sleep?: (ms: number) => Promise<unknown>;
 }
 
 /** The stored token record (what `tokens()` returns, frozen). */
@@ -162,13 +170,14 @@ export type AuthErrorCode =
   | 'server_misconfigured'
   | 'wechat_unavailable'
   | 'origin_unavailable'
+  | 'store_unavailable'
   | (string & {});
 
 export declare class AuthError extends Error {
   constructor(
     code: AuthErrorCode,
     message?: string,
-    details?: { statusCode?: number; wechatErrcode?: number; errMsg?: string },
+    details?: { statusCode?: number; wechatErrcode?: number; errMsg?: string; retryAfter?: number },
   );
   readonly name: 'AuthError';
   /** The worker's `error` code, or the client's own. */
@@ -179,6 +188,8 @@ export declare class AuthError extends Error {
   wechatErrcode?: number;
   /** The platform's errMsg (wx.request / wx.login / getPhoneNumber), when there was one. */
   errMsg?: string;
+  /** Seconds to wait before trying again, from the worker's `Retry-After` (429 / 503), when it sent one. */
+  retryAfter?: number;
 }
 
 export interface Auth {
@@ -190,9 +201,12 @@ export interface Auth {
    * wx.request with `Authorization: Bearer <access>`. Logs in on first use,
    * refreshes an expired token, and on the worker's 401 (token_expired,
    * invalid_token, session_revoked) refreshes — or logs in again when the
-   * refresh token is dead — and retries once. Resolves with the origin's
-   * response whatever its status; rejects with AuthError on network failure,
-   * on a failed login/refresh, or when the retry meets a 401 of the worker's again.
+   * refresh token is dead — and retries once. On the worker's 429
+   * rate_limited or 503 store_unavailable (this call, or the login/refresh
+   * it needs) it waits for Retry-After (at most `maxRetryWait`) and retries
+   * once. Resolves with the origin's response whatever its status; rejects
+   * with AuthError on network failure, on a failed login/refresh, or when
+   * the retry meets the worker's 401, 429 or 503 again.
    */
   request<T = any>(options: RequestOptions): Promise<RequestResult<T>>;
   /**

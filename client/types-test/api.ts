@@ -35,6 +35,8 @@ const auth: Auth = createAuth({
   storageKey: DEFAULT_STORAGE_KEY,
   now: () => Date.now(),
   refreshMargin: 60,
+  maxRetryWait: 5,
+  sleep: (ms) => Promise.resolve(ms),
 });
 esm.createAuth({ baseUrl: 'https://edge.example.com', api: memoryOnly });
 defaultExport.createAuth({ baseUrl: 'https://edge.example.com', api: platform });
@@ -64,6 +66,7 @@ export function describe(e: unknown): string {
   const code: AuthErrorCode = e.code;
   const status: number = e.statusCode;
   const wechat: number | undefined = e.wechatErrcode;
+  if (e.code === 'rate_limited' || e.code === 'store_unavailable') return `try again in ${e.retryAfter ?? 1} s`;
   return `${code} ${status} ${wechat ?? ''} ${e.errMsg ?? ''} ${e.message}`;
 }
 export const made = new AuthError('network_error', 'offline', { statusCode: 0, errMsg: 'request:fail' });

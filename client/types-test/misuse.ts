@@ -42,3 +42,9 @@ new AuthError();
 
 // error: Property 'then' does not exist on type 'boolean'
 auth.isLoggedIn().then(() => {});
+
+// error: Type 'string' is not assignable to type 'number'
+createAuth({ baseUrl: 'https://edge.example.com', api, maxRetryWait: '10' });
+
+// error: Type 'number' is not assignable to type 'Promise<unknown>'
+createAuth({ baseUrl: 'https://edge.example.com', api, sleep: (ms: number) => ms });

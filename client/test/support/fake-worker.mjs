@@ -11,7 +11,10 @@
 //   w.revokeSessions()         every session is deleted (access → session_revoked, refresh → invalid_refresh_token)
 //   w.encryptPhone(user, phone)   {encryptedData, iv} for the user's CURRENT session_key
 //   w.delay[path] = ms         delay answers on that path (to widen races)
-//   w.fail[path] = {status, body}  answer that path with a fixed response once
+//   w.fail[path] = {status, body, edge?, headers?}  answer that path with a fixed response once
+//                              (an array: one per request, in order); `edge` sets the worker's
+//                              X-WX-Edge-Error marker, `headers` adds headers (Retry-After)
+//   w.workerError(status, error, headers)  such a response as the worker sends it (marked)
 //   w.requests                 [{method, path, headers, body}] received
 //
 // The "user" of a login code is the part before the first '.', like the
@@ -60,6 +63,7 @@ export async function startFakeWorker({ accessTtl = 600, refreshTtl = 2592000 } 
 
   // The worker marks its own errors with X-WX-Edge-Error (origin answers pass through unmarked).
   const err = (status, error, message, extra = {}) => ({ status, body: { error, message, ...extra }, edge: error });
+  w.workerError = (status, error, headers = {}) => ({ ...err(status, error, `the worker says ${error}`), headers });
 
   function issue(sid, session) {
     serial += 1;
@@ -245,8 +249,12 @@ export async function startFakeWorker({ accessTtl = 600, refreshTtl = 2592000 } 
       requests.push({ method: req.method, path, headers: req.headers, body: raw });
       if (w.delay[path]) await new Promise((r) => setTimeout(r, w.delay[path]));
       let out;
-      if (w.fail[path]) {
-        out = w.fail[path];
+      const fail = w.fail[path];
+      if (Array.isArray(fail) && fail.length) {
+        out = fail.shift();
+        if (!fail.length) delete w.fail[path];
+      } else if (fail && !Array.isArray(fail)) {
+        out = fail;
         delete w.fail[path];
       } else {
         out = handle(req.method, path, url.search.slice(1), req.headers, raw);
@@ -256,7 +264,7 @@ export async function startFakeWorker({ accessTtl = 600, refreshTtl = 2592000 } 
         return res.end();
       }
       const text = JSON.stringify(out.body);
-      const hdrs = { 'content-type': 'application/json', 'x-fake-worker': 'yes' };
+      const hdrs = { 'content-type': 'application/json', 'x-fake-worker': 'yes', ...(out.headers || {}) };
       if (out.edge) hdrs['x-wx-edge-error'] = out.edge;
       res.writeHead(out.status, hdrs);
       res.end(text);
