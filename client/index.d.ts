@@ -3,7 +3,16 @@
 /** The storage key used when `storageKey` is not given: `'wx-edge.auth'`. */
 export declare const DEFAULT_STORAGE_KEY: string;
 
-/** Result of the platform's request call, as `wx.request` gives it to `success`. */
+/**
+ * The HTTP methods `auth.request` sends: those `wx.request` supports (WeChat
+ * has no PATCH), spelled as WeChat's, Taro's and uni-app's typings spell them.
+ */
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE' | 'HEAD' | 'OPTIONS' | 'TRACE' | 'CONNECT';
+
+/** A request body, as the platforms' request calls take it. */
+export type RequestData = string | Record<string, any> | ArrayBuffer;
+
+/** What `auth.request` resolves with: the platform's request result, unchanged. */
 export interface RequestResult<T = any> {
   statusCode: number;
   data: T;
@@ -17,44 +26,76 @@ export interface RequestResult<T = any> {
 export interface RequestOptions {
   /** A path on the worker ('/api/orders'), or an absolute URL under `baseUrl`. */
   url: string;
-  method?: 'GET' | 'POST' | 'PUT' | 'DELETE' | 'PATCH' | 'HEAD' | 'OPTIONS' | string;
+  /** Default 'GET'. */
+  method?: HttpMethod;
   /** For GET it goes to the query string (as wx.request does), otherwise to the body. */
-  data?: any;
+  data?: RequestData;
+  /** Any `Authorization` here is replaced by the worker's bearer token. */
   header?: Record<string, string>;
   timeout?: number;
-  dataType?: 'json' | string;
+  dataType?: 'json' | 'other' | (string & {});
   responseType?: 'text' | 'arraybuffer';
+  /** Other options of the platform's request (enableHttp2, ...) are passed through. */
   [key: string]: any;
+  /** Callbacks are not called (they are removed): use the returned promise. */
+  success?: never;
+  fail?: never;
+  complete?: never;
 }
 
-/** The platform object: `wx`, `Taro` or `uni`. Only these members are used. */
+/** What a platform call hands to `fail`. */
+export interface PlatformFailure {
+  errMsg: string;
+}
+
+/**
+ * The platform object: `wx`, `Taro` or `uni`. Only these members are used,
+ * always with `success`/`fail` callbacks; a promise a call returns (Taro) is
+ * honoured too. Without the storage members the tokens live in memory only.
+ *
+ * The parameters describe what the client passes and reads, so the
+ * platforms' published typings fit: `WechatMiniprogram.Wx`
+ * (miniprogram-api-typings), `TaroStatic` (@tarojs/taro) and
+ * `UniNamespace.Uni` (@dcloudio/types), checked in `types-test/`.
+ */
 export interface PlatformApi {
-  login(options: { success?: (res: { code: string; errMsg?: string }) => void; fail?: (err: any) => void; [k: string]: any }): any;
+  login(options: {
+    success?: (res: { code: string; errMsg?: string }) => void;
+    fail?: (err: PlatformFailure) => void;
+  }): unknown;
   request(options: {
     url: string;
-    method?: string;
-    data?: any;
+    method?: HttpMethod;
+    data?: RequestData;
     header?: Record<string, string>;
-    success?: (res: RequestResult) => void;
-    fail?: (err: { errMsg: string; [k: string]: any }) => void;
-    [k: string]: any;
-  }): any;
-  getStorageSync(key: string): any;
-  setStorageSync(key: string, value: any): void;
-  removeStorageSync(key: string): void;
+    dataType?: string;
+    success?: (res: { statusCode: number; data: unknown; header?: Record<string, any> }) => void;
+    fail?: (err: PlatformFailure) => void;
+  }): unknown;
+  getStorageSync?(key: string): unknown;
+  setStorageSync?(key: string, value: any): void;
+  removeStorageSync?(key: string): void;
 }
 
 export interface CreateAuthOptions {
   /** The worker's URL, e.g. 'https://edge.example.com'. */
   baseUrl: string;
   /** `wx`, `Taro` or `uni`. */
-  api: PlatformApi | any;
+  api: PlatformApi;
   /** Storage key of the token record; default 'wx-edge.auth'. */
   storageKey?: string;
   /** Clock in milliseconds; default `Date.now`. */
   now?: () => number;
   /** Seconds before the access token's expiry at which it is refreshed; default 30 (at most half the lifetime). */
   refreshMargin?: number;
+  /**
+   * After the worker's 429 `rate_limited` or 503 `store_unavailable`, the
+   * client waits for its `Retry-After` (1 s when it sent none) and sends once
+   * more; this caps the wait, in seconds. Default 10.
+   */
+  maxRetryWait?: number;
+  /** Waits `ms` milliseconds (those waits); default `setTimeout`. Inject one in tests. */
+  sleep?: (ms: number) => Promise<unknown>;
 }
 
 /** The stored token record (what `tokens()` returns, frozen). */
@@ -129,13 +170,14 @@ export type AuthErrorCode =
   | 'server_misconfigured'
   | 'wechat_unavailable'
   | 'origin_unavailable'
+  | 'store_unavailable'
   | (string & {});
 
 export declare class AuthError extends Error {
   constructor(
     code: AuthErrorCode,
     message?: string,
-    details?: { statusCode?: number; wechatErrcode?: number; errMsg?: string },
+    details?: { statusCode?: number; wechatErrcode?: number; errMsg?: string; retryAfter?: number },
   );
   readonly name: 'AuthError';
   /** The worker's `error` code, or the client's own. */
@@ -146,6 +188,8 @@ export declare class AuthError extends Error {
   wechatErrcode?: number;
   /** The platform's errMsg (wx.request / wx.login / getPhoneNumber), when there was one. */
   errMsg?: string;
+  /** Seconds to wait before trying again, from the worker's `Retry-After` (429 / 503), when it sent one. */
+  retryAfter?: number;
 }
 
 export interface Auth {
@@ -157,9 +201,12 @@ export interface Auth {
    * wx.request with `Authorization: Bearer <access>`. Logs in on first use,
    * refreshes an expired token, and on the worker's 401 (token_expired,
    * invalid_token, session_revoked) refreshes — or logs in again when the
-   * refresh token is dead — and retries once. Resolves with the origin's
-   * response whatever its status; rejects with AuthError on network failure,
-   * on a failed login/refresh, or when the retry meets a 401 of the worker's again.
+   * refresh token is dead — and retries once. On the worker's 429
+   * rate_limited or 503 store_unavailable (this call, or the login/refresh
+   * it needs) it waits for Retry-After (at most `maxRetryWait`) and retries
+   * once. Resolves with the origin's response whatever its status; rejects
+   * with AuthError on network failure, on a failed login/refresh, or when
+   * the retry meets the worker's 401, 429 or 503 again.
    */
   request<T = any>(options: RequestOptions): Promise<RequestResult<T>>;
   /**

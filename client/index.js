@@ -21,6 +21,14 @@ var DEFAULT_REFRESH_MARGIN = 30; // seconds
 var RENEWABLE = ['token_expired', 'invalid_token', 'session_revoked'];
 
 /**
+ * The worker's answers that mean "nothing was done, try again shortly": wait
+ * for Retry-After and send once more. Status → the worker's error code.
+ */
+var RETRYABLE = { 429: 'rate_limited', 503: 'store_unavailable' };
+var DEFAULT_RETRY_WAIT = 1; // seconds, when Retry-After is missing or unreadable
+var DEFAULT_MAX_RETRY_WAIT = 10; // seconds: a longer Retry-After is cut to this
+
+/**
  * Every failure the client reports.
  *
  * - `code`: the worker's `error` code (`invalid_code`, `decrypt_failed`, ...) or
@@ -31,6 +39,7 @@ var RENEWABLE = ['token_expired', 'invalid_token', 'session_revoked'];
  * - `statusCode`: the HTTP status, or 0 when there was no HTTP response.
  * - `wechatErrcode`: WeChat's errcode, when the worker reported one.
  * - `errMsg`: the platform's `errMsg` (wx.request / wx.login / getPhoneNumber), when there was one.
+ * - `retryAfter`: seconds, from the worker's Retry-After (429 / 503), when it sent one.
  */
 class AuthError extends Error {
   constructor(code, message, details) {
@@ -41,6 +50,7 @@ class AuthError extends Error {
     this.statusCode = typeof d.statusCode === 'number' ? d.statusCode : 0;
     if (d.wechatErrcode !== undefined && d.wechatErrcode !== null) this.wechatErrcode = d.wechatErrcode;
     if (d.errMsg !== undefined) this.errMsg = d.errMsg;
+    if (typeof d.retryAfter === 'number') this.retryAfter = d.retryAfter;
   }
 }
 
@@ -53,6 +63,8 @@ class AuthError extends Error {
  * @param {string} [options.storageKey]   default 'wx-edge.auth'
  * @param {function(): number} [options.now]  clock in ms, default Date.now
  * @param {number} [options.refreshMargin]    seconds before expiry to refresh, default 30
+ * @param {number} [options.maxRetryWait]     longest wait, in seconds, for the worker's Retry-After, default 10
+ * @param {function(number): Promise} [options.sleep]  waits that many ms, default setTimeout (inject one in tests)
  */
 function createAuth(options) {
   var o = options || {};
@@ -65,8 +77,23 @@ function createAuth(options) {
   }
   var base = o.baseUrl.replace(/\/+$/, '');
   var storageKey = typeof o.storageKey === 'string' && o.storageKey ? o.storageKey : DEFAULT_STORAGE_KEY;
-  var now = typeof o.now === 'function' ? o.now : function () { return Date.now(); };
+  var now =
+    typeof o.now === 'function'
+      ? o.now
+      : function () {
+          return Date.now();
+        };
   var margin = typeof o.refreshMargin === 'number' && o.refreshMargin >= 0 ? o.refreshMargin : DEFAULT_REFRESH_MARGIN;
+  var maxRetryWait =
+    typeof o.maxRetryWait === 'number' && o.maxRetryWait >= 0 ? o.maxRetryWait : DEFAULT_MAX_RETRY_WAIT;
+  var sleep =
+    typeof o.sleep === 'function'
+      ? o.sleep
+      : function (ms) {
+          return new Promise(function (resolve) {
+            setTimeout(resolve, ms);
+          });
+        };
 
   /** The stored token record, or null. Loaded once; every change is written through. */
   var state = load();
@@ -121,7 +148,8 @@ function createAuth(options) {
       throw new AuthError('bad_response', 'the worker answered without an access_token');
     }
     var prev = previous || {};
-    var refreshToken = typeof body.refresh_token === 'string' && body.refresh_token ? body.refresh_token : prev.refresh_token;
+    var refreshToken =
+      typeof body.refresh_token === 'string' && body.refresh_token ? body.refresh_token : prev.refresh_token;
     if (typeof refreshToken !== 'string' || !refreshToken) {
       throw new AuthError('bad_response', 'the worker answered without a refresh_token');
     }
@@ -277,9 +305,11 @@ function createAuth(options) {
   function errorFrom(res, what) {
     var b = bodyOf(res);
     if (b && typeof b.error === 'string') {
+      var retryAfter = retryAfterOf(res);
       return new AuthError(b.error, typeof b.message === 'string' && b.message ? b.message : b.error, {
         statusCode: res.statusCode,
         wechatErrcode: b.wechat_errcode,
+        retryAfter: retryAfter === null ? undefined : retryAfter,
       });
     }
     return new AuthError('bad_response', what + ' answered HTTP ' + res.statusCode + ' without an error body', {
@@ -309,6 +339,49 @@ function createAuth(options) {
     return RENEWABLE.indexOf(b.error) === -1 ? null : b.error;
   }
 
+  /**
+   * The worker's own 429 rate_limited or 503 store_unavailable (marked with
+   * X-WX-Edge-Error, like its 401s): it did nothing and the request may be
+   * sent again. An origin's 429 or 503 is its own business and never retried.
+   */
+  function retryable(res) {
+    var code = RETRYABLE[res.statusCode];
+    if (!code || !headerOf(res, 'x-wx-edge-error')) return false;
+    var b = bodyOf(res);
+    return !!b && b.error === code;
+  }
+
+  /** Retry-After in seconds (delta-seconds or an HTTP date), or null when missing or unreadable. */
+  function retryAfterOf(res) {
+    var v = headerOf(res, 'retry-after');
+    if (typeof v !== 'string' && typeof v !== 'number') return null;
+    v = String(v).trim();
+    if (/^\d+$/.test(v)) return Number(v);
+    var date = /[a-z]/i.test(v) ? Date.parse(v) : NaN;
+    if (isNaN(date)) return null;
+    return Math.max(0, Math.ceil((date - now()) / 1000));
+  }
+
+  /**
+   * Run `attempt` (a function returning a promise of a response). On the
+   * worker's retryable answer, wait for its Retry-After (at most
+   * maxRetryWait seconds; DEFAULT_RETRY_WAIT when it gave none) and run it
+   * once more; a second retryable answer rejects with its AuthError.
+   */
+  function withRetry(attempt) {
+    return attempt().then(function (res) {
+      if (!retryable(res)) return res;
+      var wait = retryAfterOf(res);
+      if (wait === null) wait = DEFAULT_RETRY_WAIT;
+      return sleep(Math.min(wait, maxRetryWait) * 1000)
+        .then(attempt)
+        .then(function (res2) {
+          if (retryable(res2)) throw errorFrom(res2, 'the worker');
+          return res2;
+        });
+    });
+  }
+
   /** A call to one of the worker's /auth/* endpoints. */
   function callWorker(method, path, data, access) {
     var header = {};
@@ -321,16 +394,23 @@ function createAuth(options) {
 
   // ---- login and refresh ---------------------------------------------------
 
-  /** wx.login + POST /auth/login; concurrent callers share one. */
+  /**
+   * wx.login + POST /auth/login; concurrent callers share one. A retry (the
+   * worker's 429 / 503) starts with a new wx.login: WeChat may already have
+   * used up the first code.
+   */
   function login() {
     if (loggingIn) return loggingIn;
     var startEpoch = epoch;
-    var attempt = wxLogin().then(function (code) {
-      var sentAt = now();
-      return callWorker('POST', '/auth/login', { code: code }).then(function (res) {
-        if (!ok(res)) throw errorFrom(res, '/auth/login');
-        return storeFrom(bodyOf(res), sentAt, startEpoch, null);
+    var sentAt = 0;
+    var attempt = withRetry(function () {
+      return wxLogin().then(function (code) {
+        sentAt = now();
+        return callWorker('POST', '/auth/login', { code: code });
       });
+    }).then(function (res) {
+      if (!ok(res)) throw errorFrom(res, '/auth/login');
+      return storeFrom(bodyOf(res), sentAt, startEpoch, null);
     });
     loggingIn = always(attempt, function () {
       loggingIn = null;
@@ -350,7 +430,9 @@ function createAuth(options) {
     if (!t) return Promise.reject(notLoggedIn());
     var startEpoch = epoch;
     var sentAt = now();
-    var attempt = callWorker('POST', '/auth/refresh', { refresh_token: t.refresh_token }).then(function (res) {
+    var attempt = withRetry(function () {
+      return callWorker('POST', '/auth/refresh', { refresh_token: t.refresh_token });
+    }).then(function (res) {
       if (ok(res)) return storeFrom(bodyOf(res), sentAt, startEpoch, t);
       var err = errorFrom(res, '/auth/refresh');
       // The session is gone (refresh_reused revoked it, or it was rotated,
@@ -413,13 +495,18 @@ function createAuth(options) {
   /**
    * Send with a bearer token; on the worker's renewable 401, renew and send
    * once more. A renewable 401 on the second try rejects with AuthError.
+   * Each send is retried once on the worker's 429 / 503 (withRetry).
    */
   function withToken(sendWith, allowLogin) {
     return usable(allowLogin).then(function (t) {
-      return sendWith(t.access_token).then(function (res) {
+      return withRetry(function () {
+        return sendWith(t.access_token);
+      }).then(function (res) {
         if (!renewableCode(res)) return res;
         return renewAfter401(t, allowLogin).then(function (t2) {
-          return sendWith(t2.access_token).then(function (res2) {
+          return withRetry(function () {
+            return sendWith(t2.access_token);
+          }).then(function (res2) {
             if (renewableCode(res2)) throw errorFrom(res2, 'the worker');
             return res2;
           });
@@ -436,7 +523,9 @@ function createAuth(options) {
       var b = base.toLowerCase();
       var u = url.toLowerCase();
       if (u === b || u.indexOf(b + '/') === 0 || u.indexOf(b + '?') === 0) return url;
-      throw new TypeError('auth.request: ' + url + ' is not under baseUrl ' + base + '; the token is only sent to the worker');
+      throw new TypeError(
+        'auth.request: ' + url + ' is not under baseUrl ' + base + '; the token is only sent to the worker'
+      );
     }
     return base + (url.charAt(0) === '/' ? '' : '/') + url;
   }
@@ -475,7 +564,10 @@ function createAuth(options) {
     }, false).then(function (res) {
       if (!ok(res)) throw errorFrom(res, '/auth/session');
       var b = bodyOf(res);
-      if (!b) throw new AuthError('bad_response', '/auth/session answered without a JSON body', { statusCode: res.statusCode });
+      if (!b)
+        throw new AuthError('bad_response', '/auth/session answered without a JSON body', {
+          statusCode: res.statusCode,
+        });
       if (state && typeof b.phone_bound === 'boolean' && b.phone_bound !== state.phone_bound) {
         save(Object.assign({}, state, { phone_bound: b.phone_bound }));
       }
@@ -486,7 +578,8 @@ function createAuth(options) {
   function bindPhone(detail) {
     var d = detail;
     // Accept the whole event as well as event.detail.
-    if (d && typeof d === 'object' && d.detail && typeof d.detail === 'object' && !d.code && !d.encryptedData) d = d.detail;
+    if (d && typeof d === 'object' && d.detail && typeof d.detail === 'object' && !d.code && !d.encryptedData)
+      d = d.detail;
     var body;
     var allowLogin;
     if (d && typeof d.code === 'string' && d.code) {
@@ -504,7 +597,10 @@ function createAuth(options) {
       );
     } else {
       return Promise.reject(
-        new AuthError('invalid_request', 'bindPhone needs the detail of a getPhoneNumber event: {code} or {encryptedData, iv}')
+        new AuthError(
+          'invalid_request',
+          'bindPhone needs the detail of a getPhoneNumber event: {code} or {encryptedData, iv}'
+        )
       );
     }
     var sentAt = now();

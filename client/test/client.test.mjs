@@ -6,6 +6,7 @@
 import { test, describe, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
 
 import { createAuth, AuthError, DEFAULT_STORAGE_KEY } from '../index.mjs';
 import defaultExport from '../index.mjs';
@@ -63,6 +64,18 @@ describe('module shape', () => {
     assert.equal(DEFAULT_STORAGE_KEY, 'wx-edge.auth');
     const viaPackage = require('..');
     assert.equal(viaPackage.createAuth, createAuth);
+  });
+
+  test('index.js keeps to syntax older mini-program engines parse', () => {
+    // Formatting (prettier.config.mjs) must not add trailing commas to calls
+    // or parameters (ES2017), and the code avoids ?. ?? and spread.
+    const code = readFileSync(new URL('../index.js', import.meta.url), 'utf8').replace(
+      /\/\*[\s\S]*?\*\/|\/\/.*$/gm,
+      '',
+    );
+    assert.ok(code.includes('function createAuth('), 'comment stripping ate the code');
+    assert.deepEqual(code.match(/,\s*\)/g), null, 'trailing comma before )');
+    assert.deepEqual(code.match(/\?\.|\?\?|\.\.\./g), null, 'optional chaining, ?? or spread');
   });
 
   test('createAuth checks its options', () => {
@@ -305,7 +318,9 @@ describe('refresh', () => {
     assert.equal(worker.count('/auth/refresh'), 1);
     assert.equal(wx.count('/auth/refresh'), 1);
     assert.equal(wx.logins, 1);
-    const used = new Set(worker.requests.filter((r) => r.path.startsWith('/api/c/')).map((r) => r.headers.authorization));
+    const used = new Set(
+      worker.requests.filter((r) => r.path.startsWith('/api/c/')).map((r) => r.headers.authorization),
+    );
     assert.deepEqual([...used], [`Bearer ${auth.tokens().access_token}`]);
   });
 
@@ -421,6 +436,184 @@ describe('refresh', () => {
     assert.equal(res.statusCode, 200);
     assert.equal(worker.count('/auth/refresh'), 0);
     assert.equal(wx.logins, 2);
+  });
+});
+
+/**
+ * A sleep that does not wait: records each wait (ms) and how many requests
+ * the worker had received when it began.
+ */
+function fakeSleep() {
+  const sleep = (ms) => {
+    sleep.waits.push({ ms, requests: worker.requests.length });
+    return Promise.resolve();
+  };
+  sleep.waits = [];
+  return sleep;
+}
+
+describe("retries after the worker's 429 rate_limited and 503 store_unavailable", () => {
+  const limited = (retryAfter) =>
+    worker.workerError(429, 'rate_limited', retryAfter === undefined ? {} : { 'retry-after': retryAfter });
+  const storeDown = (retryAfter = '1') => worker.workerError(503, 'store_unavailable', { 'retry-after': retryAfter });
+
+  async function loggedIn(opts = {}) {
+    const sleep = fakeSleep();
+    const s = setup({ ...opts, auth: { sleep, ...(opts.auth || {}) } });
+    await s.auth.login();
+    worker.resetCounts();
+    return { ...s, sleep };
+  }
+
+  test('429 with Retry-After 2: the same request is sent once more, after a 2 s wait', async () => {
+    const { auth, sleep } = await loggedIn();
+    worker.fail['/api/orders'] = limited('2');
+    const res = await auth.request({ url: '/api/orders', method: 'POST', data: { sku: 'a-1' } });
+    assert.equal(res.statusCode, 200);
+    assert.equal(res.data.path, '/api/orders');
+    assert.equal(worker.count('/api/orders'), 2);
+    // One wait, of 2000 ms, begun after the first attempt and before the second.
+    assert.deepEqual(sleep.waits, [{ ms: 2000, requests: 1 }]);
+    const [first, second] = worker.requests.filter((r) => r.path === '/api/orders');
+    assert.equal(second.method, 'POST');
+    assert.equal(second.body, first.body);
+    assert.equal(second.headers.authorization, first.headers.authorization);
+  });
+
+  test('a second 429 rejects with AuthError rate_limited, after exactly one retry', async () => {
+    const { auth, sleep } = await loggedIn();
+    worker.fail['/api/orders'] = [limited('2'), limited('3')];
+    await rejectsWith(auth.request({ url: '/api/orders' }), 'rate_limited', (e) => {
+      assert.equal(e.statusCode, 429);
+      assert.equal(e.retryAfter, 3);
+      assert.equal(e.message, 'the worker says rate_limited');
+    });
+    assert.equal(worker.count('/api/orders'), 2);
+    assert.equal(sleep.waits.length, 1);
+    assert.equal(auth.isLoggedIn(), true, 'a rate limit does not end the session');
+  });
+
+  test('login: a 429 is retried with a new wx.login code; a second one rejects and stores nothing', async () => {
+    const sleep = fakeSleep();
+    const { wx, auth } = setup({ auth: { sleep } });
+    worker.fail['/auth/login'] = limited('1');
+    const t = await auth.login();
+    assert.match(t.access_token, /^at\./);
+    assert.equal(wx.logins, 2, 'WeChat may have used up the first code: a retry needs a new one');
+    const codes = worker.requests.filter((r) => r.path === '/auth/login').map((r) => JSON.parse(r.body).code);
+    assert.equal(codes.length, 2);
+    assert.notEqual(codes[0], codes[1]);
+    assert.deepEqual(sleep.waits, [{ ms: 1000, requests: 1 }]);
+
+    const other = setup({ auth: { sleep: fakeSleep() } });
+    worker.fail['/auth/login'] = [limited('1'), limited('1')];
+    await rejectsWith(other.auth.login(), 'rate_limited', (e) => assert.equal(e.statusCode, 429));
+    assert.equal(other.wx.logins, 2);
+    assert.equal(other.auth.tokens(), null);
+    assert.equal(other.wx.storage.size, 0);
+  });
+
+  test('a huge Retry-After is cut to maxRetryWait: 10 s by default, or as configured', async () => {
+    const { auth, sleep } = await loggedIn();
+    worker.fail['/api/slow'] = limited('86400');
+    assert.equal((await auth.request({ url: '/api/slow' })).statusCode, 200);
+    assert.deepEqual(
+      sleep.waits.map((w) => w.ms),
+      [10_000],
+    );
+
+    const custom = await loggedIn({ auth: { maxRetryWait: 3 } });
+    worker.fail['/api/slow'] = limited('86400');
+    assert.equal((await custom.auth.request({ url: '/api/slow' })).statusCode, 200);
+    assert.deepEqual(
+      custom.sleep.waits.map((w) => w.ms),
+      [3000],
+    );
+  });
+
+  test('a missing or unreadable Retry-After waits 1 s; an HTTP date is read against the clock', async () => {
+    const { auth, sleep, now } = await loggedIn();
+    const inFive = new Date(now() + 5000).toUTCString();
+    for (const r of [undefined, 'soon', '1.5', '-3', '', inFive, '0']) {
+      worker.fail['/api/w'] = limited(r);
+      assert.equal((await auth.request({ url: '/api/w' })).statusCode, 200, `Retry-After ${r}`);
+    }
+    assert.deepEqual(
+      sleep.waits.map((w) => w.ms),
+      [1000, 1000, 1000, 1000, 1000, 5000, 0],
+    );
+    assert.equal(worker.count('/api/w'), 14);
+  });
+
+  test('503 store_unavailable: a refresh is retried once (same refresh token) and succeeds', async () => {
+    const { wx, auth, now, sleep } = await loggedIn();
+    const before = auth.tokens();
+    now.advance(3600);
+    worker.fail['/auth/refresh'] = storeDown('2');
+    const res = await auth.request({ url: '/api/r' });
+    assert.equal(res.statusCode, 200);
+    const sent = worker.requests.filter((r) => r.path === '/auth/refresh').map((r) => JSON.parse(r.body).refresh_token);
+    assert.deepEqual(sent, [before.refresh_token, before.refresh_token]);
+    assert.deepEqual(sleep.waits, [{ ms: 2000, requests: 1 }]);
+    assert.equal(wx.logins, 1, 'no new login: the session survived');
+    assert.notEqual(auth.tokens().refresh_token, before.refresh_token);
+  });
+
+  test('503 store_unavailable on a proxied request and on /auth/phone: retried once', async () => {
+    const { auth, sleep } = await loggedIn();
+    worker.fail['/api/p'] = storeDown();
+    assert.equal((await auth.request({ url: '/api/p' })).statusCode, 200);
+    assert.equal(worker.count('/api/p'), 2);
+    worker.fail['/auth/phone'] = storeDown();
+    const phone = await auth.bindPhone({ code: 'phone-13800138000' });
+    assert.equal(phone.purePhoneNumber, '13800138000');
+    assert.equal(worker.count('/auth/phone'), 2);
+    assert.equal(auth.tokens().phone_bound, true);
+    assert.equal(sleep.waits.length, 2);
+    worker.fail['/auth/session'] = [storeDown(), storeDown()];
+    await rejectsWith(auth.getSession(), 'store_unavailable', (e) => assert.equal(e.statusCode, 503));
+    assert.equal(worker.count('/auth/session'), 2);
+  });
+
+  test("an origin's own 429 or 503 (no X-WX-Edge-Error) is not retried and resolves", async () => {
+    const { auth, sleep } = await loggedIn();
+    const fromOrigin = (status, error) => ({
+      status,
+      body: { error, message: 'origin: slow down' },
+      headers: { 'retry-after': '1' },
+    });
+    worker.fail['/api/o'] = fromOrigin(429, 'rate_limited');
+    const res = await auth.request({ url: '/api/o' });
+    assert.equal(res.statusCode, 429);
+    assert.equal(res.data.message, 'origin: slow down');
+    worker.fail['/api/o'] = fromOrigin(503, 'store_unavailable');
+    assert.equal((await auth.request({ url: '/api/o' })).statusCode, 503);
+    assert.equal(worker.count('/api/o'), 2, 'one request each');
+    assert.deepEqual(sleep.waits, []);
+  });
+
+  test("the worker's other errors are not retried, even with a Retry-After", async () => {
+    const sleep = fakeSleep();
+    const { auth } = setup({ auth: { sleep } });
+    worker.fail['/auth/login'] = worker.workerError(502, 'wechat_unavailable', { 'retry-after': '1' });
+    await rejectsWith(auth.login(), 'wechat_unavailable');
+    // A 503 of the worker's that is not store_unavailable, and a 429 whose body says otherwise.
+    worker.fail['/auth/login'] = worker.workerError(503, 'server_misconfigured', { 'retry-after': '1' });
+    await rejectsWith(auth.login(), 'server_misconfigured');
+    worker.fail['/auth/login'] = worker.workerError(429, 'invalid_code', { 'retry-after': '1' });
+    await rejectsWith(auth.login(), 'invalid_code');
+    assert.equal(worker.count('/auth/login'), 3);
+    assert.deepEqual(sleep.waits, []);
+  });
+
+  test('without an injected sleep the wait is a real timer', async () => {
+    const { auth } = setup();
+    await auth.login();
+    worker.resetCounts();
+    worker.fail['/api/t'] = limited('0');
+    const res = await auth.request({ url: '/api/t' });
+    assert.equal(res.statusCode, 200);
+    assert.equal(worker.count('/api/t'), 2);
   });
 });
 

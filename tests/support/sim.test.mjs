@@ -47,7 +47,13 @@ async function stableToken(sim, body = {}) {
   const res = await fetch(`${sim.url}/cgi-bin/stable_token`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ grant_type: 'client_credential', appid: APPID, secret: SECRET, force_refresh: false, ...body }),
+    body: JSON.stringify({
+      grant_type: 'client_credential',
+      appid: APPID,
+      secret: SECRET,
+      force_refresh: false,
+      ...body,
+    }),
   });
   return wechatJson(res);
 }
@@ -410,7 +416,10 @@ describe('wechat-sim', () => {
     test('foreign country code and watermark appid', async () => {
       const { session_key: key } = await login(sim, 'alice.1');
       const info = JSON.parse(
-        decrypt(key, sim.encryptPhone({ user: 'alice', phone: '4155550123', countryCode: '1', appid: 'wx0000000000000000' })),
+        decrypt(
+          key,
+          sim.encryptPhone({ user: 'alice', phone: '4155550123', countryCode: '1', appid: 'wx0000000000000000' }),
+        ),
       );
       assert.equal(info.phoneNumber, '+1 4155550123');
       assert.equal(info.purePhoneNumber, '4155550123');
@@ -496,7 +505,9 @@ describe('wechat-sim', () => {
     try {
       assert.match(url, /^http:\/\/127\.0\.0\.1:\d+$/);
       const body = await wechatJson(
-        await fetch(`${url}/sns/jscode2session?appid=${APPID}&secret=${SECRET}&js_code=cli.1&grant_type=authorization_code`),
+        await fetch(
+          `${url}/sns/jscode2session?appid=${APPID}&secret=${SECRET}&js_code=cli.1&grant_type=authorization_code`,
+        ),
       );
       assert.equal(body.openid, expectedId('o', 'openid', 'cli'));
     } finally {
@@ -553,7 +564,10 @@ describe('echo-origin', () => {
     assert.equal(echo.headers['x-dup'], 'one, two');
     assert.deepEqual(
       echo.rawHeaders.filter(([n]) => n.toLowerCase() === 'x-dup'),
-      [['X-Dup', 'one'], ['x-dup', 'two']],
+      [
+        ['X-Dup', 'one'],
+        ['x-dup', 'two'],
+      ],
     );
     assert.equal(echo.body, '');
     assert.equal(echo.bodyLength, 0);
@@ -624,7 +638,10 @@ describe('echo-origin', () => {
     assert.equal(origin.requests.length, before + 2);
     assert.deepEqual(
       origin.requests.slice(-2).map((r) => [r.method, r.path]),
-      [['GET', '/one'], ['DELETE', '/two']],
+      [
+        ['GET', '/one'],
+        ['DELETE', '/two'],
+      ],
     );
   });
 

@@ -8,31 +8,31 @@
 //   stack.user(openid)  // the user's record and live sessions, from its authority (operator endpoint)
 //   stack.logs()    // everything the worker wrote to stdout/stderr
 //   await stack.close()
-import { existsSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
-import { randomBytes } from 'node:crypto'
-import path from 'node:path'
-import { Miniflare } from 'miniflare'
-import { startWechatSim } from './wechat-sim.mjs'
-import { startEchoOrigin } from './echo-origin.mjs'
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { Miniflare } from 'miniflare';
+import { startWechatSim } from './wechat-sim.mjs';
+import { startEchoOrigin } from './echo-origin.mjs';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
-export const buildDir = path.join(root, 'build')
-export const TEST_APPID = 'wxd930ea5d5a258f4f'
-export const TEST_APPSECRET = 'test-appsecret-' + randomBytes(8).toString('hex')
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const buildDir = path.join(root, 'build');
+export const TEST_APPID = 'wxd930ea5d5a258f4f';
+export const TEST_APPSECRET = 'test-appsecret-' + randomBytes(8).toString('hex');
 // Test-only keys, made fresh for each run.
-export const TEST_TOKEN_SECRET = randomBytes(48).toString('base64')
-export const TEST_IDENTITY_KEY = randomBytes(32).toString('base64')
-export const TEST_ADMIN_TOKEN = randomBytes(48).toString('base64')
+export const TEST_TOKEN_SECRET = randomBytes(48).toString('base64');
+export const TEST_IDENTITY_KEY = randomBytes(32).toString('base64');
+export const TEST_ADMIN_TOKEN = randomBytes(48).toString('base64');
 
 export function built() {
-  return existsSync(path.join(buildDir, 'index.js'))
+  return existsSync(path.join(buildDir, 'index.js'));
 }
 
 export async function startStack({ vars = {}, omit = [], kvBinding = true, authorityBinding = true } = {}) {
-  if (!built()) throw new Error('build/index.js is missing: run scripts/build first')
-  const sim = await startWechatSim({ appid: TEST_APPID, secret: TEST_APPSECRET })
-  const origin = await startEchoOrigin()
+  if (!built()) throw new Error('build/index.js is missing: run scripts/build first');
+  const sim = await startWechatSim({ appid: TEST_APPID, secret: TEST_APPSECRET });
+  const origin = await startEchoOrigin();
   const bindings = {
     WX_APPID: TEST_APPID,
     WX_APPSECRET: TEST_APPSECRET,
@@ -43,9 +43,9 @@ export async function startStack({ vars = {}, omit = [], kvBinding = true, autho
     ADMIN_TOKEN: TEST_ADMIN_TOKEN,
     WX_TIMEOUT_MS: '1500',
     ...vars,
-  }
-  for (const k of omit) delete bindings[k]
-  const out = []
+  };
+  for (const k of omit) delete bindings[k];
+  const out = [];
   const mf = new Miniflare({
     modules: true,
     modulesRoot: buildDir,
@@ -57,20 +57,20 @@ export async function startStack({ vars = {}, omit = [], kvBinding = true, autho
     durableObjects: authorityBinding ? { AUTHORITY: { className: 'Authority', useSQLite: true } } : {},
     bindings,
     handleRuntimeStdio(stdout, stderr) {
-      stdout.on('data', (d) => out.push(d.toString()))
-      stderr.on('data', (d) => out.push(d.toString()))
+      stdout.on('data', (d) => out.push(d.toString()));
+      stderr.on('data', (d) => out.push(d.toString()));
     },
-  })
-  const url = (await mf.ready).toString().replace(/\/$/, '')
-  const kv = kvBinding ? await mf.getKVNamespace('SESSIONS') : null
+  });
+  const url = (await mf.ready).toString().replace(/\/$/, '');
+  const kv = kvBinding ? await mf.getKVNamespace('SESSIONS') : null;
   // What a user's authority keeps, read the way an operator does.
   async function user(openid) {
     const res = await fetch(`${url}/auth/admin/users/${openid}`, {
       headers: { authorization: `Bearer ${bindings.ADMIN_TOKEN}` },
-    })
-    if (res.status === 404) return undefined
-    if (res.status !== 200) throw new Error(`admin view of ${openid}: ${res.status} ${await res.text()}`)
-    return res.json()
+    });
+    if (res.status === 404) return undefined;
+    if (res.status !== 200) throw new Error(`admin view of ${openid}: ${res.status} ${await res.text()}`);
+    return res.json();
   }
   return {
     url,
@@ -86,34 +86,38 @@ export async function startStack({ vars = {}, omit = [], kvBinding = true, autho
     user,
     logs: () => out.join(''),
     async close() {
-      await mf.dispose()
-      await sim.close()
-      await origin.close()
+      await mf.dispose();
+      await sim.close();
+      await origin.close();
     },
-  }
+  };
 }
 
 // Small helpers shared by the integration tests.
 export async function call(stack, method, p, { body, headers = {}, form } = {}) {
-  const init = { method, headers: { ...headers }, redirect: 'manual' }
+  const init = { method, headers: { ...headers }, redirect: 'manual' };
   if (form !== undefined) {
-    init.body = new URLSearchParams(form).toString()
-    init.headers['content-type'] = 'application/x-www-form-urlencoded'
+    init.body = new URLSearchParams(form).toString();
+    init.headers['content-type'] = 'application/x-www-form-urlencoded';
   } else if (body !== undefined) {
-    init.body = typeof body === 'string' ? body : JSON.stringify(body)
-    init.headers['content-type'] ??= 'application/json'
+    init.body = typeof body === 'string' ? body : JSON.stringify(body);
+    init.headers['content-type'] ??= 'application/json';
   }
-  const res = await fetch(stack.url + p, init)
-  const text = await res.text()
-  let json
-  try { json = JSON.parse(text) } catch { json = undefined }
-  return { status: res.status, headers: res.headers, text, json }
+  const res = await fetch(stack.url + p, init);
+  const text = await res.text();
+  let json;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, headers: res.headers, text, json };
 }
 
 export async function login(stack, code) {
-  const r = await call(stack, 'POST', '/auth/login', { body: { code } })
-  if (r.status !== 200) throw new Error(`login ${code} failed: ${r.status} ${r.text}`)
-  return r.json
+  const r = await call(stack, 'POST', '/auth/login', { body: { code } });
+  if (r.status !== 200) throw new Error(`login ${code} failed: ${r.status} ${r.text}`);
+  return r.json;
 }
 
-export const bearer = (t) => ({ authorization: 'Bearer ' + t })
+export const bearer = (t) => ({ authorization: 'Bearer ' + t });

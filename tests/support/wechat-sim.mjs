@@ -404,7 +404,9 @@ function newAccessToken() {
 
 /** Request id appended to errmsg like WeChat's ("…, rid: 6744a1b2-1c2d3e4f-5a6b7c8d"). */
 function rid() {
-  const time = Math.floor(Date.now() / 1000).toString(16).padStart(8, '0');
+  const time = Math.floor(Date.now() / 1000)
+    .toString(16)
+    .padStart(8, '0');
   return `${time}-${randomBytes(4).toString('hex')}-${randomBytes(4).toString('hex')}`;
 }
 

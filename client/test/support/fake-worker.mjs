@@ -11,7 +11,10 @@
 //   w.revokeSessions()         every session is deleted (access → session_revoked, refresh → invalid_refresh_token)
 //   w.encryptPhone(user, phone)   {encryptedData, iv} for the user's CURRENT session_key
 //   w.delay[path] = ms         delay answers on that path (to widen races)
-//   w.fail[path] = {status, body}  answer that path with a fixed response once
+//   w.fail[path] = {status, body, edge?, headers?}  answer that path with a fixed response once
+//                              (an array: one per request, in order); `edge` sets the worker's
+//                              X-WX-Edge-Error marker, `headers` adds headers (Retry-After)
+//   w.workerError(status, error, headers)  such a response as the worker sends it (marked)
 //   w.requests                 [{method, path, headers, body}] received
 //
 // The "user" of a login code is the part before the first '.', like the
@@ -60,6 +63,7 @@ export async function startFakeWorker({ accessTtl = 600, refreshTtl = 2592000 } 
 
   // The worker marks its own errors with X-WX-Edge-Error (origin answers pass through unmarked).
   const err = (status, error, message, extra = {}) => ({ status, body: { error, message, ...extra }, edge: error });
+  w.workerError = (status, error, headers = {}) => ({ ...err(status, error, `the worker says ${error}`), headers });
 
   function issue(sid, session) {
     serial += 1;
@@ -83,8 +87,10 @@ export async function startFakeWorker({ accessTtl = 600, refreshTtl = 2592000 } 
     const m = /^Bearer (.+)$/.exec(h);
     if (!m) return { error: err(401, 'unauthorized', 'an Authorization: Bearer <access_token> header is required') };
     const a = access.get(m[1]);
-    if (!a) return { error: err(401, 'invalid_token', 'the access token is malformed, badly signed or not an access token') };
-    if (a.expired || w.alwaysExpired) return { error: err(401, 'token_expired', 'the access token has expired; use /auth/refresh') };
+    if (!a)
+      return { error: err(401, 'invalid_token', 'the access token is malformed, badly signed or not an access token') };
+    if (a.expired || w.alwaysExpired)
+      return { error: err(401, 'token_expired', 'the access token has expired; use /auth/refresh') };
     const session = sessions.get(a.sid);
     if (!session) return { error: err(401, 'session_revoked', 'the session was logged out or revoked; log in again') };
     return { sid: a.sid, session };
@@ -130,7 +136,8 @@ export async function startFakeWorker({ accessTtl = 600, refreshTtl = 2592000 } 
         }
         case 'POST /auth/refresh': {
           const rt = body && body.refresh_token;
-          if (typeof rt !== 'string' || !rt) return err(400, 'invalid_request', 'invalid request: refresh_token missing');
+          if (typeof rt !== 'string' || !rt)
+            return err(400, 'invalid_request', 'invalid request: refresh_token missing');
           for (const [sid, session] of sessions) {
             if (session.refresh === rt) {
               session.rotated.add(rt);
@@ -140,10 +147,18 @@ export async function startFakeWorker({ accessTtl = 600, refreshTtl = 2592000 } 
             }
             if (session.rotated.has(rt)) {
               sessions.delete(sid);
-              return err(401, 'refresh_reused', 'a refresh token was used twice, so the session was revoked for safety; log in again');
+              return err(
+                401,
+                'refresh_reused',
+                'a refresh token was used twice, so the session was revoked for safety; log in again',
+              );
             }
           }
-          return err(401, 'invalid_refresh_token', 'the refresh token is unknown, expired or already replaced; log in again');
+          return err(
+            401,
+            'invalid_refresh_token',
+            'the refresh token is unknown, expired or already replaced; log in again',
+          );
         }
         case 'POST /auth/logout': {
           const a = authenticate(headers);
@@ -218,7 +233,8 @@ export async function startFakeWorker({ accessTtl = 600, refreshTtl = 2592000 } 
     if (status) return { status: Number(status[1]), body: echo };
     if (path === '/origin-401') return { status: 401, body: { code: 401, msg: 'origin says: not a member' } };
     // An OAuth-style origin 401 that looks like the worker's, minus the marker.
-    if (path === '/origin-401-oauth') return { status: 401, body: { error: 'invalid_token', message: 'origin: token revoked' } };
+    if (path === '/origin-401-oauth')
+      return { status: 401, body: { error: 'invalid_token', message: 'origin: token revoked' } };
     return { status: 200, body: echo };
   }
 
@@ -233,8 +249,12 @@ export async function startFakeWorker({ accessTtl = 600, refreshTtl = 2592000 } 
       requests.push({ method: req.method, path, headers: req.headers, body: raw });
       if (w.delay[path]) await new Promise((r) => setTimeout(r, w.delay[path]));
       let out;
-      if (w.fail[path]) {
-        out = w.fail[path];
+      const fail = w.fail[path];
+      if (Array.isArray(fail) && fail.length) {
+        out = fail.shift();
+        if (!fail.length) delete w.fail[path];
+      } else if (fail && !Array.isArray(fail)) {
+        out = fail;
         delete w.fail[path];
       } else {
         out = handle(req.method, path, url.search.slice(1), req.headers, raw);
@@ -244,7 +264,7 @@ export async function startFakeWorker({ accessTtl = 600, refreshTtl = 2592000 } 
         return res.end();
       }
       const text = JSON.stringify(out.body);
-      const hdrs = { 'content-type': 'application/json', 'x-fake-worker': 'yes' };
+      const hdrs = { 'content-type': 'application/json', 'x-fake-worker': 'yes', ...(out.headers || {}) };
       if (out.edge) hdrs['x-wx-edge-error'] = out.edge;
       res.writeHead(out.status, hdrs);
       res.end(text);
