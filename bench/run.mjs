@@ -321,9 +321,10 @@ function describeMachine(started, load) {
     cores: os.cpus().length,
     memGiB: Math.round(os.totalmem() / 2 ** 30),
     load: load.map((x) => x.toFixed(2)).join(' '),
+    loadAtEnd: os.loadavg().map((x) => x.toFixed(2)).join(' '),
     commit: commit + (dirty ? ' (with uncommitted changes in src/)' : ''),
     wrk: sh(findWrk(), ['-v']).split('\n')[0].split(' ').slice(0, 2).join(' '),
-    nginx: sh(findNginx(), ['-v']).replace(/^nginx version: /, ''),
+    nginx: sh(findNginx(), ['-v']).replace(/^nginx version: (nginx\/)?/, ''),
     miniflare: pkg('miniflare'),
     workerd: pkg('workerd'),
     node: process.version,
@@ -340,7 +341,7 @@ function markdown(results, meta) {
   const c = results.settings
   const out = []
   out.push(`Measured by \`scripts/bench${c.argv.length ? ' ' + c.argv.join(' ') : ''}\` on ${meta.date}: ${meta.cpu}, ${meta.cores} cores, ${meta.memGiB} GiB; ` +
-    `load average ${meta.load} at the start; commit ${meta.commit}; ${meta.wrk}, nginx ${meta.nginx}, Miniflare ${meta.miniflare} (workerd ${meta.workerd}), Node ${meta.node}. ` +
+    `load average ${meta.load} at the start, ${meta.loadAtEnd} at the end; commit ${meta.commit}; ${meta.wrk}, nginx ${meta.nginx}, Miniflare ${meta.miniflare} (workerd ${meta.workerd}), Node ${meta.node}. ` +
     `Load generator, workers, origin and simulator share the machine, so compare rows with each other, not with Cloudflare's edge.`)
   out.push('')
   const runs = Object.values(results.runs)
@@ -391,7 +392,23 @@ function markdown(results, meta) {
     }
     out.push('')
   }
-  return out.join('\n')
+  return out.map((line) => (line.startsWith('|') ? line : wrap(line))).join('\n')
+}
+
+/** Wraps prose at 76 columns like the rest of the README (tables stay as they are). */
+function wrap(text, width = 76) {
+  const lines = []
+  let line = ''
+  for (const word of text.split(' ')) {
+    if (line && line.length + 1 + word.length > width) {
+      lines.push(line)
+      line = word
+    } else {
+      line = line ? `${line} ${word}` : word
+    }
+  }
+  if (line) lines.push(line)
+  return lines.join('\n')
 }
 
 function updateReadme(md) {
