@@ -1,5 +1,8 @@
-// Throughput and latency of the worker in workerd (Miniflare directly, no
-// wrangler dev proxy in front), against the local simulator and echo origin.
+// A quick, Node-only look at the worker's throughput and latency in workerd
+// (Miniflare directly, no wrangler dev proxy in front), against the local
+// simulator and echo origin, with a load loop in this process. The real
+// benchmark is scripts/bench (wrk, an nginx origin, a JS pass-through
+// baseline, rounds); see "Benchmark" in the README.
 //
 //   PATH=node_modules/.bin:$PATH node bench/edge.mjs [requests=2000] [concurrency=16]
 //

@@ -1,0 +1,104 @@
+// A JavaScript reference for the benchmark's start-up and login
+// comparison: the same job as the Rust worker's POST /auth/login, written
+// plainly with the Workers runtime's own APIs (no dependencies), so the
+// numbers compare a Rust/wasm worker with a JS worker doing equal work:
+//
+//   - read {"code"} from a JSON body (400 otherwise);
+//   - code2Session: GET {WX_API_BASE}/sns/jscode2session with a timeout,
+//     parse the text/plain JSON reply, map errcode to an error;
+//   - a new session: 128-bit id, 256-bit refresh secret, its SHA-256 hash;
+//   - KV: read user:{openid}, write it back (login count, times, IP), write
+//     session:{id} with the session_key and the hash, with an expiry;
+//   - an HS256 access token (typ at+jwt, same claims) signed with WebCrypto
+//     (the key is imported once per isolate), and the token pair as JSON.
+//
+// Not a product: no form bodies, no phone, no refresh, no proxy.
+
+const enc = new TextEncoder()
+let hmacKey // { secret, key } cached per isolate
+
+const b64url = (bytes) => btoa(String.fromCharCode(...new Uint8Array(bytes))).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')
+const b64urlText = (s) => b64url(enc.encode(s))
+const hex = (bytes) => [...new Uint8Array(bytes)].map((b) => b.toString(16).padStart(2, '0')).join('')
+const random = (n) => crypto.getRandomValues(new Uint8Array(n))
+
+function error(status, code, message, extra = {}) {
+  return Response.json({ error: code, message, ...extra }, { status, headers: { 'x-wx-edge-error': code } })
+}
+
+async function key(secret) {
+  if (hmacKey?.secret !== secret) {
+    const k = await crypto.subtle.importKey('raw', enc.encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign'])
+    hmacKey = { secret, key: k }
+  }
+  return hmacKey.key
+}
+
+async function signAccess(env, claims) {
+  const input = `${b64urlText(JSON.stringify({ alg: 'HS256', typ: 'at+jwt' }))}.${b64urlText(JSON.stringify(claims))}`
+  const sig = await crypto.subtle.sign('HMAC', await key(env.TOKEN_SECRET), enc.encode(input))
+  return `${input}.${b64url(sig)}`
+}
+
+async function login(request, env) {
+  let code
+  try {
+    code = (await request.json()).code
+  } catch {
+    return error(400, 'invalid_request', 'the body must be JSON')
+  }
+  if (typeof code !== 'string' || code === '' || code.length > 256) return error(400, 'invalid_request', 'code is missing')
+
+  const q = new URLSearchParams({ appid: env.WX_APPID, secret: env.WX_APPSECRET, js_code: code, grant_type: 'authorization_code' })
+  let wx
+  try {
+    const res = await fetch(`${env.WX_API_BASE}/sns/jscode2session?${q}`, { signal: AbortSignal.timeout(Number(env.WX_TIMEOUT_MS || 5000)) })
+    wx = JSON.parse(await res.text())
+  } catch {
+    return error(502, 'wechat_unavailable', 'WeChat did not answer')
+  }
+  if (wx.errcode) {
+    if (wx.errcode === 40029 || wx.errcode === 40163) return error(400, 'invalid_code', 'call wx.login() again', { wechat_errcode: wx.errcode })
+    return error(502, 'wechat_unavailable', 'WeChat refused', { wechat_errcode: wx.errcode })
+  }
+  if (typeof wx.openid !== 'string' || typeof wx.session_key !== 'string') return error(502, 'wechat_unavailable', 'unexpected reply')
+
+  const now = Math.floor(Date.now() / 1000)
+  const accessTtl = Number(env.ACCESS_TOKEN_TTL || 600)
+  const refreshTtl = Number(env.REFRESH_TOKEN_TTL || 2592000)
+  const sid = b64url(random(16))
+  const secret = b64url(random(32))
+  const hash = hex(await crypto.subtle.digest('SHA-256', enc.encode(secret)))
+
+  const userKey = `user:${wx.openid}`
+  const user = (await env.SESSIONS.get(userKey, 'json')) ?? { first_login_at: now, login_count: 0 }
+  user.last_login_at = now
+  user.last_login_ip = request.headers.get('cf-connecting-ip') ?? ''
+  user.login_count += 1
+  await env.SESSIONS.put(userKey, JSON.stringify(user))
+  await env.SESSIONS.put(`session:${sid}`, JSON.stringify({
+    openid: wx.openid, unionid: wx.unionid, session_key: wx.session_key, refresh_hash: hash, created_at: now, expires_at: now + refreshTtl,
+  }), { expirationTtl: refreshTtl })
+
+  const claims = { iss: 'wx-edge', aud: env.WX_APPID, sub: wx.openid, sid, token_use: 'access', unionid: wx.unionid, iat: now, exp: now + accessTtl }
+  return Response.json({
+    access_token: await signAccess(env, claims),
+    token_type: 'Bearer',
+    expires_in: accessTtl,
+    refresh_token: `${sid}.${secret}`,
+    refresh_expires_in: refreshTtl,
+    openid: wx.openid,
+    ...(wx.unionid ? { unionid: wx.unionid } : {}),
+    phone_bound: Boolean(user.phone),
+  })
+}
+
+export default {
+  fetch(request, env) {
+    const { pathname } = new URL(request.url)
+    if (pathname === '/auth/login') {
+      return request.method === 'POST' ? login(request, env) : error(405, 'method_not_allowed', 'use POST')
+    }
+    return error(404, 'not_found', 'this reference worker only does POST /auth/login')
+  },
+}

@@ -1,0 +1,16 @@
+// The benchmark's baseline: a bare JavaScript pass-through worker. It
+// forwards the method, path, query, headers and body to ORIGIN_URL and
+// returns the origin's answer as it comes (streamed), nothing else: no
+// token check, no header rewriting. Whatever the Rust worker does beyond
+// this costs throughput relative to this worker.
+export default {
+  fetch(request, env) {
+    const url = new URL(request.url)
+    return fetch(env.ORIGIN_URL + url.pathname + url.search, {
+      method: request.method,
+      headers: request.headers,
+      body: request.body,
+      redirect: 'manual',
+    })
+  },
+}
