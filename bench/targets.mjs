@@ -20,10 +20,9 @@ export const RUST_MODES = [
   { id: 'every-request', label: 'Rust, `every-request`, IDENTITY_KEY (default)', vars: { SESSION_CHECK: 'every-request' }, identity: true },
   { id: 'every-request-noid', label: 'Rust, `every-request`, no IDENTITY_KEY', vars: { SESSION_CHECK: 'every-request' }, identity: false },
   { id: 'refresh-only', label: 'Rust, `refresh-only`, IDENTITY_KEY', vars: { SESSION_CHECK: 'refresh-only' }, identity: true },
-  // TODO(authority): uncomment once the worker implements SESSION_CHECK=authority.
   // Its Durable Object binding (AUTHORITY and its class) is read from
-  // wrangler.toml at run time (see wranglerBindings below); nothing else to do.
-  // { id: 'authority', label: 'Rust, `authority`, IDENTITY_KEY', vars: { SESSION_CHECK: 'authority' }, identity: true },
+  // wrangler.toml at run time (see wranglerBindings below).
+  { id: 'authority', label: 'Rust, `authority`, IDENTITY_KEY', vars: { SESSION_CHECK: 'authority' }, identity: true },
 ]
 
 /** Keys made fresh for each run; nothing here is a real secret. */
