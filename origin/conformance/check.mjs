@@ -46,6 +46,18 @@ const verifiers = [
       return { cmd: process.execPath, args: [path.join(origin, 'node/conformance.mjs'), file], label: `node ${process.version}, jose ${jose}` }
     },
   },
+  {
+    name: 'python',
+    prepare() {
+      const candidates = [path.join(origin, 'python/.venv/bin/python'), 'python3']
+      for (const py of candidates) {
+        if (py.includes('/') ? !existsSync(py) : !has(py)) continue
+        const probe = run(py, ['-c', 'import sys, jwt, cryptography; print("Python %d.%d.%d, PyJWT %s, cryptography %s" % (sys.version_info[:3] + (jwt.__version__, cryptography.__version__)))'])
+        if (probe.ok) return { cmd: py, args: [path.join(origin, 'python/conformance.py'), file], label: probe.stdout.trim() }
+      }
+      return { skip: 'no Python with PyJWT and cryptography (scripts/bootstrap makes origin/python/.venv)' }
+    },
+  },
 ]
 
 const expected = new Map(vectors.cases.map((c) => [c.name, c]))
