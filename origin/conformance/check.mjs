@@ -58,6 +58,20 @@ const verifiers = [
       return { skip: 'no Python with PyJWT and cryptography (scripts/bootstrap makes origin/python/.venv)' }
     },
   },
+  {
+    name: 'go',
+    prepare() {
+      if (!has('go')) return { skip: "'go' not found (scripts/bootstrap installs Debian's golang-go)" }
+      const v = run('go', ['env', 'GOVERSION'])
+      return {
+        cmd: 'go',
+        args: ['run', './cmd/conformance', file],
+        cwd: path.join(origin, 'go'),
+        env: { ...process.env, GOFLAGS: '-mod=mod', GOPROXY: 'off', GOTOOLCHAIN: 'local' },
+        label: `${v.stdout.trim() || 'go'}, standard library`,
+      }
+    },
+  },
 ]
 
 const expected = new Map(vectors.cases.map((c) => [c.name, c]))
