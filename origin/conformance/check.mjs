@@ -72,6 +72,17 @@ const verifiers = [
       }
     },
   },
+  {
+    name: 'java',
+    prepare() {
+      if (!has('javac') || !has('java')) return { skip: "'javac' not found (scripts/bootstrap installs openjdk-17-jdk-headless)" }
+      const b = run(path.join(origin, 'java/compile'), [])
+      if (!b.ok) return { error: `compiling failed:\n${b.stdout}${b.stderr}` }
+      const v = run('java', ['-version'])
+      const version = /version "([^"]+)"/.exec(v.stderr)?.[1] ?? '?'
+      return { cmd: 'java', args: ['-cp', b.stdout.trim(), 'wxedge.identity.Conformance', file], label: `Java ${version}, JDK only` }
+    },
+  },
 ]
 
 const expected = new Map(vectors.cases.map((c) => [c.name, c]))
