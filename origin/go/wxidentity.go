@@ -133,7 +133,7 @@ type JWKSCache struct {
 	Fetch              func(context.Context) ([]byte, error)
 	Now                func() time.Time
 	MinRefetchInterval time.Duration // default 30 s
-	MaxAge             time.Duration // default 10 min
+	MaxAge             time.Duration // default 5 min, the JWKS response's max-age
 
 	mu          sync.Mutex
 	keys        map[string]ed25519.PublicKey
@@ -150,7 +150,7 @@ func (c *JWKSCache) Get(ctx context.Context, kid string) (ed25519.PublicKey, err
 	now := c.now()
 	maxAge, floor := c.MaxAge, c.MinRefetchInterval
 	if maxAge == 0 {
-		maxAge = 10 * time.Minute
+		maxAge = 5 * time.Minute
 	}
 	if floor == 0 {
 		floor = 30 * time.Second

@@ -114,7 +114,7 @@ class JwksCache:
         fetch_jwks: Callable[[], Any],
         now: Callable[[], float] = time.time,
         min_refetch_interval: float = 30,
-        max_age: float = 600,
+        max_age: float = 300,
     ):
         self._fetch = fetch_jwks
         self._now = now
@@ -162,7 +162,7 @@ class Verifier:
         leeway: float = 30,
         now: Callable[[], float] = time.time,
         min_refetch_interval: float = 30,
-        max_age: float = 600,
+        max_age: float = 300,
     ):
         if not audience:
             raise ValueError("audience is required (your origin, e.g. https://api.example.com)")

@@ -88,7 +88,7 @@ export class JwksCache {
   #inflight = null
   #everFetched = false
 
-  constructor({ fetchJwks, now = () => Date.now() / 1000, minRefetchInterval = 30, maxAge = 600, onError = () => {} }) {
+  constructor({ fetchJwks, now = () => Date.now() / 1000, minRefetchInterval = 30, maxAge = 300, onError = () => {} }) {
     if (typeof fetchJwks !== 'function') throw new TypeError('fetchJwks must be a function')
     Object.assign(this, { fetchJwks, now, minRefetchInterval, maxAge, onError })
   }
@@ -132,7 +132,7 @@ const optString = (v) => (typeof v === 'string' ? v : null)
  * @param {number} [o.leeway=30]     seconds of clock skew allowed
  * @param {() => number} [o.now]     the clock, Unix seconds
  */
-export function createVerifier({ audience, jwksUrl, fetchJwks, issuer = ISSUER, leeway = 30, now = () => Date.now() / 1000, minRefetchInterval = 30, maxAge = 600, onError } = {}) {
+export function createVerifier({ audience, jwksUrl, fetchJwks, issuer = ISSUER, leeway = 30, now = () => Date.now() / 1000, minRefetchInterval = 30, maxAge = 300, onError } = {}) {
   if (typeof audience !== 'string' || !audience) throw new TypeError('audience is required (your origin, e.g. https://api.example.com)')
   if (!fetchJwks && !jwksUrl) throw new TypeError('jwksUrl (or fetchJwks) is required')
   const cache = new JwksCache({ fetchJwks: fetchJwks ?? httpJwksFetcher(jwksUrl), now, minRefetchInterval, maxAge, onError })

@@ -158,7 +158,7 @@ public final class WxIdentity {
         }
 
         public JwksCache(JwksFetcher fetcher, Clock clock) {
-            this(fetcher, clock, Duration.ofSeconds(30), Duration.ofMinutes(10));
+            this(fetcher, clock, Duration.ofSeconds(30), Duration.ofMinutes(5));
         }
 
         /** The key for kid, or null if the JWKS has none. */
