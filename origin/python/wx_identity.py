@@ -34,7 +34,7 @@ import threading
 import time
 import urllib.request
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, Optional
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -238,7 +238,3 @@ class Verifier:
             jti=_opt_str(claims.get("jti")),
             expires_at=exp,
         )
-
-    def verify_headers(self, headers: Mapping[str, str]) -> Identity:
-        """verify() on the X-WX-Identity of a case-insensitive header mapping."""
-        return self.verify(headers.get(HEADER))
