@@ -8,6 +8,11 @@
 //   stack.user(openid)  // the user's record and live sessions, from its authority (operator endpoint)
 //   stack.logs()    // everything the worker wrote to stdout/stderr
 //   await stack.close()
+//
+// Options beyond vars/omit/kvBinding/authorityBinding: `origin` — an origin
+// you started yourself ({url}, e.g. one running an identity verifier); it
+// becomes ORIGIN_URL, no echo origin is started and close() leaves yours
+// running; `miniflare` — extra Miniflare options (e.g. outboundService).
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
@@ -29,10 +34,17 @@ export function built() {
   return existsSync(path.join(buildDir, 'index.js'));
 }
 
-export async function startStack({ vars = {}, omit = [], kvBinding = true, authorityBinding = true } = {}) {
+export async function startStack({
+  vars = {},
+  omit = [],
+  kvBinding = true,
+  authorityBinding = true,
+  origin: ownOrigin,
+  miniflare = {},
+} = {}) {
   if (!built()) throw new Error('build/index.js is missing: run scripts/build first');
   const sim = await startWechatSim({ appid: TEST_APPID, secret: TEST_APPSECRET });
-  const origin = await startEchoOrigin();
+  const origin = ownOrigin ?? (await startEchoOrigin());
   const bindings = {
     WX_APPID: TEST_APPID,
     WX_APPSECRET: TEST_APPSECRET,
@@ -60,6 +72,7 @@ export async function startStack({ vars = {}, omit = [], kvBinding = true, autho
       stdout.on('data', (d) => out.push(d.toString()));
       stderr.on('data', (d) => out.push(d.toString()));
     },
+    ...miniflare,
   });
   const url = (await mf.ready).toString().replace(/\/$/, '');
   const kv = kvBinding ? await mf.getKVNamespace('SESSIONS') : null;
@@ -88,7 +101,7 @@ export async function startStack({ vars = {}, omit = [], kvBinding = true, autho
     async close() {
       await mf.dispose();
       await sim.close();
-      await origin.close();
+      if (!ownOrigin) await origin.close();
     },
   };
 }

@@ -1,0 +1,3 @@
+module wxedge/wxidentity
+
+go 1.19
