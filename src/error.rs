@@ -186,7 +186,12 @@ impl ApiError {
             ApiError::NotFound => "no such endpoint".into(),
             ApiError::MethodNotAllowed => "method not allowed for this endpoint".into(),
             ApiError::PayloadTooLarge => "request body over 16 KiB".into(),
-            ApiError::RateLimited { .. } => "too many requests; try again in a minute".into(),
+            ApiError::RateLimited { errcode: Some(_) } => {
+                "WeChat is rate-limiting this app; try again in a minute".into()
+            }
+            ApiError::RateLimited { errcode: None } => {
+                "too many requests; wait as Retry-After says, then try again".into()
+            }
             ApiError::ServerMisconfigured { variable, problem } => {
                 format!("server misconfigured: {variable} {problem}")
             }
@@ -232,8 +237,14 @@ impl ApiError {
     /// the marker, and for 401 the RFC 6750 challenge.
     pub(crate) fn extra_headers(&self) -> Vec<(&'static str, String)> {
         let mut h = vec![(EDGE_ERROR_HEADER, self.code().to_string())];
-        if let ApiError::StoreUnavailable = self {
-            h.push(("Retry-After", STORE_RETRY_AFTER.to_string()));
+        match self {
+            ApiError::StoreUnavailable => {
+                h.push(("Retry-After", STORE_RETRY_AFTER.to_string()));
+            }
+            ApiError::RateLimited { .. } => {
+                h.push(("Retry-After", crate::limits::RETRY_AFTER.to_string()));
+            }
+            _ => {}
         }
         if self.status() == 401 {
             let error = match self {
@@ -384,6 +395,9 @@ impl From<OpenDataError> for ApiError {
             OpenDataError::BadIv => ApiError::InvalidRequest("iv must be the base64 of 16 bytes"),
             OpenDataError::DecryptFailed => ApiError::DecryptFailed,
             OpenDataError::WatermarkMismatch => ApiError::WatermarkMismatch,
+            OpenDataError::NotPhone => ApiError::InvalidRequest(
+                "the data decrypts but is not a phone number: send what the getPhoneNumber button gave",
+            ),
         }
     }
 }

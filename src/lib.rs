@@ -45,16 +45,25 @@
 )]
 
 mod authority;
+#[cfg(test)]
+mod boundary_props;
 mod config;
 mod error;
 mod flows;
 mod http;
 mod ids;
+mod limits;
 mod random;
 mod secret;
 mod store;
 mod token;
 mod wechat;
+
+// Entry points for `cargo fuzz` only (it sets `--cfg fuzzing`).
+#[cfg(fuzzing)]
+#[doc(hidden)]
+#[allow(missing_docs, unreachable_pub)]
+pub mod fuzz_api;
 
 #[cfg(target_arch = "wasm32")]
 mod shell;

@@ -1,5 +1,6 @@
 //! The operator endpoints under `/auth/admin/`, behind `ADMIN_TOKEN`.
 
+use crate::limits::Limiter;
 use serde::Serialize;
 
 use super::Edge;
@@ -60,7 +61,7 @@ fn openid_from_path(segment: &str) -> Result<OpenId, ApiError> {
     }
 }
 
-impl<S: Store, T: Transport, R: Random, A: AuthorityClient> Edge<'_, S, T, R, A> {
+impl<S: Store, T: Transport, R: Random, A: AuthorityClient, L: Limiter> Edge<'_, S, T, R, A, L> {
     /// Without `ADMIN_TOKEN` the endpoints do not exist (404); with it, a
     /// missing or wrong bearer is 401. Compared in constant time.
     fn admit_operator(&self, authorization: Option<&str>) -> Result<(), ApiError> {

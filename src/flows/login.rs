@@ -1,15 +1,16 @@
 //! `POST /auth/login`: a `wx.login` code becomes a session and a token pair.
 
-use super::{Edge, TokenResponse};
+use super::{Edge, TokenResponse, UNKNOWN_CLIENT};
 use crate::authority::{AuthorityClient, Op, Outcome};
 use crate::error::ApiError;
 use crate::ids::{SessionId, WxCode};
+use crate::limits::{Limit, Limiter};
 use crate::random::Random;
 use crate::store::Store;
 use crate::token::refresh::NewRefresh;
 use crate::wechat::{api, Transport};
 
-impl<S: Store, T: Transport, R: Random, A: AuthorityClient> Edge<'_, S, T, R, A> {
+impl<S: Store, T: Transport, R: Random, A: AuthorityClient, L: Limiter> Edge<'_, S, T, R, A, L> {
     /// Exchanges the code with WeChat (code2Session); the user's authority
     /// records the login and opens a session holding the session_key.
     pub(crate) async fn login(
@@ -18,6 +19,10 @@ impl<S: Store, T: Transport, R: Random, A: AuthorityClient> Edge<'_, S, T, R, A>
         client_ip: Option<&str>,
     ) -> Result<TokenResponse, ApiError> {
         let code = WxCode::parse(code)?;
+        // Before WeChat is asked: a flood of codes must not spend the
+        // app's quota.
+        self.within_limit(Limit::Login, client_ip.unwrap_or(UNKNOWN_CLIENT))
+            .await?;
         let wx = api::code2session(self.wechat, self.cfg, &code).await?;
         let sid = SessionId::generate(self.rng)?;
         let refresh = NewRefresh::generate(&wx.openid, &sid, self.rng)?;

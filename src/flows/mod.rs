@@ -22,6 +22,7 @@ use crate::authority::{AuthorityClient, SessionView};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::ids::SessionId;
+use crate::limits::{Limit, Limiter};
 use crate::random::Random;
 use crate::secret::RefreshToken;
 use crate::store::Store;
@@ -37,7 +38,7 @@ mod refresh;
 pub(crate) mod session;
 
 /// Everything one request needs.
-pub(crate) struct Edge<'a, S, T, R, A> {
+pub(crate) struct Edge<'a, S, T, R, A, L> {
     pub(crate) cfg: &'a Config,
     /// What concurrent requests of this isolate share.
     pub(crate) isolate: &'a IsolateState,
@@ -47,6 +48,8 @@ pub(crate) struct Edge<'a, S, T, R, A> {
     pub(crate) rng: &'a R,
     /// The users' session authorities.
     pub(crate) authority: &'a A,
+    /// The worker's own rate limits.
+    pub(crate) limits: &'a L,
     /// Unix seconds, from the runtime's clock.
     pub(crate) now: i64,
 }
@@ -78,12 +81,25 @@ pub(crate) struct TokenResponse {
     pub(crate) phone_bound: bool,
 }
 
+/// The rate-limit key of a request without `CF-Connecting-IP` (local
+/// development): all such requests share one budget.
+pub(crate) const UNKNOWN_CLIENT: &str = "unknown";
+
 /// Seconds from `now` until `at`, never negative.
 fn secs_until(at: i64, now: i64) -> u64 {
     u64::try_from(at.saturating_sub(now)).unwrap_or(0)
 }
 
-impl<S: Store, T: Transport, R: Random, A: AuthorityClient> Edge<'_, S, T, R, A> {
+impl<S: Store, T: Transport, R: Random, A: AuthorityClient, L: Limiter> Edge<'_, S, T, R, A, L> {
+    /// Counts this request against `limit` for `key`: 429 `rate_limited`
+    /// over it. A failing limiter lets the request through.
+    pub(super) async fn within_limit(&self, limit: Limit, key: &str) -> Result<(), ApiError> {
+        match self.limits.allow(limit, key).await {
+            Ok(true) | Err(_) => Ok(()),
+            Ok(false) => Err(ApiError::RateLimited { errcode: None }),
+        }
+    }
+
     /// The token pair for a session as its authority issued it: the access
     /// token is made at the pair's issue instant, so a pair handed out
     /// again (the refresh grace) is the same pair.

@@ -6,6 +6,7 @@ use super::{Edge, TokenResponse};
 use crate::authority::{AuthorityClient, Op, Outcome};
 use crate::error::{ApiError, PhoneCallError};
 use crate::ids::{OpenId, WxCode};
+use crate::limits::{Limit, Limiter};
 use crate::random::Random;
 use crate::secret::WxAccessToken;
 use crate::store::Store;
@@ -19,7 +20,7 @@ pub(crate) enum PhoneRequest<'a> {
     Encrypted(EncryptedPhone),
 }
 
-impl<S: Store, T: Transport, R: Random, A: AuthorityClient> Edge<'_, S, T, R, A> {
+impl<S: Store, T: Transport, R: Random, A: AuthorityClient, L: Limiter> Edge<'_, S, T, R, A, L> {
     /// Verifies the phone and has the user's authority bind it (after the
     /// allowlist check) to the user record and this session; answers a
     /// fresh pair carrying it. Legacy data is decrypted by the authority,
@@ -36,6 +37,8 @@ impl<S: Store, T: Transport, R: Random, A: AuthorityClient> Edge<'_, S, T, R, A>
             Check::Token | Check::Replica => Check::Replica,
         };
         let auth = self.authenticate(authorization, check).await?;
+        self.within_limit(Limit::Phone, auth.access.claims.sub.as_str())
+            .await?;
         let openid = auth.access.claims.sub;
         let sid = auth.access.claims.sid;
         let next = NewRefresh::generate(&openid, &sid, self.rng)?;

@@ -1,19 +1,26 @@
 //! `POST /auth/refresh`: rotation with reuse detection, decided by the
 //! user's session authority.
 
-use super::{Edge, TokenResponse};
+use super::{Edge, TokenResponse, UNKNOWN_CLIENT};
 use crate::authority::{AuthorityClient, Handout, Op, Outcome};
 use crate::error::ApiError;
+use crate::limits::{Limit, Limiter};
 use crate::random::Random;
 use crate::store::Store;
 use crate::token::refresh::{NewRefresh, ParsedRefresh};
 use crate::wechat::Transport;
 
-impl<S: Store, T: Transport, R: Random, A: AuthorityClient> Edge<'_, S, T, R, A> {
+impl<S: Store, T: Transport, R: Random, A: AuthorityClient, L: Limiter> Edge<'_, S, T, R, A, L> {
     /// Rotates the presented refresh token. The previous one, presented
     /// again within the grace, yields the same pair; any older one is reuse
     /// and revokes the session (see `authority::machine`).
-    pub(crate) async fn refresh(&self, token: &str) -> Result<TokenResponse, ApiError> {
+    pub(crate) async fn refresh(
+        &self,
+        token: &str,
+        client_ip: Option<&str>,
+    ) -> Result<TokenResponse, ApiError> {
+        self.within_limit(Limit::Refresh, client_ip.unwrap_or(UNKNOWN_CLIENT))
+            .await?;
         let presented = ParsedRefresh::parse(token).ok_or(ApiError::InvalidRefreshToken)?;
         let sid = presented.sid.clone();
         let next = NewRefresh::generate(&presented.openid, &sid, self.rng)?;

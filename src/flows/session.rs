@@ -1,6 +1,7 @@
 //! Calls that name a session by its access token: the token check itself,
 //! `GET /auth/session` and `POST /auth/logout`.
 
+use crate::limits::Limiter;
 use serde::Serialize;
 
 use super::Edge;
@@ -62,7 +63,7 @@ impl From<SessionCheck> for Check {
     }
 }
 
-impl<S: Store, T: Transport, R: Random, A: AuthorityClient> Edge<'_, S, T, R, A> {
+impl<S: Store, T: Transport, R: Random, A: AuthorityClient, L: Limiter> Edge<'_, S, T, R, A, L> {
     /// Checks `Authorization: Bearer`, then the session where `check` says.
     pub(crate) async fn authenticate(
         &self,

@@ -1,10 +1,15 @@
 //! Header rewriting for the proxy: what the origin may trust.
 //!
-//! Every incoming header that names identity is dropped — any name that,
-//! lower-cased and with `_` read as `-`, starts with `x-wx-` — together
-//! with `Authorization` (the edge token stays at the edge) and `Host` (the
-//! runtime sets it for the origin). Then the worker's own identity headers
-//! are added. Everything else passes unchanged, duplicates included.
+//! Dropped from the incoming request, whatever their case or punctuation:
+//! every name that names identity (any name that, lower-cased and with `_`
+//! read as `-`, starts with `x-wx-`); `Authorization` (the edge token stays
+//! at the edge) and `Host` (the runtime sets it for the origin); and what a
+//! client could use to lie about where it is or what it asked for:
+//! `Forwarded`, `X-Forwarded-*`, `X-Real-IP`, `True-Client-IP`,
+//! `X-Client-IP`, `X-Original-URL`, `X-Rewrite-URL`. Then the worker adds
+//! `X-WX-Client-IP` and `X-Forwarded-For` (the address Cloudflare saw),
+//! `X-Forwarded-Proto`, and the identity headers when a valid token was
+//! shown. Everything else passes unchanged, duplicates included.
 
 use crate::ids::{AppId, OpenId};
 
@@ -24,6 +29,30 @@ pub(crate) const X_WX_APPID: &str = "X-WX-AppID";
 pub(crate) const X_WX_PHONE: &str = "X-WX-Phone";
 pub(crate) const X_WX_PHONE_COUNTRY: &str = "X-WX-Phone-Country";
 pub(crate) const X_WX_IDENTITY: &str = "X-WX-Identity";
+pub(crate) const X_WX_CLIENT_IP: &str = "X-WX-Client-IP";
+
+/// Where the request came from, as Cloudflare (not the client) says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Client<'a> {
+    /// `CF-Connecting-IP`.
+    pub(crate) ip: Option<&'a str>,
+    /// The scheme the client used: `https` or `http`.
+    pub(crate) proto: &'a str,
+}
+
+/// Names a client may not send on, after lower-casing and reading any
+/// punctuation as `-` (exact names; `x-forwarded-` and `x-wx-` are
+/// prefixes).
+const STRIPPED: &[&str] = &[
+    "authorization",
+    "host",
+    "forwarded",
+    "x-real-ip",
+    "true-client-ip",
+    "x-client-ip",
+    "x-original-url",
+    "x-rewrite-url",
+];
 
 /// Whether a client-sent header must not reach the origin. Beyond the
 /// contract's `_` for `-`, any punctuation counts as `-` (`X-WX.OpenID`),
@@ -40,13 +69,46 @@ pub(crate) fn is_stripped(name: &str) -> bool {
             }
         })
         .collect();
-    n.starts_with("x-wx-") || n == "authorization" || n == "host"
+    n.starts_with("x-wx-") || n.starts_with("x-forwarded-") || STRIPPED.contains(&n.as_str())
+}
+
+/// What the worker adds: the client's address and scheme, then — when a
+/// valid token was shown — the identity and its assertion.
+pub(crate) fn added_headers(
+    client: Client<'_>,
+    identity: Option<&Identity>,
+    assertion: Option<&str>,
+) -> Vec<(&'static str, String)> {
+    let mut out = Vec::with_capacity(9);
+    if let Some(ip) = client.ip {
+        out.push((X_WX_CLIENT_IP, ip.to_string()));
+        out.push(("X-Forwarded-For", ip.to_string()));
+    }
+    out.push(("X-Forwarded-Proto", client.proto.to_string()));
+    if let Some(id) = identity {
+        out.push((X_WX_OPENID, id.openid.to_string()));
+        if let Some(u) = &id.unionid {
+            out.push((X_WX_UNIONID, u.clone()));
+        }
+        out.push((X_WX_APPID, id.appid.to_string()));
+        if let Some(p) = &id.phone {
+            out.push((X_WX_PHONE, p.clone()));
+            if let Some(cc) = &id.country_code {
+                out.push((X_WX_PHONE_COUNTRY, cc.clone()));
+            }
+        }
+        if let Some(a) = assertion {
+            out.push((X_WX_IDENTITY, a.to_string()));
+        }
+    }
+    out
 }
 
 /// The headers to send to the origin: the incoming ones minus every
 /// identity-looking one, plus the worker's (when a valid token was shown).
 pub(crate) fn rewrite_request_headers(
     incoming: &[(String, String)],
+    client: Client<'_>,
     identity: Option<&Identity>,
     assertion: Option<&str>,
 ) -> Vec<(String, String)> {
@@ -55,23 +117,11 @@ pub(crate) fn rewrite_request_headers(
         .filter(|(name, _)| !is_stripped(name))
         .cloned()
         .collect();
-    if let Some(id) = identity {
-        let mut add = |name: &str, value: &str| out.push((name.to_string(), value.to_string()));
-        add(X_WX_OPENID, id.openid.as_str());
-        if let Some(u) = &id.unionid {
-            add(X_WX_UNIONID, u);
-        }
-        add(X_WX_APPID, id.appid.as_str());
-        if let Some(p) = &id.phone {
-            add(X_WX_PHONE, p);
-            if let Some(cc) = &id.country_code {
-                add(X_WX_PHONE_COUNTRY, cc);
-            }
-        }
-        if let Some(a) = assertion {
-            add(X_WX_IDENTITY, a);
-        }
-    }
+    out.extend(
+        added_headers(client, identity, assertion)
+            .into_iter()
+            .map(|(n, v)| (n.to_string(), v)),
+    );
     out
 }
 
@@ -96,6 +146,11 @@ mod tests {
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect()
     }
+
+    const ANON: Client<'static> = Client {
+        ip: None,
+        proto: "https",
+    };
 
     fn id() -> Identity {
         Identity {
@@ -127,7 +182,7 @@ mod tests {
             ("Accept", "b"),
             ("X-WXY", "kept: not the x-wx- prefix"),
         ]);
-        let out = rewrite_request_headers(&incoming, None, None);
+        let out = rewrite_request_headers(&incoming, ANON, None, None);
         assert_eq!(
             out,
             h(&[
@@ -136,6 +191,7 @@ mod tests {
                 ("Accept", "a"),
                 ("Accept", "b"),
                 ("X-WXY", "kept: not the x-wx- prefix"),
+                ("X-Forwarded-Proto", "https"),
             ])
         );
     }
@@ -143,11 +199,12 @@ mod tests {
     #[test]
     fn trusted_headers_are_added_once() {
         let incoming = h(&[("X-WX-OpenID", "oFake"), ("Accept", "*/*")]);
-        let out = rewrite_request_headers(&incoming, Some(&id()), Some("jwt"));
+        let out = rewrite_request_headers(&incoming, ANON, Some(&id()), Some("jwt"));
         assert_eq!(
             out,
             h(&[
                 ("Accept", "*/*"),
+                ("X-Forwarded-Proto", "https"),
                 ("X-WX-OpenID", "oReal"),
                 ("X-WX-UnionID", "uReal"),
                 ("X-WX-AppID", "wxapp"),
@@ -163,9 +220,51 @@ mod tests {
         let mut i = id();
         i.unionid = None;
         i.phone = None;
-        let out = rewrite_request_headers(&[], Some(&i), None);
+        let out = rewrite_request_headers(&[], ANON, Some(&i), None);
         let names: Vec<&str> = out.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(names, vec!["X-WX-OpenID", "X-WX-AppID"]);
+        assert_eq!(
+            names,
+            vec!["X-Forwarded-Proto", "X-WX-OpenID", "X-WX-AppID"]
+        );
+    }
+
+    #[test]
+    fn spoofed_forwarding_headers_are_replaced_by_what_cloudflare_saw() {
+        let incoming = h(&[
+            ("X-Forwarded-For", "10.0.0.1"),
+            ("x-forwarded-for", "10.0.0.2"),
+            ("X_Forwarded_Host", "admin.internal"),
+            ("X-Forwarded-Proto", "https"),
+            ("X-Forwarded-Prefix", "/admin"),
+            ("Forwarded", "for=10.0.0.3;proto=https"),
+            ("X-Real-IP", "10.0.0.4"),
+            ("True-Client-IP", "10.0.0.5"),
+            ("X-Client-IP", "10.0.0.6"),
+            ("x-original-url", "/admin"),
+            ("X-Rewrite-URL", "/admin"),
+            ("X.Real.IP", "10.0.0.7"),
+            (" FORWARDED ", "for=x"),
+            ("X-WX-Client-IP", "10.0.0.8"),
+            ("CF-Connecting-IP", "203.0.113.9"),
+            ("X-Forwarded", "kept: not the x-forwarded- prefix"),
+            ("Forwarded-By", "kept: another name"),
+        ]);
+        let client = Client {
+            ip: Some("203.0.113.9"),
+            proto: "http",
+        };
+        let out = rewrite_request_headers(&incoming, client, None, None);
+        assert_eq!(
+            out,
+            h(&[
+                ("CF-Connecting-IP", "203.0.113.9"),
+                ("X-Forwarded", "kept: not the x-forwarded- prefix"),
+                ("Forwarded-By", "kept: another name"),
+                ("X-WX-Client-IP", "203.0.113.9"),
+                ("X-Forwarded-For", "203.0.113.9"),
+                ("X-Forwarded-Proto", "http"),
+            ])
+        );
     }
 
     #[test]

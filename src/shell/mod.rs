@@ -8,16 +8,16 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use worker::{
-    console_error, console_log, event, Context, Date, Env, Fetch, Headers, Method, Request,
-    RequestInit, RequestRedirect, Response, Result,
+    console_error, console_log, event, CacheMode, Context, Date, Env, Fetch, Headers, Method,
+    Request, RequestInit, RequestRedirect, Response, Result,
 };
 
 use crate::config::{Config, ConfigError};
 use crate::error::ApiError;
 use crate::flows::{Edge, IsolateState};
 use crate::http::body::{login_code, parse_object, phone_request, refresh_token, MAX_BODY_BYTES};
-use crate::http::headers::rewrite_request_headers;
-use crate::http::path::origin_target;
+use crate::http::headers::{rewrite_request_headers, Client};
+use crate::http::path::{origin_target, path_of};
 use crate::http::router::{route, Route};
 use crate::random::OsRandom;
 use crate::token::identity::jwks;
@@ -25,10 +25,12 @@ use crate::token::identity::jwks;
 mod authority;
 mod fetch;
 mod kv;
+mod limits;
 
 use authority::{DoAuthority, AUTHORITY_BINDING};
 use fetch::FetchTransport;
 use kv::KvStore;
+use limits::WorkerLimits;
 
 pub(crate) const KV_BINDING: &str = "SESSIONS";
 const CONFIG_VARS: &[&str] = &[
@@ -83,7 +85,8 @@ fn start() {
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let method = req.method();
-    let path = req.path();
+    let url = req.inner().url();
+    let path = path_of(&url).map_or("?", |(p, _)| p);
     match handle(req, &env).await {
         Ok(resp) => Ok(resp),
         Err(e) => {
@@ -121,27 +124,23 @@ fn json_response(status: u16, body: &str) -> Result<Response> {
 
 async fn handle(mut req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
     let method = req.method().to_string();
-    let path = req.path();
+    // The path exactly as the client sent it: what is routed, classified
+    // as public or not, and forwarded are one and the same string.
+    let url = req.inner().url();
+    let Some((path, scheme)) = path_of(&url) else {
+        console_error!("internal error: the request URL is not absolute");
+        return Err(ApiError::Internal);
+    };
+    let proto = if scheme.eq_ignore_ascii_case("https") {
+        "https"
+    } else {
+        "http"
+    };
     // Configuration first: a misconfigured worker answers every request
     // with 500, routing errors included.
     let cfg = config(env)?;
-    let kv = KvStore(env.kv(KV_BINDING).map_err(|_| {
-        console_error!("configuration error: {KV_BINDING} is not bound to a KV namespace");
-        ApiError::ServerMisconfigured {
-            variable: KV_BINDING,
-            problem: "is not bound to a KV namespace",
-        }
-    })?);
-    let authority = DoAuthority(env.durable_object(AUTHORITY_BINDING).map_err(|_| {
-        console_error!(
-            "configuration error: {AUTHORITY_BINDING} is not bound to the Authority Durable Object"
-        );
-        ApiError::ServerMisconfigured {
-            variable: AUTHORITY_BINDING,
-            problem: "is not bound to the Authority Durable Object",
-        }
-    })?);
-    let r = route(&method, &path);
+    let (kv, authority, limits) = bindings(env)?;
+    let r = route(&method, path);
     if let Route::MethodNotAllowed(allow) = r {
         let resp = error_response(&ApiError::MethodNotAllowed).map_err(internal)?;
         resp.headers().set("Allow", allow).map_err(internal)?;
@@ -161,9 +160,11 @@ async fn handle(mut req: Request, env: &Env) -> std::result::Result<Response, Ap
         wechat: &transport,
         rng: &OsRandom,
         authority: &authority,
+        limits: &limits,
         now: i64::try_from(Date::now().as_millis() / 1000).unwrap_or(i64::MAX),
     };
     let authorization = req.headers().get("Authorization").ok().flatten();
+    let client_ip = req.headers().get("CF-Connecting-IP").ok().flatten();
 
     match r {
         Route::Jwks => {
@@ -175,12 +176,15 @@ async fn handle(mut req: Request, env: &Env) -> std::result::Result<Response, Ap
         }
         Route::Login => {
             let body = read_body(&mut req, true).await?;
-            let ip = req.headers().get("CF-Connecting-IP").ok().flatten();
-            to_json(&edge.login(login_code(&body)?, ip.as_deref()).await?)
+            to_json(&edge.login(login_code(&body)?, client_ip.as_deref()).await?)
         }
         Route::Refresh => {
             let body = read_body(&mut req, false).await?;
-            to_json(&edge.refresh(refresh_token(&body)?).await?)
+            to_json(
+                &edge
+                    .refresh(refresh_token(&body)?, client_ip.as_deref())
+                    .await?,
+            )
         }
         Route::Logout => {
             edge.logout(authorization.as_deref()).await?;
@@ -203,9 +207,36 @@ async fn handle(mut req: Request, env: &Env) -> std::result::Result<Response, Ap
         Route::AdminRevoke(openid) => {
             to_json(&edge.admin_revoke(authorization.as_deref(), openid).await?)
         }
-        Route::Proxy => proxy(req, &edge, &path, authorization.as_deref()).await,
+        Route::Proxy => {
+            let client = Client {
+                ip: client_ip.as_deref(),
+                proto,
+            };
+            proxy(req, &edge, path, client, authorization.as_deref()).await
+        }
         Route::NotFound | Route::MethodNotAllowed(_) => Err(ApiError::NotFound),
     }
+}
+
+/// KV, the authority and the rate limits, or the name of what is missing.
+fn bindings(env: &Env) -> std::result::Result<(KvStore, DoAuthority, WorkerLimits), ApiError> {
+    let kv = KvStore(env.kv(KV_BINDING).map_err(|_| {
+        console_error!("configuration error: {KV_BINDING} is not bound to a KV namespace");
+        ApiError::ServerMisconfigured {
+            variable: KV_BINDING,
+            problem: "is not bound to a KV namespace",
+        }
+    })?);
+    let authority = DoAuthority(env.durable_object(AUTHORITY_BINDING).map_err(|_| {
+        console_error!(
+            "configuration error: {AUTHORITY_BINDING} is not bound to the Authority Durable Object"
+        );
+        ApiError::ServerMisconfigured {
+            variable: AUTHORITY_BINDING,
+            problem: "is not bound to the Authority Durable Object",
+        }
+    })?);
+    Ok((kv, authority, WorkerLimits::from_env(env)?))
 }
 
 // By value: it is passed to `map_err`.
@@ -253,8 +284,9 @@ async fn read_body(
 /// streams the answer back unchanged.
 async fn proxy(
     req: Request,
-    edge: &Edge<'_, KvStore, FetchTransport, OsRandom, DoAuthority>,
+    edge: &Edge<'_, KvStore, FetchTransport, OsRandom, DoAuthority, WorkerLimits>,
     path: &str,
+    client: Client<'_>,
     authorization: Option<&str>,
 ) -> std::result::Result<Response, ApiError> {
     let identity = edge.proxy_identity(path, authorization).await?;
@@ -264,7 +296,8 @@ async fn proxy(
     };
     let incoming: Vec<(String, String)> = req.headers().entries().collect();
     let headers = Headers::new();
-    for (name, value) in rewrite_request_headers(&incoming, identity.as_ref(), assertion.as_deref())
+    for (name, value) in
+        rewrite_request_headers(&incoming, client, identity.as_ref(), assertion.as_deref())
     {
         headers.append(&name, &value).map_err(internal)?;
     }
@@ -276,7 +309,9 @@ async fn proxy(
     let mut init = RequestInit::new();
     init.with_method(method.clone())
         .with_headers(headers)
-        .with_redirect(RequestRedirect::Manual);
+        .with_redirect(RequestRedirect::Manual)
+        // The origin's answers are personal: never into a shared cache.
+        .with_cache(CacheMode::NoStore);
     if !matches!(method, Method::Get | Method::Head) {
         init.with_body(req.inner().body().map(Into::into));
     }

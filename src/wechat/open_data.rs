@@ -41,6 +41,9 @@ pub(crate) enum OpenDataError {
     DecryptFailed,
     /// Decrypted fine, but `watermark.appid` is another app's.
     WatermarkMismatch,
+    /// Decrypted fine, this app's (or no) watermark, but not a phone
+    /// number: the client sent other open data (user info, a run count…).
+    NotPhone,
 }
 
 /// Why a getuserphonenumber `phone_info` is not a phone.
@@ -154,11 +157,29 @@ impl EncryptedPhone {
         expected_appid: &str,
     ) -> Result<VerifiedPhone, OpenDataError> {
         let plain = decrypt_open_data(session_key, &self.encrypted_data, &self.iv)?;
-        let text = std::str::from_utf8(&plain).map_err(|_| OpenDataError::DecryptFailed)?;
-        let info: PhoneInfo =
-            serde_json::from_str(text).map_err(|_| OpenDataError::DecryptFailed)?;
+        // Decrypted means: the padding checked out and the plaintext is a
+        // JSON object. A wrong key (a stale session_key) almost never gets
+        // this far, and when it does not, the answer is the same
+        // `DecryptFailed` whatever went wrong, so nothing tells a padding
+        // error from a parse error.
+        let value: serde_json::Value = std::str::from_utf8(&plain)
+            .ok()
+            .and_then(|text| serde_json::from_str(text).ok())
+            .filter(serde_json::Value::is_object)
+            .ok_or(OpenDataError::DecryptFailed)?;
+        match value
+            .pointer("/watermark/appid")
+            .and_then(serde_json::Value::as_str)
+        {
+            Some(appid) if appid != expected_appid || expected_appid.is_empty() => {
+                return Err(OpenDataError::WatermarkMismatch)
+            }
+            Some(_) => {}
+            None => return Err(OpenDataError::NotPhone),
+        }
+        let info = PhoneInfo::deserialize(&value).map_err(|_| OpenDataError::NotPhone)?;
         info.verify(expected_appid).map_err(|e| match e {
-            PhoneInfoError::Malformed => OpenDataError::DecryptFailed,
+            PhoneInfoError::Malformed => OpenDataError::NotPhone,
             PhoneInfoError::WatermarkMismatch => OpenDataError::WatermarkMismatch,
         })
     }
@@ -406,8 +427,45 @@ mod tests {
                 &SessionKey::from_base64(&STANDARD.encode(KEY)).expect("16-byte key"),
                 APPID
             ),
-            Err(OpenDataError::DecryptFailed)
+            Err(OpenDataError::NotPhone)
         );
+    }
+
+    #[test]
+    fn data_that_decrypts_but_is_not_a_phone_is_not_phone_not_decrypt_failed() {
+        let seal = |plain: &[u8]| EncryptedPhone {
+            encrypted_data: STANDARD.encode(encrypt_raw(&KEY, &IV, &pkcs7(plain))),
+            iv: STANDARD.encode(IV),
+        };
+        let key = SessionKey::from_base64(&STANDARD.encode(KEY)).expect("16-byte key");
+        for plain in [
+            // getUserInfo data of this app.
+            &br#"{"openId":"o1","nickName":"x","watermark":{"timestamp":1,"appid":"wxd930ea5d5a258f4f"}}"#[..],
+            br#"{"phoneNumber":"138"}"#,
+            br#"{"watermark":{"appid":"wxd930ea5d5a258f4f"}}"#,
+            br#"{"phoneNumber":"1","purePhoneNumber":"x","countryCode":"86","watermark":{"appid":"wxd930ea5d5a258f4f"}}"#,
+        ] {
+            assert_eq!(
+                seal(plain).open(&key, APPID),
+                Err(OpenDataError::NotPhone),
+                "{}",
+                String::from_utf8_lossy(plain)
+            );
+        }
+        // Another app's data stays a watermark mismatch, phone or not.
+        let foreign =
+            br#"{"openId":"o1","watermark":{"timestamp":1,"appid":"wx0000000000000000"}}"#;
+        assert_eq!(
+            seal(foreign).open(&key, APPID),
+            Err(OpenDataError::WatermarkMismatch)
+        );
+        // What is not a JSON object did not decrypt.
+        for plain in [&b"[1,2]"[..], b"\xff\xfe", b"13800138000", b"{\"a\":"] {
+            assert_eq!(
+                seal(plain).open(&key, APPID),
+                Err(OpenDataError::DecryptFailed)
+            );
+        }
     }
 
     #[test]

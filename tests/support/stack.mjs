@@ -9,7 +9,8 @@
 //   stack.logs()    // everything the worker wrote to stdout/stderr
 //   await stack.close()
 //
-// Options beyond vars/omit/kvBinding/authorityBinding: `origin` — an origin
+// Options beyond vars/omit/kvBinding/authorityBinding: `limits` — rate
+// limits per binding, e.g. { LOGIN_LIMITER: 5 } (per 60 s); `origin` — an origin
 // you started yourself ({url}, e.g. one running an identity verifier); it
 // becomes ORIGIN_URL, no echo origin is started and close() leaves yours
 // running; `miniflare` — extra Miniflare options (e.g. outboundService).
@@ -39,6 +40,7 @@ export async function startStack({
   omit = [],
   kvBinding = true,
   authorityBinding = true,
+  limits = {},
   origin: ownOrigin,
   miniflare = {},
 } = {}) {
@@ -67,6 +69,13 @@ export async function startStack({
     kvNamespaces: kvBinding ? ['SESSIONS'] : [],
     // The session authority, SQLite-backed as in wrangler.toml.
     durableObjects: authorityBinding ? { AUTHORITY: { className: 'Authority', useSQLite: true } } : {},
+    // The rate limits, enforced; generous by default so that suites doing
+    // many logins from 127.0.0.1 are not cut off, tight where a test asks.
+    ratelimits: Object.fromEntries(
+      Object.entries({ LOGIN_LIMITER: 10_000, REFRESH_LIMITER: 10_000, PHONE_LIMITER: 10_000, ...limits }).map(
+        ([name, limit], i) => [name, { namespace_id: String(2001 + i), simple: { limit, period: 60 } }],
+      ),
+    ),
     bindings,
     handleRuntimeStdio(stdout, stderr) {
       stdout.on('data', (d) => out.push(d.toString()));

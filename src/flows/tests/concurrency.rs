@@ -46,7 +46,7 @@ fn logout_racing_a_stolen_token_refresh_loop_always_ends_the_chain() {
                 for _ in 0..8 {
                     let current = chain.borrow().last().cloned().expect("a token");
                     let done_before = logged_out.get();
-                    if let Ok(next) = edge.refresh(&current).await {
+                    if let Ok(next) = edge.refresh(&current, None).await {
                         if done_before {
                             after_logout_wins.set(after_logout_wins.get() + 1);
                         }
@@ -88,9 +88,9 @@ fn reuse_revocation_racing_the_victims_refresh_leaves_the_session_dead() {
         // refreshes r2.
         let edge = w.at(NOW + 1 + REFRESH_GRACE + 1);
         let (thief, victim) = block_on(async {
-            futures_util::join!(edge.refresh(&r1.refresh_token), async {
+            futures_util::join!(edge.refresh(&r1.refresh_token, None), async {
                 after(shift).await;
-                edge.refresh(&r2.refresh_token).await
+                edge.refresh(&r2.refresh_token, None).await
             })
         });
         assert_eq!(thief, Err(ApiError::RefreshReused), "shift {shift}");
@@ -112,10 +112,10 @@ fn admin_revoke_racing_refreshes_leaves_every_session_dead() {
         let admin = format!("Bearer {ADMIN}");
         let (ra, rb, revoked) = block_on(async {
             futures_util::join!(
-                edge.refresh(&a.refresh_token),
+                edge.refresh(&a.refresh_token, None),
                 async {
                     after(shift / 2).await;
-                    edge.refresh(&b.refresh_token).await
+                    edge.refresh(&b.refresh_token, None).await
                 },
                 async {
                     after(shift).await;
@@ -186,14 +186,14 @@ fn concurrent_refreshes_of_one_token_make_exactly_one_rotation() {
         let edge = w.at(NOW + 5);
         let (a, b, c) = block_on(async {
             futures_util::join!(
-                edge.refresh(&r.refresh_token),
+                edge.refresh(&r.refresh_token, None),
                 async {
                     after(shift).await;
-                    edge.refresh(&r.refresh_token).await
+                    edge.refresh(&r.refresh_token, None).await
                 },
                 async {
                     after(SHIFTS - shift).await;
-                    edge.refresh(&r.refresh_token).await
+                    edge.refresh(&r.refresh_token, None).await
                 }
             )
         });

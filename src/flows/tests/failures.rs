@@ -115,22 +115,24 @@ impl Random for BrokenRandom {
 fn a_failing_random_source_is_internal() {
     let w = World::new();
     let r = w.login_at(NOW, GOOD);
-    let edge: Edge<'_, MemoryStore, Scripted, BrokenRandom, MemoryAuthority> = Edge {
-        cfg: &w.cfg,
-        store: &w.store,
-        wechat: &w.wx,
-        rng: &BrokenRandom,
-        isolate: &w.isolate,
-        authority: &w.authority,
-        now: NOW + 1,
-    };
+    let edge: Edge<'_, MemoryStore, Scripted, BrokenRandom, MemoryAuthority, MemoryLimiter> =
+        Edge {
+            cfg: &w.cfg,
+            store: &w.store,
+            wechat: &w.wx,
+            rng: &BrokenRandom,
+            isolate: &w.isolate,
+            authority: &w.authority,
+            limits: &w.limits,
+            now: NOW + 1,
+        };
     w.reply(&format!(
         r#"{{"openid":"oOther","session_key":"{GOOD_KEY}"}}"#
     ));
     assert_eq!(block_on(edge.login("code", None)), Err(ApiError::Internal));
     assert!(w.user("oOther").is_none(), "no half-made login");
     assert_eq!(
-        block_on(edge.refresh(&r.refresh_token)),
+        block_on(edge.refresh(&r.refresh_token, None)),
         Err(ApiError::Internal)
     );
     assert_eq!(

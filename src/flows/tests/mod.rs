@@ -17,6 +17,8 @@ use crate::config::SessionCheck;
 use crate::error::ApiError;
 use crate::http::headers::Identity;
 use crate::ids::{AppId, OpenId, SessionId};
+use crate::limits::tests::MemoryLimiter;
+use crate::limits::Limit;
 use crate::store::{allow_key, get_json, replica_key, WX_TOKEN_KEY};
 use crate::token::access::{verify_access, AccessClaims};
 use crate::token::identity::IdentityClaims;
@@ -51,7 +53,7 @@ const PHONE_REPLY: &str = r#"{"errcode":0,"errmsg":"ok","phone_info":{"phoneNumb
 const PHONE_REPLY_FOREIGN: &str = r#"{"errcode":0,"errmsg":"ok","phone_info":{"phoneNumber":"13800138000","purePhoneNumber":"13800138000","countryCode":"86","watermark":{"timestamp":1764000000,"appid":"wx0000000000000000"}}}"#;
 const PURE: &str = "13800138000";
 
-type TestEdge<'a> = Edge<'a, MemoryStore, Scripted, OsRandom, MemoryAuthority>;
+type TestEdge<'a> = Edge<'a, MemoryStore, Scripted, OsRandom, MemoryAuthority, MemoryLimiter>;
 
 /// One deployment: configuration, KV, WeChat, randomness and the users'
 /// session authorities.
@@ -63,6 +65,7 @@ struct World {
     /// One isolate's shared state: every request of a test runs in it.
     isolate: IsolateState,
     authority: MemoryAuthority,
+    limits: MemoryLimiter,
 }
 
 impl World {
@@ -80,6 +83,7 @@ impl World {
             wx: Scripted::default(),
             rng: OsRandom,
             isolate: IsolateState::default(),
+            limits: MemoryLimiter::default(),
         }
     }
 
@@ -94,6 +98,7 @@ impl World {
             rng: &self.rng,
             isolate: &self.isolate,
             authority: &self.authority,
+            limits: &self.limits,
             now,
         }
     }
@@ -112,7 +117,7 @@ impl World {
     }
 
     fn refresh(&self, now: i64, token: &str) -> Result<TokenResponse, ApiError> {
-        block_on(self.at(now).refresh(token))
+        block_on(self.at(now).refresh(token, Some(IP)))
     }
 
     fn bind(
@@ -315,6 +320,7 @@ fn published_key(key: &crate::token::identity::IdentityKey) -> ed25519_compact::
 mod admin;
 mod concurrency;
 mod failures;
+mod limits;
 mod login;
 mod phone;
 mod proxy;

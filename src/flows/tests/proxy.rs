@@ -117,12 +117,14 @@ fn require_phone_blocks_sessions_without_a_phone_except_on_public_paths() {
         ),
         Err(ApiError::PhoneRequired)
     );
+    // On a public path it passes, but as anonymous: no identity for a
+    // session that fails the gate.
     assert_eq!(
         block_on(
             w.at(NOW + 1)
                 .proxy_identity("/public/x", Some(&bearer_of(&r)))
         ),
-        Ok(Some(identity_of(&r, None)))
+        Ok(None)
     );
     assert_eq!(
         block_on(w.at(NOW + 1).proxy_identity("/public/x", None)),
@@ -251,4 +253,37 @@ fn identity_assertion_carries_a_bound_phone() {
     let claims = jwt_part(&jwt, 1);
     assert_eq!(claims["phone"], PURE);
     assert_eq!(claims["phone_country"], "86");
+}
+
+#[test]
+fn a_phone_taken_off_the_allowlist_loses_identity_at_once() {
+    let mut cfg = test_config();
+    cfg.require_phone = true;
+    cfg.phone_allowlist = true;
+    cfg.public_paths = vec!["/public/".into()];
+    let w = World::with(cfg);
+    w.allow(PURE);
+    let r = w.login_at(NOW, &phone_login_reply());
+    let b = w
+        .bind(NOW + 1, &r, PhoneRequest::Encrypted(encrypted("phone_ok")))
+        .expect("listed");
+    let auth = bearer_of(&b);
+    for path in ["/api/x", "/public/x"] {
+        assert_eq!(
+            block_on(w.at(NOW + 2).proxy_identity(path, Some(&auth))),
+            Ok(Some(identity_of(&b, Some(PURE)))),
+            "{path}"
+        );
+    }
+    // The staff member leaves: off the list, before any refresh.
+    block_on(w.store.delete(&allow_key(&expected_phone()))).expect("delete");
+    assert_eq!(
+        block_on(w.at(NOW + 3).proxy_identity("/api/x", Some(&auth))),
+        Err(ApiError::NotInternalUser)
+    );
+    assert_eq!(
+        block_on(w.at(NOW + 3).proxy_identity("/public/x", Some(&auth))),
+        Ok(None),
+        "public paths pass as anonymous"
+    );
 }
