@@ -5,6 +5,7 @@
 //! error names the variable and the problem, never the value.
 
 use crate::ids::AppId;
+use crate::logs::LogSalt;
 use crate::secret::{AdminToken, AppSecret};
 use crate::token::access::TokenKey;
 use crate::token::identity::IdentityKey;
@@ -49,6 +50,8 @@ pub(crate) struct Config {
     /// The operator endpoints' bearer token (`ADMIN_TOKEN`); without it
     /// they answer 404.
     pub(crate) admin_token: Option<AdminToken>,
+    /// Keys the user hash in operator logs (derived from `TOKEN_SECRET`).
+    pub(crate) log_salt: LogSalt,
 }
 
 /// A configuration problem: which variable, and what is wrong with it.
@@ -108,9 +111,10 @@ impl Config {
             http_base(&get("ORIGIN_URL").ok_or(err("ORIGIN_URL", "is missing"))?)
                 .ok_or(err("ORIGIN_URL", "is not an http(s) URL"))?;
 
+        let token_secret = get("TOKEN_SECRET").ok_or(err("TOKEN_SECRET", "is missing"))?;
         let token_key =
-            TokenKey::new(&get("TOKEN_SECRET").ok_or(err("TOKEN_SECRET", "is missing"))?)
-                .map_err(|problem| err("TOKEN_SECRET", problem))?;
+            TokenKey::new(&token_secret).map_err(|problem| err("TOKEN_SECRET", problem))?;
+        let log_salt = LogSalt::derive(&token_secret);
         let identity_key = match get("IDENTITY_KEY") {
             None => None,
             Some(v) => Some(IdentityKey::from_base64_seed(&v).map_err(|p| err("IDENTITY_KEY", p))?),
@@ -209,6 +213,7 @@ impl Config {
             wechat_timeout_ms,
             session_max_age,
             admin_token,
+            log_salt,
         })
     }
 }

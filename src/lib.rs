@@ -53,6 +53,7 @@ mod flows;
 mod http;
 mod ids;
 mod limits;
+mod logs;
 mod random;
 mod secret;
 mod store;

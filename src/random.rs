@@ -18,6 +18,17 @@ impl Random for OsRandom {
     }
 }
 
+/// Lower-case hex of `bytes` (request ids, `jti`, log hashes).
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
 /// `N` random bytes.
 pub(crate) fn bytes<const N: usize>(rng: &impl Random) -> Result<[u8; N], RandomError> {
     let mut b = [0u8; N];

@@ -93,19 +93,11 @@ impl<S: Store, T: Transport, R: Random, A: AuthorityClient, L: Limiter> Edge<'_,
             &self.cfg.origin_audience,
             &self.cfg.appid,
             &id.openid,
-            hex(&jti),
+            random::hex(&jti),
         );
         claims.unionid.clone_from(&id.unionid);
         claims.phone.clone_from(&id.phone);
         claims.country_code.clone_from(&id.country_code);
         Ok(Some(sign_identity(key, &claims, self.now)?))
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }

@@ -9,6 +9,7 @@ use crate::authority::{AuthorityClient, Op, Outcome, Replica};
 use crate::config::SessionCheck;
 use crate::error::ApiError;
 use crate::http::headers::bearer;
+use crate::ids::OpenId;
 use crate::random::Random;
 use crate::store::{get_json, replica_key, Store};
 use crate::token::access::{verify_access, verify_access_ignoring_expiry, VerifiedAccess};
@@ -111,6 +112,15 @@ impl<S: Store, T: Transport, R: Random, A: AuthorityClient, L: Limiter> Edge<'_,
             }),
             _ => Err(ApiError::Internal),
         }
+    }
+
+    /// Whose access token this is, expired or not (for the log line only:
+    /// decides nothing).
+    pub(crate) fn subject(&self, authorization: Option<&str>) -> Option<OpenId> {
+        let token = bearer(authorization)?;
+        verify_access_ignoring_expiry(&self.cfg.token_key, self.cfg.appid.as_str(), token)
+            .ok()
+            .map(|a| a.claims.sub)
     }
 
     /// `POST /auth/logout`: the session's authority revokes it for good. An

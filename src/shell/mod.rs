@@ -19,8 +19,11 @@ use crate::http::body::{login_code, parse_object, phone_request, refresh_token, 
 use crate::http::headers::{rewrite_request_headers, Client};
 use crate::http::path::{origin_target, path_of};
 use crate::http::router::{route, Route};
+use crate::ids::OpenId;
+use crate::logs::{self, LogLine};
 use crate::random::OsRandom;
 use crate::token::identity::jwks;
+use crate::token::refresh::ParsedRefresh;
 
 mod authority;
 mod fetch;
@@ -84,24 +87,59 @@ fn start() {
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    let method = req.method();
+    let started = Date::now().as_millis();
+    let method = req.method().to_string();
     let url = req.inner().url();
-    let path = path_of(&url).map_or("?", |(p, _)| p);
-    match handle(req, &env).await {
-        Ok(resp) => Ok(resp),
-        Err(e) => {
-            // Failures an operator acts on: ours (5xx) and WeChat's. The
-            // line holds the path (no query), the status and the codes only.
-            if e.status() >= 500 || e.wechat_errcode().is_some() {
-                let errcode = e
-                    .wechat_errcode()
-                    .map(|c| format!(" wechat_errcode={c}"))
-                    .unwrap_or_default();
-                console_log!("{method} {path} -> {} {}{errcode}", e.status(), e.code());
-            }
-            error_response(&e)
+    let event = path_of(&url).map_or("bad_request", |(p, _)| event_name(route(&method, p)));
+    let request_id = req
+        .headers()
+        .get("CF-Ray")
+        .ok()
+        .flatten()
+        .unwrap_or_else(random_id);
+    let user = RefCell::new(None);
+    let result = handle(req, &env, &user).await;
+    if logs::worth_logging(event, result.is_ok()) {
+        if let Ok(cfg) = config(&env) {
+            let line = LogLine::new(
+                event,
+                result.as_ref().map(|_| ()),
+                user.borrow().as_ref(),
+                &cfg.log_salt,
+                Date::now().as_millis().saturating_sub(started),
+                &request_id,
+            );
+            console_log!("{}", line.to_json());
         }
     }
+    match result {
+        Ok(resp) => Ok(resp),
+        Err(e) => error_response(&e),
+    }
+}
+
+/// The `event` of a request's log line.
+fn event_name(r: Route<'_>) -> &'static str {
+    match r {
+        Route::Login => "login",
+        Route::Refresh => "refresh",
+        Route::Logout => "logout",
+        Route::Session => "session",
+        Route::Phone => "phone",
+        Route::Jwks => "jwks",
+        Route::AdminUser(_) => "admin_user",
+        Route::AdminRevoke(_) => "revoke",
+        Route::Proxy => "proxy",
+        Route::NotFound => "not_found",
+        Route::MethodNotAllowed(_) => "method_not_allowed",
+    }
+}
+
+/// A request id when Cloudflare gave none (local development).
+fn random_id() -> String {
+    crate::random::bytes::<8>(&OsRandom)
+        .map(|b| crate::random::hex(&b))
+        .unwrap_or_default()
 }
 
 fn error_response(e: &ApiError) -> Result<Response> {
@@ -122,7 +160,12 @@ fn json_response(status: u16, body: &str) -> Result<Response> {
         .with_headers(headers))
 }
 
-async fn handle(mut req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
+/// Handles one request. `user` learns who it was about, for the log line.
+async fn handle(
+    mut req: Request,
+    env: &Env,
+    user: &RefCell<Option<OpenId>>,
+) -> std::result::Result<Response, ApiError> {
     let method = req.method().to_string();
     // The path exactly as the client sent it: what is routed, classified
     // as public or not, and forwarded are one and the same string.
@@ -176,24 +219,29 @@ async fn handle(mut req: Request, env: &Env) -> std::result::Result<Response, Ap
         }
         Route::Login => {
             let body = read_body(&mut req, true).await?;
-            to_json(&edge.login(login_code(&body)?, client_ip.as_deref()).await?)
+            let resp = edge.login(login_code(&body)?, client_ip.as_deref()).await?;
+            *user.borrow_mut() = Some(OpenId::new(resp.openid.clone()));
+            to_json(&resp)
         }
         Route::Refresh => {
             let body = read_body(&mut req, false).await?;
-            to_json(
-                &edge
-                    .refresh(refresh_token(&body)?, client_ip.as_deref())
-                    .await?,
-            )
+            let token = refresh_token(&body)?;
+            *user.borrow_mut() = ParsedRefresh::parse(token).map(|p| p.openid);
+            to_json(&edge.refresh(token, client_ip.as_deref()).await?)
         }
         Route::Logout => {
+            *user.borrow_mut() = edge.subject(authorization.as_deref());
             edge.logout(authorization.as_deref()).await?;
             Response::empty()
                 .map(|r| r.with_status(204))
                 .map_err(internal)
         }
-        Route::Session => to_json(&edge.session_info(authorization.as_deref()).await?),
+        Route::Session => {
+            *user.borrow_mut() = edge.subject(authorization.as_deref());
+            to_json(&edge.session_info(authorization.as_deref()).await?)
+        }
         Route::Phone => {
+            *user.borrow_mut() = edge.subject(authorization.as_deref());
             let body = read_body(&mut req, true).await?;
             to_json(
                 &edge
@@ -202,9 +250,11 @@ async fn handle(mut req: Request, env: &Env) -> std::result::Result<Response, Ap
             )
         }
         Route::AdminUser(openid) => {
+            *user.borrow_mut() = Some(OpenId::new(openid));
             to_json(&edge.admin_user(authorization.as_deref(), openid).await?)
         }
         Route::AdminRevoke(openid) => {
+            *user.borrow_mut() = Some(OpenId::new(openid));
             to_json(&edge.admin_revoke(authorization.as_deref(), openid).await?)
         }
         Route::Proxy => {
