@@ -37,6 +37,7 @@ const vars = {
   ORIGIN_URL: `http://127.0.0.1:${originPort}`,
   TOKEN_SECRET: kept.TOKEN_SECRET ?? randomBytes(48).toString('base64'),
   IDENTITY_KEY: kept.IDENTITY_KEY ?? randomBytes(32).toString('base64'),
+  ADMIN_TOKEN: kept.ADMIN_TOKEN ?? randomBytes(36).toString('base64url'),
   ...Object.fromEntries(Object.entries(kept).filter(([k]) => !['WX_API_BASE', 'ORIGIN_URL'].includes(k))),
 };
 writeFileSync(
@@ -86,6 +87,9 @@ Bind a phone (current API):
   curl -s -X POST ${base}/auth/phone -H "authorization: Bearer <access_token>" -H 'content-type: application/json' -d '{"code":"phone-13800138000"}'
 Bind a phone (legacy encryptedData, made by the simulator for alice's current session):
   curl -s -X POST ${sim.url}/__sim/encrypt-phone -d '{"user":"alice","phone":"13800138000"}'
+
+What the user's session authority knows (operator endpoint; the token is in .dev.vars):
+  curl -s ${base}/auth/admin/users/<openid> -H "authorization: Bearer ${vars.ADMIN_TOKEN}"
 
 Codes that trigger WeChat errors: invalid.1 (40029), blocked.1 (40226), ratelimit.1 (45011), busy.1 (-1), slow.1 (timeout).
 `);
