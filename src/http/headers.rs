@@ -104,25 +104,65 @@ pub(crate) fn added_headers(
     out
 }
 
-/// The headers to send to the origin: the incoming ones minus every
-/// identity-looking one, plus the worker's (when a valid token was shown).
+/// A header list the rewrite can edit in place: the runtime's `Headers` in
+/// the shell (so values never cross into wasm), a `Vec` in tests.
+pub(crate) trait HeaderList {
+    type Error;
+    /// Every name present (duplicates may repeat).
+    fn names(&self) -> Vec<String>;
+    /// Removes every header of that name.
+    fn delete(&mut self, name: &str) -> Result<(), Self::Error>;
+    /// Sets the header, replacing any of that name.
+    fn set(&mut self, name: &str, value: &str) -> Result<(), Self::Error>;
+}
+
+/// Rewrites the incoming headers in place into what the origin receives:
+/// every stripped name deleted, then the worker's own set.
+pub(crate) fn rewrite_in_place<H: HeaderList>(
+    headers: &mut H,
+    client: Client<'_>,
+    identity: Option<&Identity>,
+    assertion: Option<&str>,
+) -> Result<(), H::Error> {
+    for name in headers.names() {
+        if is_stripped(&name) {
+            headers.delete(&name)?;
+        }
+    }
+    for (name, value) in added_headers(client, identity, assertion) {
+        headers.set(name, &value)?;
+    }
+    Ok(())
+}
+
+impl HeaderList for Vec<(String, String)> {
+    type Error = std::convert::Infallible;
+    fn names(&self) -> Vec<String> {
+        self.iter().map(|(n, _)| n.clone()).collect()
+    }
+    fn delete(&mut self, name: &str) -> Result<(), Self::Error> {
+        self.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        Ok(())
+    }
+    fn set(&mut self, name: &str, value: &str) -> Result<(), Self::Error> {
+        self.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        self.push((name.to_string(), value.to_string()));
+        Ok(())
+    }
+}
+
+/// The headers to send to the origin, as a new list (tests, fuzzing).
+#[cfg(any(test, fuzzing))]
 pub(crate) fn rewrite_request_headers(
     incoming: &[(String, String)],
     client: Client<'_>,
     identity: Option<&Identity>,
     assertion: Option<&str>,
 ) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = incoming
-        .iter()
-        .filter(|(name, _)| !is_stripped(name))
-        .cloned()
-        .collect();
-    out.extend(
-        added_headers(client, identity, assertion)
-            .into_iter()
-            .map(|(n, v)| (n.to_string(), v)),
-    );
-    out
+    let mut out = incoming.to_vec();
+    match rewrite_in_place(&mut out, client, identity, assertion) {
+        Ok(()) | Err(_) => out,
+    }
 }
 
 /// The bearer token of an `Authorization` header, if it has one.

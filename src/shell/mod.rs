@@ -16,7 +16,7 @@ use crate::config::{Config, ConfigError};
 use crate::error::ApiError;
 use crate::flows::{Edge, IsolateState};
 use crate::http::body::{login_code, parse_object, phone_request, refresh_token, MAX_BODY_BYTES};
-use crate::http::headers::{rewrite_request_headers, Client};
+use crate::http::headers::{rewrite_in_place, Client, HeaderList};
 use crate::http::path::{origin_target, path_of};
 use crate::http::router::{route, Route};
 use crate::ids::OpenId;
@@ -289,6 +289,22 @@ fn bindings(env: &Env) -> std::result::Result<(KvStore, DoAuthority, WorkerLimit
     Ok((kv, authority, WorkerLimits::from_env(env)?))
 }
 
+/// The runtime's `Headers` as the core's [`HeaderList`].
+struct RuntimeHeaders(Headers);
+
+impl HeaderList for RuntimeHeaders {
+    type Error = worker::Error;
+    fn names(&self) -> Vec<String> {
+        self.0.keys().collect()
+    }
+    fn delete(&mut self, name: &str) -> Result<()> {
+        self.0.delete(name)
+    }
+    fn set(&mut self, name: &str, value: &str) -> Result<()> {
+        self.0.set(name, value)
+    }
+}
+
 // By value: it is passed to `map_err`.
 #[allow(clippy::needless_pass_by_value)]
 fn internal(e: worker::Error) -> ApiError {
@@ -344,13 +360,17 @@ async fn proxy(
         Some(id) => edge.identity_assertion(id)?,
         None => None,
     };
-    let incoming: Vec<(String, String)> = req.headers().entries().collect();
-    let headers = Headers::new();
-    for (name, value) in
-        rewrite_request_headers(&incoming, client, identity.as_ref(), assertion.as_deref())
-    {
-        headers.append(&name, &value).map_err(internal)?;
-    }
+    // The incoming headers, copied on the JS side in one call, fixed up in
+    // place: only the names cross into wasm, never the values.
+    let mut headers = RuntimeHeaders(req.headers().clone());
+    rewrite_in_place(
+        &mut headers,
+        client,
+        identity.as_ref(),
+        assertion.as_deref(),
+    )
+    .map_err(internal)?;
+    let headers = headers.0;
     let target = origin_target(&edge.cfg.origin_url, &req.inner().url()).ok_or_else(|| {
         console_error!("internal error: the request URL is not absolute");
         ApiError::Internal
