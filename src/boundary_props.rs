@@ -6,24 +6,13 @@
 use proptest::prelude::*;
 
 use crate::error::ApiError;
-use crate::http::headers::{added_headers, is_stripped, rewrite_request_headers, Client, Identity};
+use crate::http::headers::{
+    added_headers, is_stripped, normalized_name, rewrite_request_headers, Client, Identity,
+};
 use crate::http::path::{is_canonical, is_public};
 use crate::ids::{AppId, OpenId};
 use crate::secret::SessionKey;
 use crate::wechat::open_data::{EncryptedPhone, OpenDataError};
-
-fn normalized(name: &str) -> String {
-    name.trim()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect()
-}
 
 fn header_name() -> impl Strategy<Value = String> {
     let spoofs = prop::sample::select(vec![
@@ -84,7 +73,7 @@ proptest! {
         let out = rewrite_request_headers(&incoming, client, id.as_ref(), Some("assertion"));
         let added = added_headers(client, id.as_ref(), Some("assertion"));
         for (name, value) in &out {
-            let n = normalized(name);
+            let n = normalized_name(name);
             if n.starts_with("x-wx-") || n.starts_with("x-forwarded-") || is_stripped(name) {
                 prop_assert!(
                     added.iter().any(|(a, v)| a == name && v == value),

@@ -12,7 +12,7 @@ use std::cell::Cell;
 use super::machine::{Change, Effect, Refusal, Rules, UserState};
 use super::{Answer, Denial, Op, Outcome};
 use crate::config::Config;
-use crate::ids::OpenId;
+use crate::ids::{OpenId, SessionId};
 use crate::store::{allow_key, put_json, replica_key, Store, StoreError};
 use crate::wechat::open_data::{OpenDataError, VerifiedPhone};
 
@@ -94,6 +94,23 @@ impl<St: StateStore, K: Store, Tm: Timer> Server<'_, St, K, Tm> {
         }
     }
 
+    /// A phone binding, unless the allowlist refuses the phone.
+    async fn binding(
+        &self,
+        sid: SessionId,
+        phone: VerifiedPhone,
+        next_hash: String,
+    ) -> Result<Result<Change, Denial>, StoreError> {
+        if self.listed(Some(&phone)).await? == Some(false) {
+            return Ok(Err(Denial::Refused(Refusal::NotInternalUser)));
+        }
+        Ok(Ok(Change::BindPhone {
+            sid,
+            phone,
+            next_hash,
+        }))
+    }
+
     /// Handles one request from a worker.
     pub(crate) async fn handle(
         &self,
@@ -138,16 +155,10 @@ impl<St: StateStore, K: Store, Tm: Timer> Server<'_, St, K, Tm> {
                 sid,
                 phone,
                 next_hash,
-            } => {
-                if self.listed(Some(&phone)).await? == Some(false) {
-                    return Ok(Err(Denial::Refused(Refusal::NotInternalUser)));
-                }
-                Change::BindPhone {
-                    sid,
-                    phone,
-                    next_hash,
-                }
-            }
+            } => match self.binding(sid, phone, next_hash).await? {
+                Ok(change) => change,
+                Err(denied) => return Ok(Err(denied)),
+            },
             Op::BindEncrypted {
                 sid,
                 encrypted,
@@ -157,16 +168,10 @@ impl<St: StateStore, K: Store, Tm: Timer> Server<'_, St, K, Tm> {
                     return Ok(Err(Denial::Refused(Refusal::SessionRevoked)));
                 };
                 match encrypted.open(key, self.cfg.appid.as_str()) {
-                    Ok(phone) => {
-                        if self.listed(Some(&phone)).await? == Some(false) {
-                            return Ok(Err(Denial::Refused(Refusal::NotInternalUser)));
-                        }
-                        Change::BindPhone {
-                            sid,
-                            phone,
-                            next_hash,
-                        }
-                    }
+                    Ok(phone) => match self.binding(sid, phone, next_hash).await? {
+                        Ok(change) => change,
+                        Err(denied) => return Ok(Err(denied)),
+                    },
                     Err(e @ OpenDataError::DecryptFailed) => {
                         // Counted (five revoke the session); the reply is Done.
                         let _counted = self

@@ -54,12 +54,10 @@ const STRIPPED: &[&str] = &[
     "x-rewrite-url",
 ];
 
-/// Whether a client-sent header must not reach the origin. Beyond the
-/// contract's `_` for `-`, any punctuation counts as `-` (`X-WX.OpenID`),
-/// since some servers map every such name to the same `HTTP_X_WX_OPENID`.
-pub(crate) fn is_stripped(name: &str) -> bool {
-    let n: String = name
-        .trim()
+/// A header name as the stripping rule reads it: trimmed, lower-cased, any
+/// punctuation read as `-`.
+pub(crate) fn normalized_name(name: &str) -> String {
+    name.trim()
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() {
@@ -68,7 +66,14 @@ pub(crate) fn is_stripped(name: &str) -> bool {
                 '-'
             }
         })
-        .collect();
+        .collect()
+}
+
+/// Whether a client-sent header must not reach the origin. Beyond the
+/// contract's `_` for `-`, any punctuation counts as `-` (`X-WX.OpenID`),
+/// since some servers map every such name to the same `HTTP_X_WX_OPENID`.
+pub(crate) fn is_stripped(name: &str) -> bool {
+    let n = normalized_name(name);
     n.starts_with("x-wx-") || n.starts_with("x-forwarded-") || STRIPPED.contains(&n.as_str())
 }
 

@@ -17,6 +17,7 @@ use super::kv::KvStore;
 use super::{config, KV_BINDING};
 use crate::authority::server::{Serial, Server, StateStore, Timer};
 use crate::authority::{Answer, AuthorityClient, Envelope, Op};
+use crate::config::Config;
 use crate::ids::OpenId;
 use crate::store::StoreError;
 
@@ -81,6 +82,21 @@ impl Timer for DelayTimer {
 }
 
 impl Authority {
+    fn server<'a>(
+        &'a self,
+        storage: &'a DoStorage<'a>,
+        kv: &'a KvStore,
+        cfg: &'a Config,
+    ) -> Server<'a, DoStorage<'a>, KvStore, DelayTimer> {
+        Server {
+            state: storage,
+            kv,
+            timer: &DelayTimer,
+            cfg,
+            serial: &self.serial,
+        }
+    }
+
     fn kv(&self) -> std::result::Result<KvStore, StoreError> {
         self.env.kv(KV_BINDING).map(KvStore).map_err(|_| StoreError)
     }
@@ -105,14 +121,9 @@ impl DurableObject for Authority {
         let Ok(kv) = self.kv() else {
             return Response::error("no KV", 500);
         };
-        let server = Server {
-            state: &DoStorage(&self.state),
-            kv: &kv,
-            timer: &DelayTimer,
-            cfg: &cfg,
-            serial: &self.serial,
-        };
-        match server
+        let storage = DoStorage(&self.state);
+        match self
+            .server(&storage, &kv, &cfg)
             .handle(&envelope.openid, envelope.op, now_secs())
             .await
         {
@@ -125,14 +136,8 @@ impl DurableObject for Authority {
         let (Ok(cfg), Ok(kv)) = (config(&self.env), self.kv()) else {
             return Response::error("misconfigured", 500);
         };
-        let server = Server {
-            state: &DoStorage(&self.state),
-            kv: &kv,
-            timer: &DelayTimer,
-            cfg: &cfg,
-            serial: &self.serial,
-        };
-        match server.alarm(now_secs()).await {
+        let storage = DoStorage(&self.state);
+        match self.server(&storage, &kv, &cfg).alarm(now_secs()).await {
             Ok(()) => Response::empty(),
             Err(StoreError) => Response::error("storage unavailable", 503),
         }
