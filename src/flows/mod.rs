@@ -21,11 +21,13 @@ use serde::Serialize;
 use crate::authority::{AuthorityClient, SessionView};
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::http::headers::Identity;
 use crate::ids::SessionId;
 use crate::random::Random;
 use crate::secret::RefreshToken;
 use crate::store::Store;
 use crate::token::access::{issue_access, AccessClaims};
+use crate::token::assertion_cache::AssertionCache;
 use crate::wechat::access_token::WxTokenCache;
 use crate::wechat::Transport;
 
@@ -49,13 +51,23 @@ pub(crate) struct Edge<'a, S, T, R, A> {
     pub(crate) authority: &'a A,
     /// Unix seconds, from the runtime's clock.
     pub(crate) now: i64,
+    /// The assertion `proxy_identity` readied for this request.
+    pub(crate) readied: Readied,
 }
+
+/// What a request's [`Edge::proxy_identity`] readied for
+/// [`Edge::identity_assertion`]: the identity and its `X-WX-Identity`.
+#[derive(Debug, Default)]
+pub(crate) struct Readied(std::cell::RefCell<Option<(Identity, String)>>);
 
 /// State shared by the concurrent requests of one isolate.
 #[derive(Default)]
 pub(crate) struct IsolateState {
     /// The WeChat API access_token as this isolate knows it.
     pub(crate) wx_token: WxTokenCache,
+    /// The `X-WX-Identity` assertions made here, reused while they have
+    /// more than half of their life left.
+    pub(crate) assertions: AssertionCache,
 }
 
 /// The body of a successful login, refresh or phone binding.

@@ -14,7 +14,7 @@ use worker::{
 
 use crate::config::{Config, ConfigError};
 use crate::error::ApiError;
-use crate::flows::{Edge, IsolateState};
+use crate::flows::{Edge, IsolateState, Readied};
 use crate::http::body::{login_code, parse_object, phone_request, refresh_token, MAX_BODY_BYTES};
 use crate::http::headers::rewrite_request_headers;
 use crate::http::path::origin_target;
@@ -162,6 +162,7 @@ async fn handle(mut req: Request, env: &Env) -> std::result::Result<Response, Ap
         rng: &OsRandom,
         authority: &authority,
         now: i64::try_from(Date::now().as_millis() / 1000).unwrap_or(i64::MAX),
+        readied: Readied::default(),
     };
     let authorization = req.headers().get("Authorization").ok().flatten();
 

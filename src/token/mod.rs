@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 
 pub(crate) mod access;
+pub(crate) mod assertion_cache;
 pub(crate) mod identity;
 pub(crate) mod refresh;
 

@@ -95,6 +95,7 @@ impl World {
             isolate: &self.isolate,
             authority: &self.authority,
             now,
+            readied: Readied::default(),
         }
     }
 
@@ -182,6 +183,22 @@ impl World {
         let sent = self.wx.sent.borrow();
         let body = sent[i].body.as_deref().expect("request has a body");
         serde_json::from_str(body).expect("request body is JSON")
+    }
+
+    /// The `X-WX-Identity` a proxied request of `r`'s session gets at
+    /// `now` on `path` (identified, then asserted, as the shell does).
+    fn assertion_on(&self, now: i64, r: &TokenResponse, path: &str) -> String {
+        let edge = self.at(now);
+        let id = block_on(edge.proxy_identity(path, Some(&bearer_of(r))))
+            .expect("passes")
+            .expect("identified");
+        edge.identity_assertion(&id)
+            .expect("signs")
+            .expect("key configured")
+    }
+
+    fn assertion(&self, now: i64, r: &TokenResponse) -> String {
+        self.assertion_on(now, r, "/api/x")
     }
 
     fn claims(&self, access_token: &str, now: i64) -> AccessClaims {
