@@ -28,6 +28,7 @@ use crate::secret::RefreshToken;
 use crate::store::Store;
 use crate::token::access::{issue_access, AccessClaims};
 use crate::token::assertion_cache::AssertionCache;
+use crate::token::identity::Ed25519;
 use crate::wechat::access_token::WxTokenCache;
 use crate::wechat::Transport;
 
@@ -49,6 +50,8 @@ pub(crate) struct Edge<'a, S, T, R, A> {
     pub(crate) rng: &'a R,
     /// The users' session authorities.
     pub(crate) authority: &'a A,
+    /// Ed25519 for `X-WX-Identity` (WebCrypto in the worker).
+    pub(crate) ed25519: &'a dyn Ed25519,
     /// Unix seconds, from the runtime's clock.
     pub(crate) now: i64,
     /// The assertion `proxy_identity` readied for this request.

@@ -67,7 +67,7 @@ impl<S: Store, T: Transport, R: Random, A: AuthorityClient> Edge<'_, S, T, R, A>
             phone,
             country_code,
         };
-        self.ready_assertion(&id, &c.sid)?;
+        self.ready_assertion(&id, &c.sid).await?;
         Ok(Some(id))
     }
 
@@ -88,7 +88,7 @@ impl<S: Store, T: Transport, R: Random, A: AuthorityClient> Edge<'_, S, T, R, A>
     /// Readies the assertion for `id` of `session`: reused from the
     /// isolate while it has more than half of its life left, else signed
     /// (with a new `jti`: it names the assertion) and kept for reuse.
-    fn ready_assertion(&self, id: &Identity, session: &SessionId) -> Result<(), ApiError> {
+    async fn ready_assertion(&self, id: &Identity, session: &SessionId) -> Result<(), ApiError> {
         let Some(key) = &self.cfg.identity_key else {
             return Ok(());
         };
@@ -105,12 +105,17 @@ impl<S: Store, T: Transport, R: Random, A: AuthorityClient> Edge<'_, S, T, R, A>
             token
         } else {
             let jti: [u8; 16] = random::bytes(self.rng)?;
-            let mut claims =
-                IdentityClaims::new(&cache_key.audience, &id.appid, &id.openid, hex(&jti));
+            let mut claims = IdentityClaims::new(
+                &cache_key.audience,
+                &id.appid,
+                &id.openid,
+                hex(&jti),
+                self.now,
+            );
             claims.unionid.clone_from(&id.unionid);
             claims.phone.clone_from(&id.phone);
             claims.country_code.clone_from(&id.country_code);
-            let token = sign_identity(key, &claims, self.now)?;
+            let token = sign_identity(key, self.ed25519, &claims).await?;
             self.isolate
                 .assertions
                 .put(cache_key, token.clone(), self.now);

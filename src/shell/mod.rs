@@ -25,10 +25,12 @@ use crate::token::identity::jwks;
 mod authority;
 mod fetch;
 mod kv;
+mod webcrypto;
 
 use authority::{DoAuthority, AUTHORITY_BINDING};
 use fetch::FetchTransport;
 use kv::KvStore;
+use webcrypto::WebCrypto;
 
 pub(crate) const KV_BINDING: &str = "SESSIONS";
 const CONFIG_VARS: &[&str] = &[
@@ -52,6 +54,8 @@ const CONFIG_VARS: &[&str] = &[
 thread_local! {
     /// What concurrent requests of this isolate share (see `IsolateState`).
     static ISOLATE: Rc<IsolateState> = Rc::new(IsolateState::default());
+    /// Ed25519 for `X-WX-Identity`, with the key it imported.
+    static ED25519: Rc<WebCrypto> = Rc::new(WebCrypto::default());
     /// Configuration, validated once per isolate.
     static CONFIG: RefCell<Option<std::result::Result<Rc<Config>, ConfigError>>> =
         const { RefCell::new(None) };
@@ -154,6 +158,7 @@ async fn handle(mut req: Request, env: &Env) -> std::result::Result<Response, Ap
         timeout: Duration::from_millis(cfg.wechat_timeout_ms),
     };
     let isolate = ISOLATE.with(Rc::clone);
+    let ed25519 = ED25519.with(Rc::clone);
     let edge = Edge {
         cfg: &cfg,
         isolate: &isolate,
@@ -161,6 +166,7 @@ async fn handle(mut req: Request, env: &Env) -> std::result::Result<Response, Ap
         wechat: &transport,
         rng: &OsRandom,
         authority: &authority,
+        ed25519: &*ed25519,
         now: i64::try_from(Date::now().as_millis() / 1000).unwrap_or(i64::MAX),
         readied: Readied::default(),
     };
@@ -168,7 +174,8 @@ async fn handle(mut req: Request, env: &Env) -> std::result::Result<Response, Ap
 
     match r {
         Route::Jwks => {
-            let resp = json_response(200, &jwks(cfg.identity_key.as_ref())).map_err(internal)?;
+            let body = jwks(cfg.identity_key.as_ref(), &*ed25519).await?;
+            let resp = json_response(200, &body).map_err(internal)?;
             resp.headers()
                 .set("Cache-Control", "public, max-age=300")
                 .map_err(internal)?;

@@ -122,6 +122,7 @@ fn a_failing_random_source_is_internal() {
         rng: &BrokenRandom,
         isolate: &w.isolate,
         authority: &w.authority,
+        ed25519: &Compact,
         now: NOW + 1,
         readied: Readied::default(),
     };

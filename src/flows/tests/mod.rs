@@ -19,7 +19,7 @@ use crate::http::headers::Identity;
 use crate::ids::{AppId, OpenId, SessionId};
 use crate::store::{allow_key, get_json, replica_key, WX_TOKEN_KEY};
 use crate::token::access::{verify_access, AccessClaims};
-use crate::token::identity::IdentityClaims;
+use crate::token::identity::{Compact, IdentityClaims};
 use crate::token::refresh::ParsedRefresh;
 use crate::wechat::access_token::{CachedWxToken, WX_TOKEN_EARLY};
 use crate::wechat::open_data::{EncryptedPhone, VerifiedPhone};
@@ -95,6 +95,7 @@ impl World {
             isolate: &self.isolate,
             authority: &self.authority,
             now,
+            ed25519: &Compact,
             readied: Readied::default(),
         }
     }
@@ -321,8 +322,10 @@ fn cached_wx_token(w: &World) -> Option<CachedWxToken> {
 
 /// The identity key as an origin finds it: from the published JWKS.
 fn published_key(key: &crate::token::identity::IdentityKey) -> ed25519_compact::PublicKey {
-    let jwks: Value =
-        serde_json::from_str(&crate::token::identity::jwks(Some(key))).expect("JWKS is JSON");
+    let jwks: Value = serde_json::from_str(
+        &block_on(crate::token::identity::jwks(Some(key), &Compact)).expect("JWKS"),
+    )
+    .expect("JWKS is JSON");
     let x = B64URL
         .decode(jwks["keys"][0]["x"].as_str().expect("x"))
         .expect("base64url");
