@@ -21,6 +21,20 @@ pub(crate) enum Route<'a> {
 
 pub(crate) const JWKS_PATH: &str = "/.well-known/jwks.json";
 
+/// The path of an absolute http(s) request URL as the runtime serialized
+/// it (already parsed and normalized): what follows the authority, up to
+/// the query or fragment; `/` when empty. `None` when `url` is not an
+/// absolute http(s) URL. A string split, not a URL parser: the runtime has
+/// parsed the URL already, and a parser's Unicode tables would be most of
+/// the worker's size.
+pub(crate) fn request_path(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
+    let rest = &rest[..rest.find(['?', '#']).unwrap_or(rest.len())];
+    Some(rest.find('/').map_or("/", |i| &rest[i..]))
+}
+
 /// The operator endpoints: `users/{openid}` and `users/{openid}/revoke`.
 /// A wrong method is 404 like an unknown path, so that a deployment
 /// without `ADMIN_TOKEN` shows no trace of them.
@@ -63,6 +77,28 @@ pub(crate) fn route<'a>(method: &str, path: &'a str) -> Route<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_path_is_what_follows_the_authority() {
+        let cases = [
+            ("https://edge.example/auth/login", "/auth/login"),
+            ("http://127.0.0.1:8787/api/x?a=1&b=/c", "/api/x"),
+            ("http://127.0.0.1:8787", "/"),
+            ("http://127.0.0.1:8787/", "/"),
+            ("https://edge.example?q=/auth/login", "/"),
+            ("https://edge.example#/auth/login", "/"),
+            ("https://edge.example/a/%2e%2e/b#frag", "/a/%2e%2e/b"),
+            ("https://edge.example//auth/login", "//auth/login"),
+            ("http://[::1]:8787/.well-known/jwks.json", JWKS_PATH),
+            ("https://edge.example/auth%2Flogin?x", "/auth%2Flogin"),
+        ];
+        for (url, path) in cases {
+            assert_eq!(request_path(url), Some(path), "{url}");
+        }
+        for url in ["", "/auth/login", "ftp://x/y", "edge.example/auth/login"] {
+            assert_eq!(request_path(url), None, "{url}");
+        }
+    }
 
     #[test]
     fn auth_endpoints_and_methods() {

@@ -18,7 +18,7 @@ use crate::flows::{Edge, IsolateState, Readied};
 use crate::http::body::{login_code, parse_object, phone_request, refresh_token, MAX_BODY_BYTES};
 use crate::http::headers::rewrite_request_headers;
 use crate::http::path::origin_target;
-use crate::http::router::{route, Route};
+use crate::http::router::{request_path, route, Route};
 use crate::random::OsRandom;
 use crate::token::identity::jwks;
 
@@ -87,7 +87,8 @@ fn start() {
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let method = req.method();
-    let path = req.path();
+    let url = req.inner().url();
+    let path = request_path(&url).unwrap_or_default().to_string();
     match handle(req, &env).await {
         Ok(resp) => Ok(resp),
         Err(e) => {
@@ -125,7 +126,13 @@ fn json_response(status: u16, body: &str) -> Result<Response> {
 
 async fn handle(mut req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
     let method = req.method().to_string();
-    let path = req.path();
+    let url = req.inner().url();
+    let path = request_path(&url)
+        .ok_or_else(|| {
+            console_error!("internal error: the request URL is not absolute");
+            ApiError::Internal
+        })?
+        .to_string();
     // Configuration first: a misconfigured worker answers every request
     // with 500, routing errors included.
     let cfg = config(env)?;
