@@ -136,13 +136,13 @@ async fn handle(mut req: Request, env: &Env) -> std::result::Result<Response, Ap
     // Configuration first: a misconfigured worker answers every request
     // with 500, routing errors included.
     let cfg = config(env)?;
-    let kv = KvStore(env.kv(KV_BINDING).map_err(|_| {
+    let kv = KvStore::bound(env, KV_BINDING).ok_or_else(|| {
         console_error!("configuration error: {KV_BINDING} is not bound to a KV namespace");
         ApiError::ServerMisconfigured {
             variable: KV_BINDING,
             problem: "is not bound to a KV namespace",
         }
-    })?);
+    })?;
     let authority = DoAuthority(env.durable_object(AUTHORITY_BINDING).map_err(|_| {
         console_error!(
             "configuration error: {AUTHORITY_BINDING} is not bound to the Authority Durable Object"
