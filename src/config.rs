@@ -101,15 +101,11 @@ impl Config {
 
         let api_base = match get("WX_API_BASE") {
             None => DEFAULT_API_BASE.to_string(),
-            Some(v) => {
-                http_base(&v)
-                    .ok_or(err("WX_API_BASE", "is not an http(s) URL"))?
-                    .0
-            }
+            Some(v) => http_base(&v).map_err(|p| err("WX_API_BASE", p))?.0,
         };
         let (origin_url, origin_audience) =
             http_base(&get("ORIGIN_URL").ok_or(err("ORIGIN_URL", "is missing"))?)
-                .ok_or(err("ORIGIN_URL", "is not an http(s) URL"))?;
+                .map_err(|p| err("ORIGIN_URL", p))?;
 
         let token_secret = get("TOKEN_SECRET").ok_or(err("TOKEN_SECRET", "is missing"))?;
         let token_key =
@@ -235,18 +231,107 @@ impl Config {
     }
 }
 
-/// Parses an http(s) base URL: returns it without a trailing slash and its
-/// origin.
-fn http_base(v: &str) -> Option<(String, String)> {
-    let url = url::Url::parse(v).ok()?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+/// Parses an http(s) base URL: returns it without a trailing slash, in
+/// canonical form (scheme and host lower-cased, the default port left out,
+/// an IPv6 address compressed), and its origin (`scheme://host[:port]`).
+///
+/// Parsed by hand rather than by a URL library (whose Unicode tables would
+/// be most of the worker's size), so it accepts only what is plainly
+/// `http(s)://host[:port][/path]`, and refuses, rather than rewrites,
+/// anything a URL parser would have to interpret: credentials (which the
+/// runtime's `fetch` refuses too), a query or fragment, a host that is not
+/// ASCII (give its `xn--` form) or an IPv4 address in other than dotted-quad
+/// form, a path with dot segments, whitespace or characters URLs escape.
+fn http_base(v: &str) -> Result<(String, String), &'static str> {
+    const NOT_HTTP: &str = "is not an http(s) URL";
+    let (scheme, rest) = v.split_once("://").ok_or(NOT_HTTP)?;
+    let scheme = scheme.to_ascii_lowercase();
+    let default_port = match scheme.as_str() {
+        "http" => 80,
+        "https" => 443,
+        _ => return Err(NOT_HTTP),
+    };
+    if rest.contains(['?', '#']) {
+        return Err("may not have a query or fragment");
+    }
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    if authority.contains('@') {
+        return Err("may not contain credentials (user@host)");
+    }
+    let (host, port) = host_and_port(authority)?;
+    let port = match port {
+        None | Some("") => None,
+        Some(p) if p.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(p.parse::<u16>().map_err(|_| "has an invalid port")?)
+        }
+        Some(_) => return Err("has an invalid port"),
+    };
+    let origin = match port {
+        Some(p) if p != default_port => format!("{scheme}://{host}:{p}"),
+        _ => format!("{scheme}://{host}"),
+    };
+    if !plain_path(path) {
+        return Err("has a path that is not plain (dot segments, spaces or characters to escape)");
+    }
+    Ok((format!("{origin}{}", path.trim_end_matches('/')), origin))
+}
+
+/// The host (canonical) and the port (as written) of an authority.
+fn host_and_port(authority: &str) -> Result<(String, Option<&str>), &'static str> {
+    const BAD_HOST: &str = "has an invalid host";
+    if let Some(v6) = authority.strip_prefix('[') {
+        let (address, after) = v6.split_once(']').ok_or(BAD_HOST)?;
+        let address: std::net::Ipv6Addr = address.parse().map_err(|_| BAD_HOST)?;
+        let port = match after {
+            "" => None,
+            _ => Some(after.strip_prefix(':').ok_or("has an invalid port")?),
+        };
+        return Ok((format!("[{address}]"), port));
+    }
+    let (host, port) = match authority.split_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (authority, None),
+    };
+    Ok((reg_name(host).ok_or(BAD_HOST)?, port))
+}
+
+/// A host name, lower-cased: ASCII letters, digits, `-` and `_` in
+/// non-empty labels separated by dots. One whose last label is a number is
+/// an IPv4 address to a URL parser, so it must be one, in dotted-quad form.
+fn reg_name(host: &str) -> Option<String> {
+    let host = host.to_ascii_lowercase();
+    let labels_ok = host.split('.').all(|label| {
+        !label.is_empty()
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    });
+    let last = host.rsplit('.').next().unwrap_or_default();
+    let numeric = last.bytes().all(|b| b.is_ascii_digit()) || last.starts_with("0x");
+    if !labels_ok || (numeric && host.parse::<std::net::Ipv4Addr>().is_err()) {
         return None;
     }
-    if url.query().is_some() || url.fragment().is_some() {
-        return None;
-    }
-    let base = url.as_str().trim_end_matches('/').to_string();
-    Some((base, url.origin().ascii_serialization()))
+    Some(host)
+}
+
+/// Whether `path` is empty or `/`-separated segments of unreserved
+/// characters, sub-delimiters, `:`, `@` and well-formed `%XX` escapes, none
+/// of them `.` or `..` (plainly or escaped).
+fn plain_path(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    let escapes_ok = bytes.iter().enumerate().all(|(i, &b)| {
+        b != b'%'
+            || (bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+    });
+    let chars_ok = path
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@%/".contains(&b));
+    let no_dots = path.split('/').all(|segment| {
+        let s = segment.to_ascii_lowercase().replace("%2e", ".");
+        s != "." && s != ".."
+    });
+    (path.is_empty() || path.starts_with('/')) && escapes_ok && chars_ok && no_dots
 }
 
 fn seconds(
@@ -419,6 +504,190 @@ pub(crate) mod tests {
             v.insert("PUBLIC_PATHS", bad.into());
             assert_eq!(load(&v).unwrap_err().variable, "PUBLIC_PATHS", "{bad}");
         }
+    }
+
+    #[test]
+    fn http_base_canonicalizes_plain_urls() {
+        let cases = [
+            (
+                "https://api.example.com/v1/",
+                "https://api.example.com/v1",
+                "https://api.example.com",
+            ),
+            (
+                "http://127.0.0.1:8788/",
+                "http://127.0.0.1:8788",
+                "http://127.0.0.1:8788",
+            ),
+            (
+                "https://api.example.com",
+                "https://api.example.com",
+                "https://api.example.com",
+            ),
+            // Scheme and host are case-insensitive; the path is not.
+            (
+                "HTTPS://API.Example.COM/V1",
+                "https://api.example.com/V1",
+                "https://api.example.com",
+            ),
+            // Every trailing slash goes; inner ones stay.
+            (
+                "https://h.example/v1///",
+                "https://h.example/v1",
+                "https://h.example",
+            ),
+            (
+                "https://h.example///",
+                "https://h.example",
+                "https://h.example",
+            ),
+            (
+                "https://h.example/a//b/",
+                "https://h.example/a//b",
+                "https://h.example",
+            ),
+            // The default port is left out, another one kept.
+            (
+                "https://h.example:443/x",
+                "https://h.example/x",
+                "https://h.example",
+            ),
+            (
+                "http://h.example:80",
+                "http://h.example",
+                "http://h.example",
+            ),
+            (
+                "https://h.example:80/",
+                "https://h.example:80",
+                "https://h.example:80",
+            ),
+            (
+                "http://h.example:08788",
+                "http://h.example:8788",
+                "http://h.example:8788",
+            ),
+            ("http://h.example:/", "http://h.example", "http://h.example"),
+            // IPv6, compressed as URL parsers write it.
+            (
+                "http://[::1]:8788",
+                "http://[::1]:8788",
+                "http://[::1]:8788",
+            ),
+            (
+                "http://[0:0:0:0:0:0:0:1]/api",
+                "http://[::1]/api",
+                "http://[::1]",
+            ),
+            (
+                "https://[2001:DB8::A]:443/",
+                "https://[2001:db8::a]",
+                "https://[2001:db8::a]",
+            ),
+            // Single-label hosts, punycode, escapes and sub-delimiters.
+            (
+                "http://localhost:8789",
+                "http://localhost:8789",
+                "http://localhost:8789",
+            ),
+            (
+                "https://xn--bcher-kva.example/a%20b/;v=1/@me",
+                "https://xn--bcher-kva.example/a%20b/;v=1/@me",
+                "https://xn--bcher-kva.example",
+            ),
+            (
+                "http://my_host.internal/",
+                "http://my_host.internal",
+                "http://my_host.internal",
+            ),
+        ];
+        for (input, base, origin) in cases {
+            assert_eq!(
+                http_base(input),
+                Ok((base.to_string(), origin.to_string())),
+                "{input}"
+            );
+        }
+    }
+
+    #[test]
+    fn http_base_refuses_what_it_would_have_to_interpret() {
+        let cases = [
+            ("ftp://x.example", "is not an http(s) URL"),
+            ("not a url", "is not an http(s) URL"),
+            ("localhost:8788", "is not an http(s) URL"),
+            ("http:/x.example", "is not an http(s) URL"),
+            ("//x.example", "is not an http(s) URL"),
+            ("http://a@b", "may not contain credentials (user@host)"),
+            (
+                "https://user:pass@h.example/x",
+                "may not contain credentials (user@host)",
+            ),
+            ("https://h.example?x=1", "may not have a query or fragment"),
+            ("https://h.example/v1?", "may not have a query or fragment"),
+            ("https://h.example/#top", "may not have a query or fragment"),
+            ("https://h.example#", "may not have a query or fragment"),
+            ("http:///x", "has an invalid host"),
+            ("https://", "has an invalid host"),
+            ("http://:80", "has an invalid host"),
+            ("https://exa mple.com", "has an invalid host"),
+            ("https://bücher.example", "has an invalid host"),
+            ("https://a..b", "has an invalid host"),
+            ("https://example.com.", "has an invalid host"),
+            ("https://a%41.example", "has an invalid host"),
+            ("http://a\\b/x", "has an invalid host"),
+            ("http://::1:8788", "has an invalid host"),
+            ("http://[::1", "has an invalid host"),
+            ("http://[zz::1]", "has an invalid host"),
+            ("http://[fe80::1%25eth0]", "has an invalid host"),
+            ("http://127.1", "has an invalid host"),
+            ("http://0x7f.0.0.1", "has an invalid host"),
+            ("http://256.0.0.1", "has an invalid host"),
+            ("http://[::1]8788", "has an invalid port"),
+            ("http://h.example:port", "has an invalid port"),
+            ("http://h.example:65536", "has an invalid port"),
+            ("http://h.example:-1", "has an invalid port"),
+            ("http://h.example:+80", "has an invalid port"),
+        ];
+        for (input, problem) in cases {
+            assert_eq!(http_base(input), Err(problem), "{input}");
+        }
+        for path in [
+            "/a/../b",
+            "/..",
+            "/./x",
+            "/%2e%2E/x",
+            "/.%2e",
+            "/a b",
+            "/a\\b",
+            "/a\"b",
+            "/a<b>",
+            "/a%zz",
+            "/a%2",
+            "/a|b",
+            "/é",
+        ] {
+            assert!(
+                http_base(&format!("https://h.example{path}"))
+                    .is_err_and(|p| p.starts_with("has a path")),
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn url_problems_name_the_variable_not_the_value() {
+        let mut v = vars();
+        v.insert("ORIGIN_URL", "https://user:hunter2@api.example.com".into());
+        let e = load(&v).unwrap_err();
+        assert_eq!(
+            e,
+            err("ORIGIN_URL", "may not contain credentials (user@host)")
+        );
+        assert!(!e.to_string().contains("hunter2"));
+        let mut v = vars();
+        v.insert("WX_API_BASE", "https://api.weixin.qq.com/?x".into());
+        assert_eq!(load(&v).unwrap_err().variable, "WX_API_BASE");
     }
 
     #[test]

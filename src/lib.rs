@@ -6,7 +6,8 @@
 //!   rewriting, the error → response table — is a plain function or method
 //!   with the clock, randomness, storage and transport passed in, tested
 //!   with `cargo test` on the host. `shell` (wasm32 only) wires Workers KV,
-//!   `fetch`, `Date.now()` and `crypto.getRandomValues`, and moves bytes.
+//!   `fetch`, `Date.now()`, `crypto.getRandomValues` and WebCrypto's
+//!   Ed25519, and moves bytes.
 //! - **Rooms by flow.** `flows` holds one type, `Edge`, with one file per
 //!   flow: `login`, `refresh`, `session` (the token check, `/auth/session`,
 //!   logout), `phone` and `proxy`. What the flows share lives beside them:
@@ -45,7 +46,7 @@
 )]
 
 mod authority;
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod boundary_props;
 mod config;
 mod error;

@@ -21,12 +21,15 @@ use serde::Serialize;
 use crate::authority::{AuthorityClient, SessionView};
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::http::headers::Identity;
 use crate::ids::SessionId;
 use crate::limits::{Limit, Limiter};
 use crate::random::Random;
 use crate::secret::RefreshToken;
 use crate::store::Store;
 use crate::token::access::{issue_access, AccessClaims};
+use crate::token::assertion_cache::AssertionCache;
+use crate::token::identity::Ed25519;
 use crate::wechat::access_token::WxTokenCache;
 use crate::wechat::Transport;
 
@@ -50,15 +53,27 @@ pub(crate) struct Edge<'a, S, T, R, A, L> {
     pub(crate) authority: &'a A,
     /// The worker's own rate limits.
     pub(crate) limits: &'a L,
+    /// Ed25519 for `X-WX-Identity` (WebCrypto in the worker).
+    pub(crate) ed25519: &'a dyn Ed25519,
     /// Unix seconds, from the runtime's clock.
     pub(crate) now: i64,
+    /// The assertion `proxy_identity` readied for this request.
+    pub(crate) readied: Readied,
 }
+
+/// What a request's [`Edge::proxy_identity`] readied for
+/// [`Edge::identity_assertion`]: the identity and its `X-WX-Identity`.
+#[derive(Debug, Default)]
+pub(crate) struct Readied(std::cell::RefCell<Option<(Identity, String)>>);
 
 /// State shared by the concurrent requests of one isolate.
 #[derive(Default)]
 pub(crate) struct IsolateState {
     /// The WeChat API access_token as this isolate knows it.
     pub(crate) wx_token: WxTokenCache,
+    /// The `X-WX-Identity` assertions made here, reused while they have
+    /// more than half of their life left.
+    pub(crate) assertions: AssertionCache,
 }
 
 /// The body of a successful login, refresh or phone binding.

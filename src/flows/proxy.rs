@@ -7,15 +7,21 @@ use crate::authority::AuthorityClient;
 use crate::error::ApiError;
 use crate::http::headers::{bearer, Identity};
 use crate::http::path::is_public;
+use crate::ids::SessionId;
 use crate::limits::Limiter;
 use crate::random::{self, Random};
 use crate::store::{allow_key_of, Store};
+use crate::token::assertion_cache::AssertionKey;
 use crate::token::identity::{sign_identity, IdentityClaims};
 use crate::wechat::Transport;
 
 impl<S: Store, T: Transport, R: Random, A: AuthorityClient, L: Limiter> Edge<'_, S, T, R, A, L> {
     /// Who a proxied request is, or why it may not pass. `Ok(None)`: a
     /// public path without a (valid) token.
+    ///
+    /// With `IDENTITY_KEY`, an identified request also gets its
+    /// `X-WX-Identity` assertion readied here (the isolate's, while it may
+    /// be reused, or a new one), for [`Self::identity_assertion`].
     pub(crate) async fn proxy_identity(
         &self,
         path: &str,
@@ -74,30 +80,68 @@ impl<S: Store, T: Transport, R: Random, A: AuthorityClient, L: Limiter> Edge<'_,
             Some((p, cc)) => (Some(p), Some(cc).filter(|cc| !cc.is_empty())),
             None => (None, None),
         };
-        Ok(Some(Identity {
+        let id = Identity {
             openid: c.sub.clone(),
             unionid,
             appid: self.cfg.appid.clone(),
             phone,
             country_code,
-        }))
+        };
+        self.ready_assertion(&id, &c.sid).await?;
+        Ok(Some(id))
     }
 
-    /// The `X-WX-Identity` assertion for `id`, when `IDENTITY_KEY` is set.
+    /// The `X-WX-Identity` assertion for `id`, when `IDENTITY_KEY` is set:
+    /// the one [`Self::proxy_identity`] readied for this request. Asking
+    /// for one it did not ready is a bug (`Internal`): only the request's
+    /// own identity, with its session, may be asserted.
     pub(crate) fn identity_assertion(&self, id: &Identity) -> Result<Option<String>, ApiError> {
-        let Some(key) = &self.cfg.identity_key else {
+        if self.cfg.identity_key.is_none() {
             return Ok(None);
+        }
+        match &*self.readied.0.borrow() {
+            Some((readied_for, token)) if readied_for == id => Ok(Some(token.clone())),
+            _ => Err(ApiError::Internal),
+        }
+    }
+
+    /// Readies the assertion for `id` of `session`: reused from the
+    /// isolate while it has more than half of its life left, else signed
+    /// (with a new `jti`: it names the assertion) and kept for reuse.
+    async fn ready_assertion(&self, id: &Identity, session: &SessionId) -> Result<(), ApiError> {
+        let Some(key) = &self.cfg.identity_key else {
+            return Ok(());
         };
-        let jti: [u8; 16] = random::bytes(self.rng)?;
-        let mut claims = IdentityClaims::new(
-            &self.cfg.origin_audience,
-            &self.cfg.appid,
-            &id.openid,
-            random::hex(&jti),
-        );
-        claims.unionid.clone_from(&id.unionid);
-        claims.phone.clone_from(&id.phone);
-        claims.country_code.clone_from(&id.country_code);
-        Ok(Some(sign_identity(key, &claims, self.now)?))
+        let cache_key = AssertionKey {
+            session: session.clone(),
+            audience: self.cfg.origin_audience.clone(),
+            appid: id.appid.clone(),
+            openid: id.openid.clone(),
+            unionid: id.unionid.clone(),
+            phone: id.phone.clone(),
+            country_code: id.country_code.clone(),
+        };
+        let token = if let Some(token) = self.isolate.assertions.get(&cache_key, self.now) {
+            token
+        } else {
+            let jti: [u8; 16] = random::bytes(self.rng)?;
+            let mut claims = IdentityClaims::new(
+                &cache_key.audience,
+                &id.appid,
+                &id.openid,
+                random::hex(&jti),
+                self.now,
+            );
+            claims.unionid.clone_from(&id.unionid);
+            claims.phone.clone_from(&id.phone);
+            claims.country_code.clone_from(&id.country_code);
+            let token = sign_identity(key, self.ed25519, &claims).await?;
+            self.isolate
+                .assertions
+                .put(cache_key, token.clone(), self.now);
+            token
+        };
+        *self.readied.0.borrow_mut() = Some((id.clone(), token));
+        Ok(())
     }
 }

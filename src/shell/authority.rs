@@ -98,7 +98,7 @@ impl Authority {
     }
 
     fn kv(&self) -> std::result::Result<KvStore, StoreError> {
-        self.env.kv(KV_BINDING).map(KvStore).map_err(|_| StoreError)
+        KvStore::bound(&self.env, KV_BINDING).ok_or(StoreError)
     }
 }
 

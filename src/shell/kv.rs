@@ -1,35 +1,104 @@
 //! Workers KV as the core's [`Store`].
+//!
+//! The namespace's `get`, `put` and `delete` are called directly rather
+//! than through workers-rs's KV builders, which pass their options through
+//! serde-wasm-bindgen and, with it, float formatting: about 20 KB of wasm
+//! for one `{expirationTtl: n}` object.
 
+use js_sys::{Function, Object, Promise, Reflect};
+use wasm_bindgen::{JsCast, JsValue};
 use worker::console_error;
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::Env;
 
 use crate::store::{Store, StoreError};
 
 /// The `SESSIONS` namespace.
-pub(super) struct KvStore(pub(super) worker::kv::KvStore);
+pub(super) struct KvStore {
+    namespace: Object,
+    get: Function,
+    put: Function,
+    delete: Function,
+}
+
+impl KvStore {
+    /// The KV namespace bound as `binding`, if there is one.
+    pub(super) fn bound(env: &Env, binding: &str) -> Option<KvStore> {
+        let namespace = Reflect::get(env, &JsValue::from_str(binding))
+            .ok()?
+            .dyn_into::<Object>()
+            .ok()?;
+        let method = |name: &str| {
+            Reflect::get(&namespace, &JsValue::from_str(name))
+                .ok()?
+                .dyn_into::<Function>()
+                .ok()
+        };
+        Some(KvStore {
+            get: method("get")?,
+            put: method("put")?,
+            delete: method("delete")?,
+            namespace,
+        })
+    }
+}
+
+/// Awaits what a namespace method returned.
+async fn settle(called: Result<JsValue, JsValue>) -> Result<JsValue, JsValue> {
+    JsFuture::from(Promise::resolve(&called?)).await
+}
 
 impl Store for KvStore {
     async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
-        self.0.get(key).text().await.map_err(|e| {
-            console_error!("kv get failed: {e}");
+        let value = settle(self.get.call1(&self.namespace, &JsValue::from_str(key)))
+            .await
+            .map_err(|e| {
+                console_error!("kv get failed: {e:?}");
+                StoreError
+            })?;
+        if value.is_null() || value.is_undefined() {
+            return Ok(None);
+        }
+        value.as_string().map(Some).ok_or_else(|| {
+            console_error!("kv get returned something other than text");
             StoreError
         })
     }
 
     async fn put(&self, key: &str, value: &str, ttl: Option<u64>) -> Result<(), StoreError> {
-        let mut put = self.0.put(key, value).map_err(|_| StoreError)?;
+        let options = Object::new();
         if let Some(ttl) = ttl {
-            put = put.expiration_ttl(ttl.max(60));
+            // KV's least TTL is 60 s. Seconds fit an f64 exactly.
+            #[allow(clippy::cast_precision_loss)]
+            let ttl = ttl.max(60) as f64;
+            Reflect::set(
+                &options,
+                &JsValue::from_str("expirationTtl"),
+                &JsValue::from_f64(ttl),
+            )
+            .map_err(|_| StoreError)?;
         }
-        put.execute().await.map_err(|e| {
-            console_error!("kv put failed: {e}");
+        settle(self.put.call3(
+            &self.namespace,
+            &JsValue::from_str(key),
+            &JsValue::from_str(value),
+            &options,
+        ))
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            console_error!("kv put failed: {e:?}");
             StoreError
         })
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.0.delete(key).await.map_err(|e| {
-            console_error!("kv delete failed: {e}");
-            StoreError
-        })
+        settle(self.delete.call1(&self.namespace, &JsValue::from_str(key)))
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                console_error!("kv delete failed: {e:?}");
+                StoreError
+            })
     }
 }

@@ -14,7 +14,7 @@ use worker::{
 
 use crate::config::{Config, ConfigError};
 use crate::error::ApiError;
-use crate::flows::{Edge, IsolateState};
+use crate::flows::{Edge, IsolateState, Readied};
 use crate::http::body::{login_code, parse_object, phone_request, refresh_token, MAX_BODY_BYTES};
 use crate::http::headers::{rewrite_in_place, Client, HeaderList};
 use crate::http::path::{origin_target, path_of};
@@ -29,11 +29,13 @@ mod authority;
 mod fetch;
 mod kv;
 mod limits;
+mod webcrypto;
 
 use authority::{DoAuthority, AUTHORITY_BINDING};
 use fetch::FetchTransport;
 use kv::KvStore;
 use limits::WorkerLimits;
+use webcrypto::WebCrypto;
 
 pub(crate) const KV_BINDING: &str = "SESSIONS";
 const CONFIG_VARS: &[&str] = &[
@@ -57,6 +59,8 @@ const CONFIG_VARS: &[&str] = &[
 thread_local! {
     /// What concurrent requests of this isolate share (see `IsolateState`).
     static ISOLATE: Rc<IsolateState> = Rc::new(IsolateState::default());
+    /// Ed25519 for `X-WX-Identity`, with the key it imported.
+    static ED25519: Rc<WebCrypto> = Rc::new(WebCrypto::default());
     /// Configuration, validated once per isolate.
     static CONFIG: RefCell<Option<std::result::Result<Rc<Config>, ConfigError>>> =
         const { RefCell::new(None) };
@@ -170,14 +174,9 @@ async fn handle(
     // The path exactly as the client sent it: what is routed, classified
     // as public or not, and forwarded are one and the same string.
     let url = req.inner().url();
-    let Some((path, scheme)) = path_of(&url) else {
+    let Some((path, proto)) = path_of(&url) else {
         console_error!("internal error: the request URL is not absolute");
         return Err(ApiError::Internal);
-    };
-    let proto = if scheme.eq_ignore_ascii_case("https") {
-        "https"
-    } else {
-        "http"
     };
     // Configuration first: a misconfigured worker answers every request
     // with 500, routing errors included.
@@ -196,6 +195,7 @@ async fn handle(
         timeout: Duration::from_millis(cfg.wechat_timeout_ms),
     };
     let isolate = ISOLATE.with(Rc::clone);
+    let ed25519 = ED25519.with(Rc::clone);
     let edge = Edge {
         cfg: &cfg,
         isolate: &isolate,
@@ -204,14 +204,17 @@ async fn handle(
         rng: &OsRandom,
         authority: &authority,
         limits: &limits,
+        ed25519: &*ed25519,
         now: i64::try_from(Date::now().as_millis() / 1000).unwrap_or(i64::MAX),
+        readied: Readied::default(),
     };
     let authorization = req.headers().get("Authorization").ok().flatten();
     let client_ip = req.headers().get("CF-Connecting-IP").ok().flatten();
 
     match r {
         Route::Jwks => {
-            let resp = json_response(200, &jwks(cfg.identity_key.as_ref())).map_err(internal)?;
+            let body = jwks(cfg.identity_key.as_ref(), &*ed25519).await?;
+            let resp = json_response(200, &body).map_err(internal)?;
             resp.headers()
                 .set("Cache-Control", "public, max-age=300")
                 .map_err(internal)?;
@@ -270,13 +273,13 @@ async fn handle(
 
 /// KV, the authority and the rate limits, or the name of what is missing.
 fn bindings(env: &Env) -> std::result::Result<(KvStore, DoAuthority, WorkerLimits), ApiError> {
-    let kv = KvStore(env.kv(KV_BINDING).map_err(|_| {
+    let kv = KvStore::bound(env, KV_BINDING).ok_or_else(|| {
         console_error!("configuration error: {KV_BINDING} is not bound to a KV namespace");
         ApiError::ServerMisconfigured {
             variable: KV_BINDING,
             problem: "is not bound to a KV namespace",
         }
-    })?);
+    })?;
     let authority = DoAuthority(env.durable_object(AUTHORITY_BINDING).map_err(|_| {
         console_error!(
             "configuration error: {AUTHORITY_BINDING} is not bound to the Authority Durable Object"

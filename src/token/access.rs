@@ -6,20 +6,27 @@
 //!   assertion nor a token of another deployment passes for one.
 //! - Time is an argument (`now`, Unix seconds): the shell reads the
 //!   runtime's clock, tests pass any instant.
+//! - The JWT is made and checked here with `hmac` and `sha2`, not by a JWT
+//!   library: one algorithm, one header, a fixed set of claims (the tests
+//!   check it against jwt-compact, which issued the tokens before). Only
+//!   `alg: HS256` is accepted, the MAC is compared in constant time before
+//!   the claims are read, and `exp` and `iat` must be there.
 
-use jwt_compact::alg::{Hs256, Hs256Key};
-use jwt_compact::{AlgorithmExt, Claims, Header, TimeOptions, UntrustedToken};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use base64::Engine;
+use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
+use sha2::Sha256;
 
-use super::{instant, ISSUER};
+use super::ISSUER;
 use crate::ids::{OpenId, SessionId};
 
 pub(crate) const ACCESS_TYP: &str = "at+jwt";
 const TOKEN_USE_ACCESS: &str = "access";
 
-/// The HS256 key (`TOKEN_SECRET`). Refuses keys too short or too uniform
-/// to be safe.
-pub(crate) struct TokenKey(Hs256Key);
+/// The HS256 key (`TOKEN_SECRET`), ready to MAC with. Refuses keys too
+/// short or too uniform to be safe.
+pub(crate) struct TokenKey(Hmac<Sha256>);
 
 impl std::fmt::Debug for TokenKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -41,7 +48,15 @@ impl TokenKey {
         if distinct.len() < 12 {
             return Err("is too predictable: use random bytes (openssl rand -base64 48)");
         }
-        Ok(TokenKey(Hs256Key::new(bytes)))
+        let mac = Hmac::<Sha256>::new_from_slice(bytes).map_err(|_| "is not a usable key")?;
+        Ok(TokenKey(mac))
+    }
+
+    /// The MAC of `signing_input` (`header.payload`).
+    fn mac(&self, signing_input: &str) -> Hmac<Sha256> {
+        let mut mac = self.0.clone();
+        mac.update(signing_input.as_bytes());
+        mac
     }
 }
 
@@ -97,6 +112,35 @@ pub(crate) struct VerifiedAccess {
     pub(crate) expires_at: i64,
 }
 
+/// The header of every access token.
+const HEADER: &str = r#"{"alg":"HS256","typ":"at+jwt"}"#;
+
+/// The header fields the worker reads.
+#[derive(Deserialize)]
+struct Header {
+    alg: String,
+    #[serde(default)]
+    typ: Option<String>,
+}
+
+/// The payload as issued: the claims and their times.
+#[derive(Serialize)]
+struct Issued<'a> {
+    #[serde(flatten)]
+    claims: &'a AccessClaims,
+    iat: i64,
+    exp: i64,
+}
+
+/// The times of a payload (read apart from the claims, which ignore them).
+#[derive(Deserialize)]
+struct Times {
+    #[serde(default)]
+    iat: Option<i64>,
+    #[serde(default)]
+    exp: Option<i64>,
+}
+
 /// Issues an access token valid for `ttl` seconds from `now`.
 pub(crate) fn issue_access(
     key: &TokenKey,
@@ -105,13 +149,19 @@ pub(crate) fn issue_access(
     ttl: u64,
 ) -> Result<String, AccessError> {
     let ttl = i64::try_from(ttl).map_err(|_| AccessError::Signing)?;
-    let mut c = Claims::new(claims.clone());
-    c.issued_at = Some(instant(now));
-    c.expiration = Some(instant(now.saturating_add(ttl)));
-    let header = Header::empty().with_token_type(ACCESS_TYP);
-    Hs256
-        .token(&header, &c, &key.0)
-        .map_err(|_| AccessError::Signing)
+    let payload = serde_json::to_vec(&Issued {
+        claims,
+        iat: now,
+        exp: now.saturating_add(ttl),
+    })
+    .map_err(|_| AccessError::Signing)?;
+    let mut token = B64URL.encode(HEADER);
+    token.push('.');
+    B64URL.encode_string(payload, &mut token);
+    let tag = key.mac(&token).finalize().into_bytes();
+    token.push('.');
+    B64URL.encode_string(tag, &mut token);
+    Ok(token)
 }
 
 /// Verifies signature, type, audience and expiry.
@@ -134,48 +184,52 @@ pub(crate) fn verify_access_ignoring_expiry(
     verify(key, appid, token, None)
 }
 
+// By value: it is passed to `map_err`.
+#[allow(clippy::needless_pass_by_value)]
+fn invalid<E>(_: E) -> AccessError {
+    AccessError::Invalid
+}
+
 fn verify(
     key: &TokenKey,
     appid: &str,
     token: &str,
     now: Option<i64>,
 ) -> Result<VerifiedAccess, AccessError> {
-    let untrusted = UntrustedToken::new(token).map_err(|_| AccessError::Invalid)?;
-    if untrusted.header().token_type.as_deref() != Some(ACCESS_TYP) {
+    let (signing_input, tag) = token.rsplit_once('.').ok_or(AccessError::Invalid)?;
+    let (header, payload) = signing_input.split_once('.').ok_or(AccessError::Invalid)?;
+    let header: Header =
+        serde_json::from_slice(&B64URL.decode(header).map_err(invalid)?).map_err(invalid)?;
+    // HS256 only: `none`, EdDSA and the rest are refused.
+    if header.alg != "HS256" || header.typ.as_deref() != Some(ACCESS_TYP) {
         return Err(AccessError::Invalid);
     }
-    // The validator refuses any `alg` but HS256 (so `none` and EdDSA too).
-    let verified = Hs256
-        .validator::<AccessClaims>(&key.0)
-        .validate(&untrusted)
-        .map_err(|_| AccessError::Invalid)?;
-    let claims = verified.claims();
-    if claims.custom.token_use != TOKEN_USE_ACCESS
-        || claims.custom.aud != appid
-        || claims.custom.iss != ISSUER
-        || claims.issued_at.is_none()
+    let tag = B64URL.decode(tag).map_err(invalid)?;
+    key.mac(signing_input).verify_slice(&tag).map_err(invalid)?;
+    let payload = B64URL.decode(payload).map_err(invalid)?;
+    let claims: AccessClaims = serde_json::from_slice(&payload).map_err(invalid)?;
+    let times: Times = serde_json::from_slice(&payload).map_err(invalid)?;
+    if claims.token_use != TOKEN_USE_ACCESS
+        || claims.aud != appid
+        || claims.iss != ISSUER
+        || times.iat.is_none()
     {
         return Err(AccessError::Invalid);
     }
-    let expires_at = claims.expiration.ok_or(AccessError::Invalid)?.timestamp();
-    if let Some(now) = now {
-        let options = TimeOptions::new(chrono::Duration::zero(), move || instant(now));
-        claims
-            .validate_expiration(&options)
-            .map_err(|_| AccessError::Expired)?;
+    let expires_at = times.exp.ok_or(AccessError::Invalid)?;
+    if now.is_some_and(|now| now > expires_at) {
+        return Err(AccessError::Expired);
     }
-    Ok(VerifiedAccess {
-        claims: claims.custom.clone(),
-        expires_at,
-    })
+    Ok(VerifiedAccess { claims, expires_at })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::tests::TEST_SECRET;
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
-    use base64::Engine;
+    use chrono::{DateTime, Utc};
+    use jwt_compact::alg::{Hs256, Hs256Key};
+    use jwt_compact::{AlgorithmExt, Claims, Header, UntrustedToken};
 
     const APPID: &str = "wxd930ea5d5a258f4f";
     const NOW: i64 = 1_764_000_000;
@@ -193,6 +247,113 @@ mod tests {
 
     fn b64(part: &serde_json::Value) -> String {
         B64URL.encode(serde_json::to_vec(part).expect("json"))
+    }
+
+    fn instant(unix: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(unix, 0).expect("a representable instant")
+    }
+
+    /// The key as jwt-compact, an independent implementation, takes it.
+    fn jwt_compact_key() -> Hs256Key {
+        Hs256Key::new(TEST_SECRET.as_bytes())
+    }
+
+    /// A token as jwt-compact makes it (as the worker did before it made
+    /// them itself), with the header `typ` given.
+    fn jwt_compact_token(typ: &str, claims: &AccessClaims, iat: i64, exp: i64) -> String {
+        let mut c = Claims::new(claims.clone());
+        c.issued_at = Some(instant(iat));
+        c.expiration = Some(instant(exp));
+        Hs256
+            .token(
+                &Header::empty().with_token_type(typ),
+                &c,
+                &jwt_compact_key(),
+            )
+            .expect("sign")
+    }
+
+    /// A correctly MACed token of any header and payload.
+    fn mac_token(header: &serde_json::Value, payload: &serde_json::Value) -> String {
+        let signing_input = format!("{}.{}", b64(header), b64(payload));
+        let tag = key().mac(&signing_input).finalize().into_bytes();
+        format!("{signing_input}.{}", B64URL.encode(tag))
+    }
+
+    fn payload() -> serde_json::Value {
+        serde_json::json!({
+            "iss": ISSUER, "aud": APPID, "sub": "o", "sid": "s", "token_use": "access",
+            "iat": NOW, "exp": NOW + 600
+        })
+    }
+
+    #[test]
+    fn tokens_agree_with_jwt_compact_both_ways() {
+        // Made by jwt-compact (as before): verifies, claims and expiry intact.
+        let before = jwt_compact_token(ACCESS_TYP, &claims(), NOW, NOW + 600);
+        let v = verify_access(&key(), APPID, &before, NOW + 1).expect("valid");
+        assert_eq!(v.claims, claims());
+        assert_eq!(v.expires_at, NOW + 600);
+
+        // Made here: jwt-compact verifies it, with the same claims and times.
+        let t = issue_access(&key(), &claims(), NOW, 600).expect("issue");
+        let untrusted = UntrustedToken::new(&t).expect("parses");
+        assert_eq!(untrusted.algorithm(), "HS256");
+        assert_eq!(untrusted.header().token_type.as_deref(), Some(ACCESS_TYP));
+        let verified = Hs256
+            .validator::<AccessClaims>(&jwt_compact_key())
+            .validate(&untrusted)
+            .expect("jwt-compact verifies it");
+        assert_eq!(verified.claims().custom, claims());
+        assert_eq!(verified.claims().issued_at, Some(instant(NOW)));
+        assert_eq!(verified.claims().expiration, Some(instant(NOW + 600)));
+    }
+
+    #[test]
+    fn times_must_be_there_and_the_mac_must_cover_the_header() {
+        assert!(verify_access(&key(), APPID, &mac_token(&json_header(), &payload()), NOW).is_ok());
+        for field in ["iat", "exp"] {
+            let mut p = payload();
+            p.as_object_mut().expect("object").remove(field);
+            assert_eq!(
+                verify_access(&key(), APPID, &mac_token(&json_header(), &p), NOW),
+                Err(AccessError::Invalid),
+                "without {field}"
+            );
+        }
+        let mut p = payload();
+        p["exp"] = serde_json::json!("tomorrow");
+        assert_eq!(
+            verify_access(&key(), APPID, &mac_token(&json_header(), &p), NOW),
+            Err(AccessError::Invalid)
+        );
+        // Another algorithm named in the header, even correctly MACed.
+        for alg in ["HS512", "hs256", "EdDSA", "none"] {
+            let header = serde_json::json!({"alg": alg, "typ": ACCESS_TYP});
+            assert_eq!(
+                verify_access(&key(), APPID, &mac_token(&header, &payload()), NOW),
+                Err(AccessError::Invalid),
+                "{alg}"
+            );
+        }
+        // No typ.
+        let header = serde_json::json!({"alg": "HS256"});
+        assert_eq!(
+            verify_access(&key(), APPID, &mac_token(&header, &payload()), NOW),
+            Err(AccessError::Invalid)
+        );
+        // A header swapped under a genuine MAC.
+        let t = issue_access(&key(), &claims(), NOW, 600).expect("issue");
+        let (_, rest) = t.split_once('.').expect("header");
+        let other = b64(&serde_json::json!({"alg": "HS256", "typ": ACCESS_TYP, "kid": "k"}));
+        assert_eq!(
+            verify_access(&key(), APPID, &format!("{other}.{rest}"), NOW),
+            Err(AccessError::Invalid)
+        );
+    }
+
+    fn json_header() -> serde_json::Value {
+        serde_json::json!({"alg": "HS256", "typ": ACCESS_TYP})
     }
 
     #[test]
@@ -259,12 +420,7 @@ mod tests {
         );
 
         // Correctly signed, but typed as something else.
-        let mut c = Claims::new(claims());
-        c.issued_at = Some(instant(NOW));
-        c.expiration = Some(instant(NOW + 600));
-        let other_typ = Hs256
-            .token(&Header::empty().with_token_type("JWT"), &c, &key().0)
-            .expect("sign");
+        let other_typ = jwt_compact_token("JWT", &claims(), NOW, NOW + 600);
         assert_eq!(
             verify_access(&key(), APPID, &other_typ, NOW),
             Err(AccessError::Invalid)

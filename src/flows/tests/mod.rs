@@ -21,7 +21,7 @@ use crate::limits::tests::MemoryLimiter;
 use crate::limits::Limit;
 use crate::store::{allow_key, get_json, replica_key, WX_TOKEN_KEY};
 use crate::token::access::{verify_access, AccessClaims};
-use crate::token::identity::IdentityClaims;
+use crate::token::identity::{Compact, IdentityClaims};
 use crate::token::refresh::ParsedRefresh;
 use crate::wechat::access_token::{CachedWxToken, WX_TOKEN_EARLY};
 use crate::wechat::open_data::{EncryptedPhone, VerifiedPhone};
@@ -100,6 +100,8 @@ impl World {
             authority: &self.authority,
             limits: &self.limits,
             now,
+            ed25519: &Compact,
+            readied: Readied::default(),
         }
     }
 
@@ -187,6 +189,22 @@ impl World {
         let sent = self.wx.sent.borrow();
         let body = sent[i].body.as_deref().expect("request has a body");
         serde_json::from_str(body).expect("request body is JSON")
+    }
+
+    /// The `X-WX-Identity` a proxied request of `r`'s session gets at
+    /// `now` on `path` (identified, then asserted, as the shell does).
+    fn assertion_on(&self, now: i64, r: &TokenResponse, path: &str) -> String {
+        let edge = self.at(now);
+        let id = block_on(edge.proxy_identity(path, Some(&bearer_of(r))))
+            .expect("passes")
+            .expect("identified");
+        edge.identity_assertion(&id)
+            .expect("signs")
+            .expect("key configured")
+    }
+
+    fn assertion(&self, now: i64, r: &TokenResponse) -> String {
+        self.assertion_on(now, r, "/api/x")
     }
 
     fn claims(&self, access_token: &str, now: i64) -> AccessClaims {
@@ -309,8 +327,10 @@ fn cached_wx_token(w: &World) -> Option<CachedWxToken> {
 
 /// The identity key as an origin finds it: from the published JWKS.
 fn published_key(key: &crate::token::identity::IdentityKey) -> ed25519_compact::PublicKey {
-    let jwks: Value =
-        serde_json::from_str(&crate::token::identity::jwks(Some(key))).expect("JWKS is JSON");
+    let jwks: Value = serde_json::from_str(
+        &block_on(crate::token::identity::jwks(Some(key), &Compact)).expect("JWKS"),
+    )
+    .expect("JWKS is JSON");
     let x = B64URL
         .decode(jwks["keys"][0]["x"].as_str().expect("x"))
         .expect("base64url");

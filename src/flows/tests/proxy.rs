@@ -188,19 +188,13 @@ fn no_identity_assertion_without_an_identity_key() {
 fn identity_assertion_is_a_short_lived_eddsa_jwt_for_the_origin() {
     let w = World::new();
     let r = w.login_at(NOW, GOOD);
-    let id = block_on(w.at(NOW + 5).proxy_identity("/api/x", Some(&bearer_of(&r))))
-        .expect("passes")
-        .expect("identified");
-    let jwt = w
-        .at(NOW + 5)
-        .identity_assertion(&id)
-        .expect("signs")
-        .expect("key configured");
+    let jwt = w.assertion(NOW + 5, &r);
     assert_eq!(jwt.split('.').count(), 3);
 
     let key = w.cfg.identity_key.as_ref().expect("test config has a key");
     let header = jwt_part(&jwt, 0);
-    assert_eq!(header["kid"], key.kid());
+    let public = block_on(key.public(&Compact)).expect("public key");
+    assert_eq!(header["kid"], public.kid.as_str());
     assert_eq!(header["alg"], "EdDSA");
 
     let claims = jwt_part(&jwt, 1);
@@ -219,21 +213,13 @@ fn identity_assertion_is_a_short_lived_eddsa_jwt_for_the_origin() {
     assert_eq!(jti.len(), 32);
 
     // The signature checks out against the published key.
-    use jwt_compact::{alg::Ed25519, AlgorithmExt, UntrustedToken};
-    let untrusted = UntrustedToken::new(&jwt).expect("parses");
-    let verified = Ed25519
-        .validator::<IdentityClaims>(&published_key(key))
-        .validate(&untrusted)
-        .expect("signature valid");
-    assert_eq!(verified.claims().custom.sub, "oUser1");
-
-    // A fresh jti each time.
-    let again = w
-        .at(NOW + 5)
-        .identity_assertion(&id)
-        .expect("signs")
-        .expect("key");
-    assert_ne!(jwt_part(&again, 1)["jti"], claims["jti"]);
+    let pk = published_key(key);
+    let (signed, signature) = jwt.rsplit_once('.').expect("signature");
+    let signature = ed25519_compact::Signature::from_slice(&B64URL.decode(signature).expect("b64"))
+        .expect("64 bytes");
+    assert!(pk.verify(signed, &signature).is_ok(), "signature valid");
+    let typed: IdentityClaims = serde_json::from_value(claims).expect("the claims' shape");
+    assert_eq!(typed.exp - typed.iat, exp - iat);
 }
 
 #[test]
@@ -242,15 +228,7 @@ fn identity_assertion_carries_a_bound_phone() {
     let r = w.login_at(NOW, &phone_login_reply());
     w.bind(NOW + 1, &r, PhoneRequest::Encrypted(encrypted("phone_ok")))
         .expect("binds");
-    let id = block_on(w.at(NOW + 2).proxy_identity("/api/x", Some(&bearer_of(&r))))
-        .expect("passes")
-        .expect("identified");
-    let jwt = w
-        .at(NOW + 2)
-        .identity_assertion(&id)
-        .expect("signs")
-        .expect("key");
-    let claims = jwt_part(&jwt, 1);
+    let claims = jwt_part(&w.assertion(NOW + 2, &r), 1);
     assert_eq!(claims["phone"], PURE);
     assert_eq!(claims["phone_country"], "86");
 }
@@ -286,4 +264,110 @@ fn a_phone_taken_off_the_allowlist_loses_identity_at_once() {
         Ok(None),
         "public paths pass as anonymous"
     );
+}
+
+#[test]
+fn a_session_reuses_its_assertion_while_more_than_half_its_life_is_left() {
+    let w = World::new();
+    let r = w.login_at(NOW, GOOD);
+    let first = w.assertion(NOW + 5, &r);
+    let life = jwt_part(&first, 1)["exp"].as_i64().expect("exp") - (NOW + 5);
+    // Within the first half of its life: the very same token, for every
+    // request of the session.
+    for now in [NOW + 5, NOW + 6, NOW + 5 + life / 2 - 1] {
+        assert_eq!(w.assertion(now, &r), first, "at {now}");
+    }
+    // Half of it gone: a new one, with its own jti (it names the assertion).
+    let second = w.assertion(NOW + 5 + life / 2, &r);
+    assert_ne!(second, first);
+    assert_ne!(jwt_part(&second, 1)["jti"], jwt_part(&first, 1)["jti"]);
+    assert_eq!(jwt_part(&second, 1)["iat"], NOW + 5 + life / 2);
+    assert_eq!(w.assertion(NOW + 5 + life / 2 + 1, &r), second);
+    // A clock gone backwards is never handed the later assertion.
+    let earlier = w.assertion(NOW + 6, &r);
+    assert_ne!(earlier, second);
+    assert_eq!(jwt_part(&earlier, 1)["iat"], NOW + 6);
+}
+
+#[test]
+fn another_isolate_signs_its_own_assertion() {
+    let w = World::new();
+    let r = w.login_at(NOW, GOOD);
+    let here = w.assertion(NOW + 1, &r);
+    let other = IsolateState::default();
+    let edge = Edge {
+        isolate: &other,
+        ..w.at(NOW + 1)
+    };
+    let id = block_on(edge.proxy_identity("/api/x", Some(&bearer_of(&r))))
+        .expect("passes")
+        .expect("identified");
+    let there = edge.identity_assertion(&id).expect("signs").expect("key");
+    assert_ne!(there, here);
+}
+
+#[test]
+fn a_phone_bound_since_gets_a_new_assertion_at_once() {
+    let w = World::new();
+    let r = w.login_at(NOW, &phone_login_reply());
+    let before = w.assertion(NOW + 1, &r);
+    assert!(jwt_part(&before, 1).get("phone").is_none());
+    w.bind(NOW + 2, &r, PhoneRequest::Encrypted(encrypted("phone_ok")))
+        .expect("binds");
+    // The same (pre-binding) access token: the session says there is a
+    // phone now, and the assertion says so too.
+    let after = w.assertion(NOW + 3, &r);
+    assert_ne!(after, before);
+    assert_eq!(jwt_part(&after, 1)["phone"], PURE);
+}
+
+#[test]
+fn sessions_do_not_share_assertions() {
+    let w = public_world();
+    let a = w.login_at(NOW, GOOD);
+    let b = w.login_at(NOW, GOOD);
+    assert_eq!(a.openid, b.openid, "one user, two sessions");
+    let for_a = w.assertion(NOW + 1, &a);
+    let for_b = w.assertion(NOW + 1, &b);
+    assert_ne!(for_a, for_b);
+    assert_eq!(jwt_part(&for_a, 1)["sub"], jwt_part(&for_b, 1)["sub"]);
+    // Once a session ends, its token is refused before any assertion is
+    // needed, and on a public path it is anonymous: no assertion at all.
+    block_on(w.at(NOW + 2).logout(Some(&bearer_of(&a)))).expect("logout");
+    assert_eq!(
+        block_on(w.at(NOW + 3).proxy_identity("/api/x", Some(&bearer_of(&a)))),
+        Err(ApiError::SessionRevoked)
+    );
+    assert_eq!(
+        block_on(
+            w.at(NOW + 3)
+                .proxy_identity("/public/x", Some(&bearer_of(&a)))
+        ),
+        Ok(None)
+    );
+    assert_eq!(w.assertion(NOW + 3, &b), for_b);
+    assert_eq!(w.assertion_on(NOW + 3, &b, "/public/x"), for_b);
+}
+
+#[test]
+fn only_the_identified_request_is_asserted() {
+    let w = World::new();
+    let r = w.login_at(NOW, GOOD);
+    // Nothing identified on this request yet.
+    assert_eq!(
+        w.at(NOW + 1).identity_assertion(&identity_of(&r, None)),
+        Err(ApiError::Internal)
+    );
+    // Identified as one user: never an assertion for another.
+    let edge = w.at(NOW + 1);
+    let id = block_on(edge.proxy_identity("/api/x", Some(&bearer_of(&r))))
+        .expect("passes")
+        .expect("identified");
+    let mut someone_else = id.clone();
+    someone_else.openid = OpenId::new("oSomeoneElse");
+    assert_eq!(
+        edge.identity_assertion(&someone_else),
+        Err(ApiError::Internal)
+    );
+    assert!(edge.identity_assertion(&id).expect("signs").is_some());
 }
