@@ -64,17 +64,7 @@ pub fn headers(data: &[u8]) {
         proto: "https",
     };
     for (name, value) in rewrite_request_headers(&incoming, client, None, None) {
-        let n: String = name
-            .trim()
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_lowercase()
-                } else {
-                    '-'
-                }
-            })
-            .collect();
+        let n = crate::http::headers::normalized_name(&name);
         if n.starts_with("x-wx-") || n.starts_with("x-forwarded-") || n == "forwarded" {
             assert!(
                 (n == "x-wx-client-ip" || n == "x-forwarded-for") && value == "203.0.113.9"

@@ -13,7 +13,7 @@ import { createHmac, generateKeyPairSync, sign } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startStack, login, bearer } from '../support/stack.mjs';
+import { startStack, login, bearer, readResponse } from '../support/stack.mjs';
 import { serve } from '../support/serve.mjs';
 import { wxIdentityExpress } from '../../origin/node/lib/middleware.mjs';
 import { httpJwksFetcher } from '../../origin/node/lib/wx-identity.mjs';
@@ -124,15 +124,7 @@ after(async () => {
 // ------------------------------------------------------------ helpers
 
 async function get(url, headers = {}) {
-  const res = await fetch(url, { headers, redirect: 'manual' });
-  const text = await res.text();
-  let json;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, text, json };
+  return readResponse(await fetch(url, { headers, redirect: 'manual' }));
 }
 
 const FORGED = {

@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createPublicKey, randomBytes, verify } from 'node:crypto';
-import { startStack, call, login, bearer } from '../support/stack.mjs';
+import { startStack, call, login, bearer, readResponse } from '../support/stack.mjs';
 
 let stack;
 before(async () => {
@@ -41,15 +41,9 @@ const identityHeaders = (echo) =>
 
 /** fetch with headers as a list of pairs (duplicates, odd spellings kept). */
 async function send(s, method, p, headerPairs = [], body) {
-  const res = await fetch(s.url + p, { method, headers: headerPairs, body, redirect: 'manual', duplex: 'half' });
-  const text = await res.text();
-  let json;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, headers: res.headers, text, json };
+  return readResponse(
+    await fetch(s.url + p, { method, headers: headerPairs, body, redirect: 'manual', duplex: 'half' }),
+  );
 }
 
 const SPOOFS = [

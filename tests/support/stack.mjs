@@ -125,7 +125,11 @@ export async function call(stack, method, p, { body, headers = {}, form } = {}) 
     init.body = typeof body === 'string' ? body : JSON.stringify(body);
     init.headers['content-type'] ??= 'application/json';
   }
-  const res = await fetch(stack.url + p, init);
+  return readResponse(await fetch(stack.url + p, init));
+}
+
+/** A fetch Response as { status, headers, text, json (undefined if not JSON) }. */
+export async function readResponse(res) {
   const text = await res.text();
   let json;
   try {
