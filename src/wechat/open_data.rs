@@ -205,11 +205,29 @@ struct PhoneInfo {
     watermark: Watermark,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum CountryCode {
-    Text(String),
-    Number(u64),
+/// `countryCode`, which WeChat sends as a string (`"86"`) or a number (`86`).
+///
+/// Read by hand: `#[serde(untagged)]` buffers the value in serde's
+/// `Content` first, which the wasm pays for in size.
+struct CountryCode(String);
+
+impl<'de> Deserialize<'de> for CountryCode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = CountryCode;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a country code")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<CountryCode, E> {
+                Ok(CountryCode(v.to_owned()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<CountryCode, E> {
+                Ok(CountryCode(v.to_string()))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 /// `timestamp` is not read: this module has no clock, and WeChat's
@@ -224,10 +242,7 @@ impl PhoneInfo {
         if expected_appid.is_empty() || self.watermark.appid != expected_appid {
             return Err(PhoneInfoError::WatermarkMismatch);
         }
-        let country_code = match self.country_code {
-            CountryCode::Text(text) => text,
-            CountryCode::Number(number) => number.to_string(),
-        };
+        let CountryCode(country_code) = self.country_code;
         let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
         let printable =
             !self.phone_number.is_empty() && !self.phone_number.chars().any(char::is_control);
