@@ -8,9 +8,10 @@
 use std::time::Duration;
 
 use futures_util::future::{select, Either};
+use wasm_bindgen::JsValue;
 use worker::{
-    console_error, durable_object, wasm_bindgen, Date, Delay, DurableObject, Env, Headers, Method,
-    ObjectNamespace, Request, RequestInit, Response, Result, State,
+    console_error, durable_object, wasm_bindgen, Date, Delay, DurableObject, Env, ObjectNamespace,
+    Request, Response, Result, State,
 };
 
 use super::kv::KvStore;
@@ -162,15 +163,12 @@ impl AuthorityClient for DoAuthority {
                 console_error!("authority stub failed: {e}");
                 StoreError
             })?;
-        let headers = Headers::new();
-        headers
-            .set("Content-Type", "application/json")
+        let init = web_sys::RequestInit::new();
+        init.set_method("POST");
+        init.set_body(&JsValue::from_str(&body));
+        let req = web_sys::Request::new_with_str_and_init("https://authority/", &init)
             .map_err(|_| StoreError)?;
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post)
-            .with_headers(headers)
-            .with_body(Some(body.into()));
-        let req = Request::new_with_init("https://authority/", &init).map_err(|_| StoreError)?;
+        let req = Request::from(req);
         let work = async move {
             let mut resp = stub.fetch_with_request(req).await?;
             if resp.status_code() != 200 {

@@ -3,13 +3,50 @@
 use std::time::Duration;
 
 use futures_util::future::{select, Either};
-use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit};
+use wasm_bindgen::{JsCast, JsValue};
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::Delay;
 
 use crate::wechat::{self, HttpRequest, HttpResponse, Transport, TransportError};
+
+/// The runtime's `fetch`, on its own `Request` and `Response` (workers-rs's
+/// `Fetch` wraps both, and its `RequestInit` builds a `cf` object for every
+/// request).
+pub(super) async fn send(req: &web_sys::Request) -> Result<web_sys::Response, JsValue> {
+    let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+    JsFuture::from(global.fetch_with_request(req))
+        .await?
+        .dyn_into()
+}
 
 /// Sends WeChat calls, each bounded by `WX_TIMEOUT_MS`.
 pub(super) struct FetchTransport {
     pub(super) timeout: Duration,
+}
+
+async fn call(req: &HttpRequest, signal: &web_sys::AbortSignal) -> Result<HttpResponse, JsValue> {
+    let init = web_sys::RequestInit::new();
+    init.set_signal(Some(signal));
+    match req.method {
+        wechat::Method::Get => init.set_method("GET"),
+        wechat::Method::Post => {
+            init.set_method("POST");
+            let headers = web_sys::Headers::new()?;
+            headers.set("Content-Type", "application/json")?;
+            init.set_headers(&headers);
+            if let Some(body) = &req.body {
+                init.set_body(&JsValue::from_str(body));
+            }
+        }
+    }
+    let request = web_sys::Request::new_with_str_and_init(&req.url, &init)?;
+    let resp = send(&request).await?;
+    let status = resp.status();
+    let body = JsFuture::from(resp.array_buffer()?).await?;
+    Ok(HttpResponse {
+        status,
+        body: js_sys::Uint8Array::new(&body).to_vec(),
+    })
 }
 
 impl Transport for FetchTransport {
@@ -18,39 +55,13 @@ impl Transport for FetchTransport {
     }
 
     async fn send(&self, req: HttpRequest) -> Result<HttpResponse, TransportError> {
-        let mut init = RequestInit::new();
-        let headers = Headers::new();
-        match req.method {
-            wechat::Method::Get => {
-                init.with_method(Method::Get);
-            }
-            wechat::Method::Post => {
-                init.with_method(Method::Post);
-                headers
-                    .set("Content-Type", "application/json")
-                    .map_err(|_| TransportError::Network)?;
-                init.with_body(req.body.map(Into::into));
-            }
-        }
-        init.with_headers(headers);
-        let request =
-            Request::new_with_init(&req.url, &init).map_err(|_| TransportError::Network)?;
-        let controller = AbortController::default();
+        let controller = web_sys::AbortController::new().map_err(|_| TransportError::Network)?;
         let signal = controller.signal();
-        let work = async move {
-            let fetch = Fetch::Request(request);
-            let mut resp = fetch
-                .send_with_signal(&signal)
-                .await
-                .map_err(|_| TransportError::Network)?;
-            let status = resp.status_code();
-            let body = resp.bytes().await.map_err(|_| TransportError::Network)?;
-            Ok(HttpResponse { status, body })
-        };
+        let work = call(&req, &signal);
         let delay = Delay::from(self.timeout);
         futures_util::pin_mut!(work);
         match select(work, delay).await {
-            Either::Left((result, _)) => result,
+            Either::Left((result, _)) => result.map_err(|_| TransportError::Network),
             Either::Right(((), _)) => {
                 controller.abort();
                 Err(TransportError::Timeout)

@@ -1,16 +1,52 @@
 //! Workers Rate Limiting bindings as the core's [`Limiter`].
 
-use worker::{console_error, Env, RateLimiter};
+use js_sys::{Function, Object, Promise, Reflect};
+use wasm_bindgen::{JsCast, JsValue};
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::{console_error, Env};
 
 use crate::error::ApiError;
 use crate::limits::{Limit, Limiter};
 use crate::store::StoreError;
 
+/// One `[[ratelimits]]` binding and its `limit` method, called directly:
+/// workers-rs's `RateLimiter` passes its options and outcome through
+/// serde-wasm-bindgen, which the wasm pays for in size.
+struct Binding {
+    this: Object,
+    limit: Function,
+}
+
+impl Binding {
+    fn bound(env: &Env, name: &str) -> Option<Binding> {
+        let this = Reflect::get(env, &JsValue::from_str(name))
+            .ok()?
+            .dyn_into::<Object>()
+            .ok()?;
+        let limit = Reflect::get(&this, &JsValue::from_str("limit"))
+            .ok()?
+            .dyn_into::<Function>()
+            .ok()?;
+        Some(Binding { this, limit })
+    }
+
+    /// `binding.limit({ key })`, and its outcome's `success`.
+    async fn allow(&self, key: &str) -> Result<bool, JsValue> {
+        let options = Object::new();
+        Reflect::set(&options, &JsValue::from_str("key"), &JsValue::from_str(key))?;
+        let called = self.limit.call1(&self.this, &options)?;
+        let outcome = JsFuture::from(Promise::resolve(&called)).await?;
+        Reflect::get(&outcome, &JsValue::from_str("success"))?
+            .as_bool()
+            .ok_or_else(|| JsValue::from_str("the outcome has no boolean `success`"))
+    }
+}
+
 /// The three bindings of `wrangler.toml` (`[[ratelimits]]`).
 pub(super) struct WorkerLimits {
-    login: RateLimiter,
-    refresh: RateLimiter,
-    phone: RateLimiter,
+    login: Binding,
+    refresh: Binding,
+    phone: Binding,
 }
 
 impl WorkerLimits {
@@ -18,7 +54,7 @@ impl WorkerLimits {
     /// promises these limits, so the worker does not serve without them.
     pub(super) fn from_env(env: &Env) -> Result<Self, ApiError> {
         let get = |limit: Limit| {
-            env.rate_limiter(limit.binding()).map_err(|_| {
+            Binding::bound(env, limit.binding()).ok_or_else(|| {
                 console_error!(
                     "configuration error: {} is not bound to a rate limit ([[ratelimits]])",
                     limit.binding()
@@ -44,12 +80,9 @@ impl Limiter for WorkerLimits {
             Limit::Refresh => &self.refresh,
             Limit::Phone => &self.phone,
         };
-        match binding.limit(key.to_string()).await {
-            Ok(outcome) => Ok(outcome.success),
-            Err(e) => {
-                console_error!("rate limiter {} failed: {e}", limit.binding());
-                Err(StoreError)
-            }
-        }
+        binding.allow(key).await.map_err(|e| {
+            console_error!("rate limiter {} failed: {e:?}", limit.binding());
+            StoreError
+        })
     }
 }

@@ -7,10 +7,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use worker::{
-    console_error, console_log, event, CacheMode, Context, Date, Env, Fetch, Headers, Method,
-    Request, RequestInit, RequestRedirect, Response, Result,
-};
+use wasm_bindgen::JsValue;
+use worker::{console_error, console_log, event, Context, Date, Env, Result};
 
 use crate::config::{Config, ConfigError};
 use crate::error::ApiError;
@@ -89,22 +87,37 @@ fn start() {
     console_error_panic_hook::set_once();
 }
 
+// The handler takes and returns the runtime's own `Request` and `Response`:
+// workers-rs's wrappers would copy the method, URL and `cf` of every
+// incoming request into wasm, and rebuild the origin's response as a new
+// `Response` on the way out (about a quarter of the proxy path's cost).
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys::Response> {
     let started = Date::now().as_millis();
-    let method = req.method().to_string();
-    let url = req.inner().url();
-    let event = path_of(&url).map_or("bad_request", |(p, _)| event_name(route(&method, p)));
-    let request_id = req
-        .headers()
-        .get("CF-Ray")
-        .ok()
-        .flatten()
-        .unwrap_or_else(random_id);
+    let url = req.url();
+    let method = req.method();
+    let Some((path, proto)) = path_of(&url) else {
+        console_error!("internal error: the request URL is not absolute");
+        return Ok(error_response(&ApiError::Internal)?);
+    };
+    let r = route(&method, path);
+    let event = event_name(r);
     let user = RefCell::new(None);
-    let result = handle(req, &env, &user).await;
+    let incoming = Incoming {
+        req: &req,
+        url: &url,
+        path,
+        proto,
+    };
+    let result = handle(incoming, r, &env, &user).await;
     if logs::worth_logging(event, result.is_ok()) {
         if let Ok(cfg) = config(&env) {
+            let request_id = req
+                .headers()
+                .get("CF-Ray")
+                .ok()
+                .flatten()
+                .unwrap_or_else(random_id);
             let line = LogLine::new(
                 event,
                 result.as_ref().map(|_| ()),
@@ -118,7 +131,24 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     }
     match result {
         Ok(resp) => Ok(resp),
-        Err(e) => error_response(&e),
+        Err(e) => Ok(error_response(&e)?),
+    }
+}
+
+/// The request being handled, with what was already read from it.
+#[derive(Clone, Copy)]
+struct Incoming<'a> {
+    req: &'a web_sys::Request,
+    url: &'a str,
+    /// The path exactly as the client sent it: what is routed, classified
+    /// as public or not, and forwarded are one and the same string.
+    path: &'a str,
+    proto: &'static str,
+}
+
+impl Incoming<'_> {
+    fn header(&self, name: &str) -> Option<String> {
+        self.req.headers().get(name).ok().flatten()
     }
 }
 
@@ -146,47 +176,51 @@ fn random_id() -> String {
         .unwrap_or_default()
 }
 
-fn error_response(e: &ApiError) -> Result<Response> {
+fn error_response(e: &ApiError) -> std::result::Result<web_sys::Response, JsValue> {
     let (status, body) = e.to_response();
-    let resp = json_response(status, &body)?;
-    for (name, value) in e.extra_headers() {
-        resp.headers().set(name, &value)?;
-    }
-    Ok(resp)
+    let extra = e.extra_headers();
+    let extra: Vec<(&str, &str)> = extra.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    respond(status, Some(&body), &extra)
 }
 
-fn json_response(status: u16, body: &str) -> Result<Response> {
-    let headers = Headers::new();
-    headers.set("Content-Type", "application/json; charset=utf-8")?;
+/// A response of the worker's own: JSON (or nothing), never cached unless
+/// `extra` says otherwise.
+fn respond(
+    status: u16,
+    json: Option<&str>,
+    extra: &[(&str, &str)],
+) -> std::result::Result<web_sys::Response, JsValue> {
+    let headers = web_sys::Headers::new()?;
+    if json.is_some() {
+        headers.set("Content-Type", "application/json; charset=utf-8")?;
+    }
     headers.set("Cache-Control", "no-store")?;
-    Ok(Response::ok(body)?
-        .with_status(status)
-        .with_headers(headers))
+    for (name, value) in extra {
+        headers.set(name, value)?;
+    }
+    let init = web_sys::ResponseInit::new();
+    init.set_status(status);
+    init.set_headers(&headers);
+    web_sys::Response::new_with_opt_str_and_init(json, &init)
 }
 
 /// Handles one request. `user` learns who it was about, for the log line.
 async fn handle(
-    mut req: Request,
+    incoming: Incoming<'_>,
+    r: Route<'_>,
     env: &Env,
     user: &RefCell<Option<OpenId>>,
-) -> std::result::Result<Response, ApiError> {
-    let method = req.method().to_string();
-    // The path exactly as the client sent it: what is routed, classified
-    // as public or not, and forwarded are one and the same string.
-    let url = req.inner().url();
-    let Some((path, proto)) = path_of(&url) else {
-        console_error!("internal error: the request URL is not absolute");
-        return Err(ApiError::Internal);
-    };
+) -> std::result::Result<web_sys::Response, ApiError> {
     // Configuration first: a misconfigured worker answers every request
     // with 500, routing errors included.
     let cfg = config(env)?;
     let (kv, authority, limits) = bindings(env)?;
-    let r = route(&method, path);
     if let Route::MethodNotAllowed(allow) = r {
-        let resp = error_response(&ApiError::MethodNotAllowed).map_err(internal)?;
-        resp.headers().set("Allow", allow).map_err(internal)?;
-        return Ok(resp);
+        let (status, body) = ApiError::MethodNotAllowed.to_response();
+        let mut extra = ApiError::MethodNotAllowed.extra_headers();
+        extra.push(("Allow", allow.to_owned()));
+        let extra: Vec<(&str, &str)> = extra.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        return respond(status, Some(&body), &extra).map_err(internal);
     }
     if r == Route::NotFound {
         return Err(ApiError::NotFound);
@@ -208,26 +242,34 @@ async fn handle(
         now: i64::try_from(Date::now().as_millis() / 1000).unwrap_or(i64::MAX),
         readied: Readied::default(),
     };
-    let authorization = req.headers().get("Authorization").ok().flatten();
-    let client_ip = req.headers().get("CF-Connecting-IP").ok().flatten();
+    let authorization = incoming.header("Authorization");
+    let client_ip = incoming.header("CF-Connecting-IP");
 
     match r {
+        Route::Proxy => {
+            let client = Client {
+                ip: client_ip.as_deref(),
+                proto: incoming.proto,
+            };
+            proxy(incoming, &edge, client, authorization.as_deref()).await
+        }
         Route::Jwks => {
             let body = jwks(cfg.identity_key.as_ref(), &*ed25519).await?;
-            let resp = json_response(200, &body).map_err(internal)?;
-            resp.headers()
-                .set("Cache-Control", "public, max-age=300")
-                .map_err(internal)?;
-            Ok(resp)
+            respond(
+                200,
+                Some(&body),
+                &[("Cache-Control", "public, max-age=300")],
+            )
+            .map_err(internal)
         }
         Route::Login => {
-            let body = read_body(&mut req, true).await?;
+            let body = read_body(incoming, true).await?;
             let resp = edge.login(login_code(&body)?, client_ip.as_deref()).await?;
             *user.borrow_mut() = Some(OpenId::new(resp.openid.clone()));
             to_json(&resp)
         }
         Route::Refresh => {
-            let body = read_body(&mut req, false).await?;
+            let body = read_body(incoming, false).await?;
             let token = refresh_token(&body)?;
             *user.borrow_mut() = ParsedRefresh::parse(token).map(|p| p.openid);
             to_json(&edge.refresh(token, client_ip.as_deref()).await?)
@@ -235,9 +277,7 @@ async fn handle(
         Route::Logout => {
             *user.borrow_mut() = edge.subject(authorization.as_deref());
             edge.logout(authorization.as_deref()).await?;
-            Response::empty()
-                .map(|r| r.with_status(204))
-                .map_err(internal)
+            respond(204, None, &[]).map_err(internal)
         }
         Route::Session => {
             *user.borrow_mut() = edge.subject(authorization.as_deref());
@@ -245,7 +285,7 @@ async fn handle(
         }
         Route::Phone => {
             *user.borrow_mut() = edge.subject(authorization.as_deref());
-            let body = read_body(&mut req, true).await?;
+            let body = read_body(incoming, true).await?;
             to_json(
                 &edge
                     .bind_phone(authorization.as_deref(), phone_request(&body)?)
@@ -259,13 +299,6 @@ async fn handle(
         Route::AdminRevoke(openid) => {
             *user.borrow_mut() = Some(OpenId::new(openid));
             to_json(&edge.admin_revoke(authorization.as_deref(), openid).await?)
-        }
-        Route::Proxy => {
-            let client = Client {
-                ip: client_ip.as_deref(),
-                proto,
-            };
-            proxy(req, &edge, path, client, authorization.as_deref()).await
         }
         Route::NotFound | Route::MethodNotAllowed(_) => Err(ApiError::NotFound),
     }
@@ -293,50 +326,48 @@ fn bindings(env: &Env) -> std::result::Result<(KvStore, DoAuthority, WorkerLimit
 }
 
 /// The runtime's `Headers` as the core's [`HeaderList`].
-struct RuntimeHeaders(Headers);
+struct RuntimeHeaders(web_sys::Headers);
 
 impl HeaderList for RuntimeHeaders {
-    type Error = worker::Error;
+    type Error = JsValue;
     fn names(&self) -> Vec<String> {
-        self.0.keys().collect()
+        worker::Headers(self.0.clone()).keys().collect()
     }
-    fn delete(&mut self, name: &str) -> Result<()> {
+    fn delete(&mut self, name: &str) -> std::result::Result<(), JsValue> {
         self.0.delete(name)
     }
-    fn set(&mut self, name: &str, value: &str) -> Result<()> {
+    fn set(&mut self, name: &str, value: &str) -> std::result::Result<(), JsValue> {
         self.0.set(name, value)
     }
 }
 
 // By value: it is passed to `map_err`.
 #[allow(clippy::needless_pass_by_value)]
-fn internal(e: worker::Error) -> ApiError {
-    console_error!("internal error: {e}");
+fn internal(e: JsValue) -> ApiError {
+    console_error!("internal error: {}", worker::Error::from(e));
     ApiError::Internal
 }
 
-fn to_json<T: serde::Serialize>(value: &T) -> std::result::Result<Response, ApiError> {
+fn to_json<T: serde::Serialize>(value: &T) -> std::result::Result<web_sys::Response, ApiError> {
     let body = serde_json::to_string(value).map_err(|_| ApiError::Internal)?;
-    json_response(200, &body).map_err(internal)
+    respond(200, Some(&body), &[]).map_err(internal)
 }
 
 /// Reads a body of at most 16 KiB (413 beyond, without reading it all).
 async fn read_body(
-    req: &mut Request,
+    incoming: Incoming<'_>,
     allow_form: bool,
 ) -> std::result::Result<serde_json::Map<String, serde_json::Value>, ApiError> {
-    let declared = req
-        .headers()
-        .get("Content-Length")
-        .ok()
-        .flatten()
+    let declared = incoming
+        .header("Content-Length")
         .and_then(|v| v.trim().parse::<usize>().ok());
     if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
         return Err(ApiError::PayloadTooLarge);
     }
-    let content_type = req.headers().get("Content-Type").ok().flatten();
+    let content_type = incoming.header("Content-Type");
     let mut body = Vec::new();
-    if let Ok(mut stream) = req.stream() {
+    if let Some(stream) = incoming.req.body() {
+        let mut stream = worker::ByteStream::from(stream);
         while let Some(chunk) = stream.next().await {
             let chunk =
                 chunk.map_err(|_| ApiError::InvalidRequest("the body could not be read"))?;
@@ -350,22 +381,24 @@ async fn read_body(
 }
 
 /// Forwards the request to the origin with trusted identity headers and
-/// streams the answer back unchanged.
+/// hands the origin's answer back as it is: the runtime's own `Response`,
+/// body streamed, nothing rebuilt.
 async fn proxy(
-    req: Request,
+    incoming: Incoming<'_>,
     edge: &Edge<'_, KvStore, FetchTransport, OsRandom, DoAuthority, WorkerLimits>,
-    path: &str,
     client: Client<'_>,
     authorization: Option<&str>,
-) -> std::result::Result<Response, ApiError> {
-    let identity = edge.proxy_identity(path, authorization).await?;
+) -> std::result::Result<web_sys::Response, ApiError> {
+    let identity = edge.proxy_identity(incoming.path, authorization).await?;
     let assertion = match &identity {
         Some(id) => edge.identity_assertion(id)?,
         None => None,
     };
     // The incoming headers, copied on the JS side in one call, fixed up in
     // place: only the names cross into wasm, never the values.
-    let mut headers = RuntimeHeaders(req.headers().clone());
+    let mut headers = RuntimeHeaders(
+        web_sys::Headers::new_with_headers(&incoming.req.headers()).map_err(internal)?,
+    );
     rewrite_in_place(
         &mut headers,
         client,
@@ -373,26 +406,27 @@ async fn proxy(
         assertion.as_deref(),
     )
     .map_err(internal)?;
-    let headers = headers.0;
-    let target = origin_target(&edge.cfg.origin_url, &req.inner().url()).ok_or_else(|| {
+    let target = origin_target(&edge.cfg.origin_url, incoming.url).ok_or_else(|| {
         console_error!("internal error: the request URL is not absolute");
         ApiError::Internal
     })?;
-    let method = req.method();
-    let mut init = RequestInit::new();
-    init.with_method(method.clone())
-        .with_headers(headers)
-        .with_redirect(RequestRedirect::Manual)
-        // The origin's answers are personal: never into a shared cache.
-        .with_cache(CacheMode::NoStore);
-    if !matches!(method, Method::Get | Method::Head) {
-        init.with_body(req.inner().body().map(Into::into));
+    let method = incoming.req.method();
+    let init = web_sys::RequestInit::new();
+    init.set_method(&method);
+    init.set_headers(&headers.0);
+    init.set_redirect(web_sys::RequestRedirect::Manual);
+    // The origin's answers are personal: never into a shared cache.
+    init.set_cache(web_sys::RequestCache::NoStore);
+    if !matches!(method.as_str(), "GET" | "HEAD") {
+        if let Some(body) = incoming.req.body() {
+            init.set_body(&body);
+        }
     }
-    let outgoing = Request::new_with_init(&target, &init).map_err(internal)?;
-    match Fetch::Request(outgoing).send().await {
+    let outgoing = web_sys::Request::new_with_str_and_init(&target, &init).map_err(internal)?;
+    match fetch::send(&outgoing).await {
         Ok(resp) => Ok(resp),
         Err(e) => {
-            console_error!("origin fetch failed: {e}");
+            console_error!("origin fetch failed: {}", worker::Error::from(e));
             Err(ApiError::OriginUnavailable)
         }
     }
