@@ -10,12 +10,12 @@ use std::time::Duration;
 use futures_util::future::{select, Either};
 use wasm_bindgen::JsValue;
 use worker::{
-    console_error, durable_object, wasm_bindgen, Date, Delay, DurableObject, Env, ObjectNamespace,
+    console_error, durable_object, wasm_bindgen, Delay, DurableObject, Env, ObjectNamespace,
     Request, Response, Result, State,
 };
 
 use super::kv::KvStore;
-use super::{config, KV_BINDING};
+use super::{config, now_ms, KV_BINDING};
 use crate::authority::server::{Serial, Server, StateStore, Timer};
 use crate::authority::{Answer, AuthorityClient, Envelope, Op};
 use crate::config::Config;
@@ -30,7 +30,7 @@ const STATE_KEY: &str = "state";
 const AUTHORITY_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn now_secs() -> i64 {
-    i64::try_from(Date::now().as_millis() / 1000).unwrap_or(i64::MAX)
+    i64::try_from(now_ms() / 1000).unwrap_or(i64::MAX)
 }
 
 /// One user's session authority.
@@ -64,7 +64,7 @@ impl StateStore for DoStorage<'_> {
         if let Some(at) = alarm_at {
             // Best effort: a missed alarm only delays forgetting what has
             // already expired.
-            let now_ms = i64::try_from(Date::now().as_millis()).unwrap_or(i64::MAX);
+            let now_ms = i64::try_from(now_ms()).unwrap_or(i64::MAX);
             let offset_ms = at.saturating_mul(1000).saturating_sub(now_ms).max(0) + 1000;
             if let Err(e) = storage.set_alarm(offset_ms).await {
                 console_error!("authority alarm not set: {e}");

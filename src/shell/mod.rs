@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use wasm_bindgen::JsValue;
-use worker::{console_error, console_log, event, Context, Date, Env, Result};
+use worker::{console_error, console_log, event, Context, Env, Result};
 
 use crate::config::{Config, ConfigError};
 use crate::error::ApiError;
@@ -59,6 +59,9 @@ thread_local! {
     static ISOLATE: Rc<IsolateState> = Rc::new(IsolateState::default());
     /// Ed25519 for `X-WX-Identity`, with the key it imported.
     static ED25519: Rc<WebCrypto> = Rc::new(WebCrypto::default());
+    /// The bindings, looked up once per isolate.
+    static BINDINGS: RefCell<Option<std::result::Result<Rc<Bindings>, ApiError>>> =
+        const { RefCell::new(None) };
     /// Configuration, validated once per isolate.
     static CONFIG: RefCell<Option<std::result::Result<Rc<Config>, ConfigError>>> =
         const { RefCell::new(None) };
@@ -93,7 +96,7 @@ fn start() {
 // `Response` on the way out (about a quarter of the proxy path's cost).
 #[event(fetch)]
 async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys::Response> {
-    let started = Date::now().as_millis();
+    let started = now_ms();
     let url = req.url();
     let method = req.method();
     let Some((path, proto)) = path_of(&url) else {
@@ -123,7 +126,7 @@ async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys
                 result.as_ref().map(|_| ()),
                 user.borrow().as_ref(),
                 &cfg.log_salt,
-                Date::now().as_millis().saturating_sub(started),
+                now_ms().saturating_sub(started),
                 &request_id,
             );
             console_log!("{}", line.to_json());
@@ -150,6 +153,15 @@ impl Incoming<'_> {
     fn header(&self, name: &str) -> Option<String> {
         self.req.headers().get(name).ok().flatten()
     }
+}
+
+/// The clock, in milliseconds since the epoch (`Date.now()`, without the
+/// `Date` object workers-rs's `Date::now` makes).
+pub(crate) fn now_ms() -> u64 {
+    // A time since 1970 in ms is a non-negative integer well within u64.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let ms = js_sys::Date::now().max(0.0) as u64;
+    ms
 }
 
 /// The `event` of a request's log line.
@@ -214,7 +226,7 @@ async fn handle(
     // Configuration first: a misconfigured worker answers every request
     // with 500, routing errors included.
     let cfg = config(env)?;
-    let (kv, authority, limits) = bindings(env)?;
+    let bound = bindings(env)?;
     if let Route::MethodNotAllowed(allow) = r {
         let (status, body) = ApiError::MethodNotAllowed.to_response();
         let mut extra = ApiError::MethodNotAllowed.extra_headers();
@@ -233,13 +245,13 @@ async fn handle(
     let edge = Edge {
         cfg: &cfg,
         isolate: &isolate,
-        store: &kv,
+        store: &bound.kv,
         wechat: &transport,
         rng: &OsRandom,
-        authority: &authority,
-        limits: &limits,
+        authority: &bound.authority,
+        limits: &bound.limits,
         ed25519: &*ed25519,
-        now: i64::try_from(Date::now().as_millis() / 1000).unwrap_or(i64::MAX),
+        now: i64::try_from(now_ms() / 1000).unwrap_or(i64::MAX),
         readied: Readied::default(),
     };
     let authorization = incoming.header("Authorization");
@@ -304,8 +316,26 @@ async fn handle(
     }
 }
 
+/// The worker's bindings: KV, the authority and the rate limits.
+struct Bindings {
+    kv: KvStore,
+    authority: DoAuthority,
+    limits: WorkerLimits,
+}
+
+/// The bindings, looked up once per isolate like the configuration (an
+/// isolate's `env` does not change; a missing binding is reported on
+/// every request, as a misconfiguration is).
+fn bindings(env: &Env) -> std::result::Result<Rc<Bindings>, ApiError> {
+    BINDINGS.with(|cell| {
+        cell.borrow_mut()
+            .get_or_insert_with(|| look_up_bindings(env).map(Rc::new))
+            .clone()
+    })
+}
+
 /// KV, the authority and the rate limits, or the name of what is missing.
-fn bindings(env: &Env) -> std::result::Result<(KvStore, DoAuthority, WorkerLimits), ApiError> {
+fn look_up_bindings(env: &Env) -> std::result::Result<Bindings, ApiError> {
     let kv = KvStore::bound(env, KV_BINDING).ok_or_else(|| {
         console_error!("configuration error: {KV_BINDING} is not bound to a KV namespace");
         ApiError::ServerMisconfigured {
@@ -322,7 +352,11 @@ fn bindings(env: &Env) -> std::result::Result<(KvStore, DoAuthority, WorkerLimit
             problem: "is not bound to the Authority Durable Object",
         }
     })?);
-    Ok((kv, authority, WorkerLimits::from_env(env)?))
+    Ok(Bindings {
+        kv,
+        authority,
+        limits: WorkerLimits::from_env(env)?,
+    })
 }
 
 /// The runtime's `Headers` as the core's [`HeaderList`].
