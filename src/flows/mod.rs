@@ -21,7 +21,6 @@ use serde::Serialize;
 use crate::authority::{AuthorityClient, SessionView};
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::http::headers::Identity;
 use crate::ids::SessionId;
 use crate::limits::{Limit, Limiter};
 use crate::random::Random;
@@ -57,14 +56,7 @@ pub(crate) struct Edge<'a, S, T, R, A, L> {
     pub(crate) ed25519: &'a dyn Ed25519,
     /// Unix seconds, from the runtime's clock.
     pub(crate) now: i64,
-    /// The assertion `proxy_identity` readied for this request.
-    pub(crate) readied: Readied,
 }
-
-/// What a request's [`Edge::proxy_identity`] readied for
-/// [`Edge::identity_assertion`]: the identity and its `X-WX-Identity`.
-#[derive(Debug, Default)]
-pub(crate) struct Readied(std::cell::RefCell<Option<(Identity, String)>>);
 
 /// State shared by the concurrent requests of one isolate.
 #[derive(Default)]

@@ -15,18 +15,45 @@ use crate::token::assertion_cache::AssertionKey;
 use crate::token::identity::{sign_identity, IdentityClaims};
 use crate::wechat::Transport;
 
+/// What a proxied request passes with: who it is and, with
+/// `IDENTITY_KEY`, the `X-WX-Identity` assertion made for that identity
+/// and its session (the two are only ever made together).
+pub(crate) struct Passed {
+    pub(crate) identity: Identity,
+    pub(crate) assertion: Option<String>,
+}
+
+impl std::fmt::Debug for Passed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Passed")
+            .field("identity", &self.identity)
+            .field("assertion", &self.assertion.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
 impl<S: Store, T: Transport, R: Random, A: AuthorityClient, L: Limiter> Edge<'_, S, T, R, A, L> {
     /// Who a proxied request is, or why it may not pass. `Ok(None)`: a
     /// public path without a (valid) token.
-    ///
-    /// With `IDENTITY_KEY`, an identified request also gets its
-    /// `X-WX-Identity` assertion readied here (the isolate's, while it may
-    /// be reused, or a new one), for [`Self::identity_assertion`].
+    #[cfg(test)]
     pub(crate) async fn proxy_identity(
         &self,
         path: &str,
         authorization: Option<&str>,
     ) -> Result<Option<Identity>, ApiError> {
+        Ok(self
+            .proxy_pass(path, authorization)
+            .await?
+            .map(|p| p.identity))
+    }
+
+    /// Who a proxied request is and its assertion, or why it may not pass.
+    /// `Ok(None)`: a public path without a (valid) token.
+    pub(crate) async fn proxy_pass(
+        &self,
+        path: &str,
+        authorization: Option<&str>,
+    ) -> Result<Option<Passed>, ApiError> {
         let public = is_public(&self.cfg.public_paths, path);
         if public && bearer(authorization).is_none() {
             return Ok(None);
@@ -87,30 +114,24 @@ impl<S: Store, T: Transport, R: Random, A: AuthorityClient, L: Limiter> Edge<'_,
             phone,
             country_code,
         };
-        self.ready_assertion(&id, &c.sid).await?;
-        Ok(Some(id))
+        let assertion = self.assertion_for(&id, &c.sid).await?;
+        Ok(Some(Passed {
+            identity: id,
+            assertion,
+        }))
     }
 
-    /// The `X-WX-Identity` assertion for `id`, when `IDENTITY_KEY` is set:
-    /// the one [`Self::proxy_identity`] readied for this request. Asking
-    /// for one it did not ready is a bug (`Internal`): only the request's
-    /// own identity, with its session, may be asserted.
-    pub(crate) fn identity_assertion(&self, id: &Identity) -> Result<Option<String>, ApiError> {
-        if self.cfg.identity_key.is_none() {
-            return Ok(None);
-        }
-        match &*self.readied.0.borrow() {
-            Some((readied_for, token)) if readied_for == id => Ok(Some(token.clone())),
-            _ => Err(ApiError::Internal),
-        }
-    }
-
-    /// Readies the assertion for `id` of `session`: reused from the
-    /// isolate while it has more than half of its life left, else signed
-    /// (with a new `jti`: it names the assertion) and kept for reuse.
-    async fn ready_assertion(&self, id: &Identity, session: &SessionId) -> Result<(), ApiError> {
+    /// The `X-WX-Identity` assertion for `id` of `session`, when
+    /// `IDENTITY_KEY` is set: reused from the isolate while it has more
+    /// than half of its life left, else signed (with a new `jti`: it names
+    /// the assertion) and kept for reuse.
+    async fn assertion_for(
+        &self,
+        id: &Identity,
+        session: &SessionId,
+    ) -> Result<Option<String>, ApiError> {
         let Some(key) = &self.cfg.identity_key else {
-            return Ok(());
+            return Ok(None);
         };
         let cache_key = AssertionKey {
             session: session.clone(),
@@ -141,7 +162,6 @@ impl<S: Store, T: Transport, R: Random, A: AuthorityClient, L: Limiter> Edge<'_,
                 .put(cache_key, token.clone(), self.now);
             token
         };
-        *self.readied.0.borrow_mut() = Some((id.clone(), token));
-        Ok(())
+        Ok(Some(token))
     }
 }

@@ -12,7 +12,7 @@ use worker::{console_error, console_log, event, Context, Env, Result};
 
 use crate::config::{Config, ConfigError};
 use crate::error::ApiError;
-use crate::flows::{Edge, IsolateState, Readied};
+use crate::flows::{Edge, IsolateState};
 use crate::http::body::{login_code, parse_object, phone_request, refresh_token, MAX_BODY_BYTES};
 use crate::http::headers::{rewrite_in_place, Client, HeaderList};
 use crate::http::path::{origin_target, path_of};
@@ -252,7 +252,6 @@ async fn handle(
         limits: &bound.limits,
         ed25519: &*ed25519,
         now: i64::try_from(now_ms() / 1000).unwrap_or(i64::MAX),
-        readied: Readied::default(),
     };
     let authorization = incoming.header("Authorization");
     let client_ip = incoming.header("CF-Connecting-IP");
@@ -423,10 +422,10 @@ async fn proxy(
     client: Client<'_>,
     authorization: Option<&str>,
 ) -> std::result::Result<web_sys::Response, ApiError> {
-    let identity = edge.proxy_identity(incoming.path, authorization).await?;
-    let assertion = match &identity {
-        Some(id) => edge.identity_assertion(id)?,
-        None => None,
+    let passed = edge.proxy_pass(incoming.path, authorization).await?;
+    let (identity, assertion) = match passed {
+        Some(p) => (Some(p.identity), p.assertion),
+        None => (None, None),
     };
     // The incoming headers, copied on the JS side in one call, fixed up in
     // place: only the names cross into wasm, never the values.

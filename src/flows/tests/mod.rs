@@ -101,7 +101,6 @@ impl World {
             limits: &self.limits,
             now,
             ed25519: &Compact,
-            readied: Readied::default(),
         }
     }
 
@@ -194,12 +193,10 @@ impl World {
     /// The `X-WX-Identity` a proxied request of `r`'s session gets at
     /// `now` on `path` (identified, then asserted, as the shell does).
     fn assertion_on(&self, now: i64, r: &TokenResponse, path: &str) -> String {
-        let edge = self.at(now);
-        let id = block_on(edge.proxy_identity(path, Some(&bearer_of(r))))
+        block_on(self.at(now).proxy_pass(path, Some(&bearer_of(r))))
             .expect("passes")
-            .expect("identified");
-        edge.identity_assertion(&id)
-            .expect("signs")
+            .expect("identified")
+            .assertion
             .expect("key configured")
     }
 

@@ -178,10 +178,11 @@ fn no_identity_assertion_without_an_identity_key() {
     cfg.identity_key = None;
     let w = World::with(cfg);
     let r = w.login_at(NOW, GOOD);
-    assert_eq!(
-        w.at(NOW).identity_assertion(&identity_of(&r, None)),
-        Ok(None)
-    );
+    let passed = block_on(w.at(NOW).proxy_pass("/api/x", Some(&bearer_of(&r))))
+        .expect("passes")
+        .expect("identified");
+    assert_eq!(passed.identity, identity_of(&r, None));
+    assert_eq!(passed.assertion, None);
 }
 
 #[test]
@@ -299,10 +300,11 @@ fn another_isolate_signs_its_own_assertion() {
         isolate: &other,
         ..w.at(NOW + 1)
     };
-    let id = block_on(edge.proxy_identity("/api/x", Some(&bearer_of(&r))))
+    let there = block_on(edge.proxy_pass("/api/x", Some(&bearer_of(&r))))
         .expect("passes")
-        .expect("identified");
-    let there = edge.identity_assertion(&id).expect("signs").expect("key");
+        .expect("identified")
+        .assertion
+        .expect("key");
     assert_ne!(there, here);
 }
 
@@ -350,24 +352,20 @@ fn sessions_do_not_share_assertions() {
 }
 
 #[test]
-fn only_the_identified_request_is_asserted() {
+fn the_assertion_is_made_for_the_identity_it_comes_with() {
     let w = World::new();
-    let r = w.login_at(NOW, GOOD);
-    // Nothing identified on this request yet.
-    assert_eq!(
-        w.at(NOW + 1).identity_assertion(&identity_of(&r, None)),
-        Err(ApiError::Internal)
-    );
-    // Identified as one user: never an assertion for another.
-    let edge = w.at(NOW + 1);
-    let id = block_on(edge.proxy_identity("/api/x", Some(&bearer_of(&r))))
+    let r = w.login_at(NOW, &phone_login_reply());
+    w.bind(NOW + 1, &r, PhoneRequest::Encrypted(encrypted("phone_ok")))
+        .expect("binds");
+    let passed = block_on(w.at(NOW + 2).proxy_pass("/api/x", Some(&bearer_of(&r))))
         .expect("passes")
         .expect("identified");
-    let mut someone_else = id.clone();
-    someone_else.openid = OpenId::new("oSomeoneElse");
-    assert_eq!(
-        edge.identity_assertion(&someone_else),
-        Err(ApiError::Internal)
-    );
-    assert!(edge.identity_assertion(&id).expect("signs").is_some());
+    let id = &passed.identity;
+    let claims = jwt_part(passed.assertion.as_deref().expect("key"), 1);
+    assert_eq!(claims["sub"], id.openid.as_str());
+    assert_eq!(claims["appid"], id.appid.as_str());
+    assert_eq!(claims["unionid"].as_str(), id.unionid.as_deref());
+    assert_eq!(claims["phone"].as_str(), id.phone.as_deref());
+    assert_eq!(claims["phone_country"].as_str(), id.country_code.as_deref());
+    assert_eq!(id.phone.as_deref(), Some(PURE));
 }
