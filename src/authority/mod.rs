@@ -148,8 +148,9 @@ mod tests {
         ));
     }
 
-    /// The 0.1 form (`{"openid":…,"op":"logout","sid":…}`) is refused, not
-    /// misread: an authority answers it 400 and the worker 503, retryable.
+    /// The internally tagged form used before (`{"openid":…,"op":"logout",
+    /// "sid":…}`, never released) is refused, not misread: an authority
+    /// answers it 400 and the worker 503, retryable.
     #[test]
     fn the_old_internally_tagged_form_is_refused() {
         let old = r#"{"openid":"o1","op":"logout","sid":"AAAAAAAAAAAAAAAAAAAAAA"}"#;
