@@ -463,6 +463,8 @@ test('logout: 204, then the refresh token, the access token and /auth/session al
   const r = await call(stack, 'POST', '/auth/logout', { headers: bearer(l.access_token) });
   assert.equal(r.status, 204, r.text);
   assert.equal(r.text, '');
+  assert.equal(r.headers.get('cache-control'), 'no-store');
+  assert.equal(r.headers.get('content-type'), null);
   assertError(await refresh(l.refresh_token), 401, 'invalid_refresh_token');
   assertError(await call(stack, 'GET', '/api/orders', { headers: bearer(l.access_token) }), 401, 'session_revoked');
   const s = await call(stack, 'GET', '/auth/session', { headers: bearer(l.access_token) });
