@@ -3,7 +3,7 @@
 // on 127.0.0.1: one nginx origin, the WeChat simulator, and one Miniflare
 // (one workerd) per target. See "Benchmark" in the README for what it
 // measures, and `node bench/run.mjs --help` for the options.
-import { mkdtempSync, writeFileSync, readFileSync, statSync } from 'node:fs'
+import { existsSync, mkdtempSync, writeFileSync, readFileSync, statSync } from 'node:fs'
 import { spawnSync } from 'node:child_process'
 import { gzipSync } from 'node:zlib'
 import os from 'node:os'
@@ -16,7 +16,7 @@ import { startOrigin, findNginx, ORIGIN_BODY } from './origin.mjs'
 import { wrk, script, findWrk, errorCount } from './wrk.mjs'
 import {
   RUST_MODES, BENCH_KEYS, root, wranglerBindings, startMiniflare, rustWorkerOptions,
-  passthroughOptions, jsLoginOptions, login, loginMany,
+  passthroughOptions, jsLoginOptions, login, loginMany, rustPassthroughOptions, rustPassthroughBuild,
 } from './targets.mjs'
 
 const HELP = `scripts/bench [--no-build] [options]      (or: node bench/run.mjs [options])
@@ -28,7 +28,8 @@ const HELP = `scripts/bench [--no-build] [options]      (or: node bench/run.mjs 
   --threads N         wrk threads (1: leaves the cores to workerd)
   --sessions N        logged-in sessions per Rust target; >= connections (64)
   --cold-starts N     fresh Miniflare starts per worker for start-up latency (5)
-  --only IDS          comma-separated subset: origin, passthrough, ${RUST_MODES.map((m) => m.id).join(', ')},
+  --only IDS          comma-separated subset: origin, passthrough, passthrough-nostore,
+                      passthrough-rs, ${RUST_MODES.map((m) => m.id).join(', ')},
                       login, login-js, refresh, cold-start, size
   --out FILE          Markdown results (bench/results.md)
   --json FILE         raw results as JSON (bench/results.json)
@@ -174,6 +175,16 @@ async function main() {
     benches.push(proxyBench('passthrough', 'JS pass-through worker (the baseline)', w.url, anyTokens, { openid: 'no', identity: 'no' }))
     log(`passthrough: ${w.url}`)
   }
+  if (wanted('passthrough-nostore')) {
+    const w = await startMiniflare('passthrough-nostore', passthroughOptions({ wrangler, originUrl: origin.url, noStore: true }))
+    benches.push(proxyBench('passthrough-nostore', "JS pass-through with `cache: 'no-store'` (the contract's fetch)", w.url, anyTokens, { openid: 'no', identity: 'no' }))
+    log(`passthrough-nostore: ${w.url}`)
+  }
+  if (wanted('passthrough-rs')) {
+    const w = await startMiniflare('passthrough-rs', rustPassthroughOptions({ wrangler, originUrl: origin.url }))
+    benches.push(proxyBench('passthrough-rs', 'Rust pass-through (workers-rs, nothing else: the floor)', w.url, anyTokens, { openid: 'no', identity: 'no' }))
+    log(`passthrough-rs: ${w.url}`)
+  }
   for (const mode of RUST_MODES.filter((m) => wanted(m.id))) {
     benches.push(proxyBench(mode.id, mode.label, rust[mode.id].url, rust[mode.id].tokenFile, { openid: 'yes', identity: mode.identity ? 'yes' : 'no' }))
   }
@@ -297,11 +308,18 @@ function sizes() {
   const wasm = file(path.join(buildDir, 'index_bg.wasm'))
   const glue = file(path.join(buildDir, 'index.js'))
   const jsRef = file(path.join(root, 'bench', 'workers', 'js-login.mjs'))
+  let floor = null
+  if (existsSync(path.join(rustPassthroughBuild, 'index_bg.wasm'))) {
+    const w = file(path.join(rustPassthroughBuild, 'index_bg.wasm'))
+    const g = file(path.join(rustPassthroughBuild, 'index.js'))
+    floor = { wasm: w, glue: g, total: { raw: w.raw + g.raw, gzip9: w.gzip9 + g.gzip9 } }
+  }
   return {
     wasm,
     glue,
     total: { raw: wasm.raw + glue.raw, gzip9: wasm.gzip9 + glue.gzip9 },
     jsRef,
+    floor,
     builtAt: statSync(path.join(buildDir, 'index_bg.wasm')).mtime.toISOString(),
   }
 }
@@ -376,19 +394,21 @@ function markdown(results, meta) {
         '"first login" is the first request after Miniflare is ready, "start until ready" includes loading the worker):'
       : 'Size:')
     out.push('')
-    out.push('| | Rust worker | JS reference worker |')
-    out.push('| --- | ---: | ---: |')
+    out.push('| | Rust worker | JS reference worker | Rust pass-through (the floor) |')
+    out.push('| --- | ---: | ---: | ---: |')
     const s = results.size
+    const both = (x) => `${fmtBytes(x.raw)} / ${fmtBytes(x.gzip9)}`
     if (s) {
-      out.push(`| \`build/index_bg.wasm\`, raw / gzip -9 | ${fmtBytes(s.wasm.raw)} / ${fmtBytes(s.wasm.gzip9)} | – |`)
-      out.push(`| JavaScript, raw / gzip -9 | ${fmtBytes(s.glue.raw)} / ${fmtBytes(s.glue.gzip9)} (\`build/index.js\`) | ${fmtBytes(s.jsRef.raw)} / ${fmtBytes(s.jsRef.gzip9)} (unminified) |`)
-      out.push(`| bundle total, raw / gzip -9 | ${fmtBytes(s.total.raw)} / ${fmtBytes(s.total.gzip9)} | ${fmtBytes(s.jsRef.raw)} / ${fmtBytes(s.jsRef.gzip9)} |`)
+      const f = s.floor
+      out.push(`| wasm, raw / gzip -9 | ${both(s.wasm)} | – | ${f ? both(f.wasm) : '–'} |`)
+      out.push(`| JavaScript, raw / gzip -9 | ${both(s.glue)} (\`build/index.js\`) | ${both(s.jsRef)} (unminified) | ${f ? both(f.glue) : '–'} |`)
+      out.push(`| bundle total, raw / gzip -9 | ${both(s.total)} | ${both(s.jsRef)} | ${f ? both(f.total) : '–'} |`)
     }
     const cs = results.coldStart
     if (cs) {
-      out.push(`| Miniflare start until ready | ${fmtMs(cs.rust.ready)} | ${fmtMs(cs.js.ready)} |`)
-      out.push(`| first \`/auth/login\` | ${fmtMs(cs.rust.first)} | ${fmtMs(cs.js.first)} |`)
-      out.push(`| second \`/auth/login\` (warm) | ${fmtMs(cs.rust.second)} | ${fmtMs(cs.js.second)} |`)
+      out.push(`| Miniflare start until ready | ${fmtMs(cs.rust.ready)} | ${fmtMs(cs.js.ready)} | – |`)
+      out.push(`| first \`/auth/login\` | ${fmtMs(cs.rust.first)} | ${fmtMs(cs.js.first)} | – |`)
+      out.push(`| second \`/auth/login\` (warm) | ${fmtMs(cs.rust.second)} | ${fmtMs(cs.js.second)} | – |`)
     }
     out.push('')
   }

@@ -137,12 +137,36 @@ export function rustWorkerOptions({ wrangler, simUrl, originUrl, mode }) {
   }
 }
 
-export function passthroughOptions({ wrangler, originUrl }) {
+export function passthroughOptions({ wrangler, originUrl, noStore = false }) {
   return {
     name: 'passthrough',
     modules: true,
     scriptPath: path.join(here, 'workers', 'passthrough.mjs'),
     compatibilityDate: wrangler.compatibilityDate,
+    bindings: { ORIGIN_URL: originUrl, ...(noStore ? { NO_STORE: '1' } : {}) },
+  }
+}
+
+/** Where scripts/bench builds bench/rust-passthrough (the Rust floor). */
+export const rustPassthroughBuild = path.join(here, 'rust-passthrough', 'build')
+
+/**
+ * The Rust pass-through (bench/rust-passthrough): built like wx-edge, with
+ * the same compatibility settings; only ORIGIN_URL is bound, as for the JS
+ * pass-through.
+ */
+export function rustPassthroughOptions({ wrangler, originUrl }) {
+  if (!existsSync(path.join(rustPassthroughBuild, 'index.js'))) {
+    throw new Error('bench/rust-passthrough/build/index.js is missing: scripts/bench builds it')
+  }
+  return {
+    name: 'rust-passthrough',
+    modules: true,
+    modulesRoot: rustPassthroughBuild,
+    scriptPath: path.join(rustPassthroughBuild, 'index.js'),
+    modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'], fallthrough: true }],
+    compatibilityDate: wrangler.compatibilityDate,
+    compatibilityFlags: wrangler.compatibilityFlags,
     bindings: { ORIGIN_URL: originUrl },
   }
 }

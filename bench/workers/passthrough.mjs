@@ -3,6 +3,11 @@
 // returns the origin's answer as it comes (streamed), nothing else: no
 // token check, no header rewriting. Whatever the Rust worker does beyond
 // this costs throughput relative to this worker.
+//
+// With NO_STORE set it also asks `cache: 'no-store'`, as wx-edge's proxied
+// fetch must (the contract: an origin's answer never enters a shared
+// cache); the difference between the two is what that requirement costs
+// any worker.
 export default {
   fetch(request, env) {
     const url = new URL(request.url)
@@ -11,6 +16,7 @@ export default {
       headers: request.headers,
       body: request.body,
       redirect: 'manual',
+      ...(env.NO_STORE ? { cache: 'no-store' } : {}),
     })
   },
 }
