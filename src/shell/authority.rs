@@ -8,7 +8,9 @@
 use std::time::Duration;
 
 use futures_util::future::{select, Either};
-use wasm_bindgen::JsValue;
+use js_sys::{Function, Object, Promise, Reflect};
+use wasm_bindgen::{JsCast, JsValue};
+use worker::wasm_bindgen_futures::JsFuture;
 use worker::{
     console_error, durable_object, wasm_bindgen, Delay, DurableObject, Env, ObjectNamespace,
     Request, Response, Result, State,
@@ -36,17 +38,44 @@ fn now_secs() -> i64 {
 /// One user's session authority.
 #[durable_object]
 pub struct Authority {
-    state: State,
+    /// The object's storage (`state.storage`), called directly: workers-rs's
+    /// `Storage` passes values through serde-wasm-bindgen and makes two
+    /// `Date` objects for every alarm (the first `Date` an isolate makes
+    /// costs milliseconds).
+    storage: Option<Object>,
     env: Env,
     serial: Serial,
 }
 
-struct DoStorage<'a>(&'a State);
+struct DoStorage<'a>(&'a Object);
+
+impl DoStorage<'_> {
+    /// `storage[method](...args)`, awaited.
+    async fn call(&self, method: &str, args: &[JsValue]) -> std::result::Result<JsValue, JsValue> {
+        let f: Function = Reflect::get(self.0, &JsValue::from_str(method))?.dyn_into()?;
+        let called = match args {
+            [a] => f.call1(self.0, a)?,
+            [a, b] => f.call2(self.0, a, b)?,
+            _ => f.call0(self.0)?,
+        };
+        JsFuture::from(Promise::resolve(&called)).await
+    }
+}
 
 impl StateStore for DoStorage<'_> {
     async fn load(&self) -> std::result::Result<Option<String>, StoreError> {
-        self.0.storage().get(STATE_KEY).await.map_err(|e| {
-            console_error!("authority storage read failed: {e}");
+        let value = self
+            .call("get", &[JsValue::from_str(STATE_KEY)])
+            .await
+            .map_err(|e| {
+                console_error!("authority storage read failed: {e:?}");
+                StoreError
+            })?;
+        if value.is_undefined() || value.is_null() {
+            return Ok(None);
+        }
+        value.as_string().map(Some).ok_or_else(|| {
+            console_error!("authority storage holds something other than text");
             StoreError
         })
     }
@@ -56,18 +85,25 @@ impl StateStore for DoStorage<'_> {
         state: &str,
         alarm_at: Option<i64>,
     ) -> std::result::Result<(), StoreError> {
-        let storage = self.0.storage();
-        storage.put(STATE_KEY, state).await.map_err(|e| {
-            console_error!("authority storage write failed: {e}");
+        self.call(
+            "put",
+            &[JsValue::from_str(STATE_KEY), JsValue::from_str(state)],
+        )
+        .await
+        .map_err(|e| {
+            console_error!("authority storage write failed: {e:?}");
             StoreError
         })?;
         if let Some(at) = alarm_at {
             // Best effort: a missed alarm only delays forgetting what has
-            // already expired.
-            let now_ms = i64::try_from(now_ms()).unwrap_or(i64::MAX);
-            let offset_ms = at.saturating_mul(1000).saturating_sub(now_ms).max(0) + 1000;
-            if let Err(e) = storage.set_alarm(offset_ms).await {
-                console_error!("authority alarm not set: {e}");
+            // already expired. One second late, never in the past; ms since
+            // the epoch fit an f64 exactly.
+            let now = i64::try_from(now_ms()).unwrap_or(i64::MAX);
+            let when = at.saturating_mul(1000).max(now) + 1000;
+            #[allow(clippy::cast_precision_loss)]
+            let when = when as f64;
+            if let Err(e) = self.call("setAlarm", &[JsValue::from_f64(when)]).await {
+                console_error!("authority alarm not set: {e:?}");
             }
         }
         Ok(())
@@ -105,8 +141,16 @@ impl Authority {
 
 impl DurableObject for Authority {
     fn new(state: State, env: Env) -> Self {
+        let storage = state
+            ._inner()
+            .storage()
+            .ok()
+            .and_then(|s| JsValue::from(s).dyn_into::<Object>().ok());
+        if storage.is_none() {
+            console_error!("authority: the object has no storage");
+        }
         Authority {
-            state,
+            storage,
             env,
             serial: Serial::default(),
         }
@@ -122,7 +166,10 @@ impl DurableObject for Authority {
         let Ok(kv) = self.kv() else {
             return Response::error("no KV", 500);
         };
-        let storage = DoStorage(&self.state);
+        let Some(storage) = &self.storage else {
+            return Response::error("storage unavailable", 503);
+        };
+        let storage = DoStorage(storage);
         match self
             .server(&storage, &kv, &cfg)
             .handle(&envelope.openid, envelope.op, now_secs())
@@ -137,7 +184,10 @@ impl DurableObject for Authority {
         let (Ok(cfg), Ok(kv)) = (config(&self.env), self.kv()) else {
             return Response::error("misconfigured", 500);
         };
-        let storage = DoStorage(&self.state);
+        let Some(storage) = &self.storage else {
+            return Response::error("storage unavailable", 503);
+        };
+        let storage = DoStorage(storage);
         match self.server(&storage, &kv, &cfg).alarm(now_secs()).await {
             Ok(()) => Response::empty(),
             Err(StoreError) => Response::error("storage unavailable", 503),
