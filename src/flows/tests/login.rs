@@ -20,6 +20,23 @@ fn login_returns_a_bearer_pair() {
     assert!(ParsedRefresh::parse(&r.refresh_token).is_some());
 }
 
+/// The authority reads its own clock, which may have passed the next
+/// second since the worker read its own: the lifetimes told to the client
+/// never exceed what is configured.
+#[test]
+fn an_authority_a_second_ahead_never_stretches_the_lifetimes() {
+    let w = World::new();
+    w.reply(GOOD);
+    // The authority's clock (the store's) at NOW + 1, the worker's at NOW.
+    let edge = Edge {
+        now: NOW,
+        ..w.at(NOW + 1)
+    };
+    let r = block_on(edge.login("code", None)).expect("login");
+    assert_eq!(r.refresh_expires_in, w.cfg.refresh_ttl);
+    assert_eq!(r.expires_in, w.cfg.access_ttl);
+}
+
 #[test]
 fn token_lifetimes_follow_the_configuration() {
     let mut cfg = test_config();
