@@ -29,7 +29,7 @@ const HELP = `scripts/bench [--no-build] [options]      (or: node bench/run.mjs 
   --sessions N        logged-in sessions per Rust target; >= connections (64)
   --cold-starts N     fresh Miniflare starts per worker for start-up latency (5)
   --only IDS          comma-separated subset: origin, passthrough, passthrough-nostore,
-                      passthrough-rs, ${RUST_MODES.map((m) => m.id).join(', ')},
+                      passthrough-kv, passthrough-rs, ${RUST_MODES.map((m) => m.id).join(', ')},
                       login, login-js, refresh, cold-start, size
   --out FILE          Markdown results (bench/results.md)
   --json FILE         raw results as JSON (bench/results.json)
@@ -179,6 +179,11 @@ async function main() {
     const w = await startMiniflare('passthrough-nostore', passthroughOptions({ wrangler, originUrl: origin.url, noStore: true }))
     benches.push(proxyBench('passthrough-nostore', "JS pass-through with `cache: 'no-store'` (the contract's fetch)", w.url, anyTokens, { openid: 'no', identity: 'no' }))
     log(`passthrough-nostore: ${w.url}`)
+  }
+  if (wanted('passthrough-kv')) {
+    const w = await startMiniflare('passthrough-kv', passthroughOptions({ wrangler, originUrl: origin.url, noStore: true, kvRead: true }))
+    benches.push(proxyBench('passthrough-kv', "JS pass-through with `cache: 'no-store'` and one KV read (what `every-request` adds)", w.url, anyTokens, { openid: 'no', identity: 'no' }))
+    log(`passthrough-kv: ${w.url}`)
   }
   if (wanted('passthrough-rs')) {
     const w = await startMiniflare('passthrough-rs', rustPassthroughOptions({ wrangler, originUrl: origin.url }))

@@ -137,12 +137,13 @@ export function rustWorkerOptions({ wrangler, simUrl, originUrl, mode }) {
   }
 }
 
-export function passthroughOptions({ wrangler, originUrl, noStore = false }) {
+export function passthroughOptions({ wrangler, originUrl, noStore = false, kvRead = false }) {
   return {
     name: 'passthrough',
     modules: true,
     scriptPath: path.join(here, 'workers', 'passthrough.mjs'),
     compatibilityDate: wrangler.compatibilityDate,
+    ...(kvRead ? { kvNamespaces: ['SESSIONS'] } : {}),
     bindings: { ORIGIN_URL: originUrl, ...(noStore ? { NO_STORE: '1' } : {}) },
   }
 }
@@ -178,6 +179,7 @@ export function jsLoginOptions({ wrangler, simUrl }) {
     scriptPath: path.join(here, 'workers', 'js-login.mjs'),
     compatibilityDate: wrangler.compatibilityDate,
     kvNamespaces: ['SESSIONS'],
+    durableObjects: { AUTHORITY: { className: 'JsAuthority', useSQLite: true } },
     bindings: {
       WX_APPID: TEST_APPID,
       WX_APPSECRET: BENCH_KEYS.appsecret,

@@ -7,8 +7,12 @@
 //   - code2Session: GET {WX_API_BASE}/sns/jscode2session with a timeout,
 //     parse the text/plain JSON reply, map errcode to an error;
 //   - a new session: 128-bit id, 256-bit refresh secret, its SHA-256 hash;
-//   - KV: read user:{openid}, write it back (login count, times, IP), write
-//     session:{id} with the session_key and the hash, with an expiry;
+//   - the user's session authority, a Durable Object named by the openid
+//     (AUTHORITY, SQLite-backed, as the Rust worker's): it reads its state,
+//     updates the user record (login count, times, IP), adds the session
+//     with the session_key and the hash, writes the state back in one put,
+//     then writes the session's KV read replica (session:{id}, without the
+//     session_key, with an expiry) and answers;
 //   - an HS256 access token (typ at+jwt, same claims) signed with WebCrypto
 //     (the key is imported once per isolate), and the token pair as JSON.
 //
@@ -70,15 +74,21 @@ async function login(request, env) {
   const secret = b64url(random(32))
   const hash = hex(await crypto.subtle.digest('SHA-256', enc.encode(secret)))
 
-  const userKey = `user:${wx.openid}`
-  const user = (await env.SESSIONS.get(userKey, 'json')) ?? { first_login_at: now, login_count: 0 }
-  user.last_login_at = now
-  user.last_login_ip = request.headers.get('cf-connecting-ip') ?? ''
-  user.login_count += 1
-  await env.SESSIONS.put(userKey, JSON.stringify(user))
-  await env.SESSIONS.put(`session:${sid}`, JSON.stringify({
-    openid: wx.openid, unionid: wx.unionid, session_key: wx.session_key, refresh_hash: hash, created_at: now, expires_at: now + refreshTtl,
-  }), { expirationTtl: refreshTtl })
+  const stub = env.AUTHORITY.get(env.AUTHORITY.idFromName(wx.openid))
+  let user
+  try {
+    const res = await stub.fetch('https://authority/', {
+      method: 'POST',
+      body: JSON.stringify({
+        openid: wx.openid, sid, unionid: wx.unionid, session_key: wx.session_key, refresh_hash: hash,
+        ip: request.headers.get('cf-connecting-ip') ?? '', now, refresh_ttl: refreshTtl,
+      }),
+    })
+    if (res.status !== 200) throw new Error(`authority answered ${res.status}`)
+    user = await res.json()
+  } catch {
+    return error(503, 'store_unavailable', 'try again', {})
+  }
 
   const claims = { iss: 'wx-edge', aud: env.WX_APPID, sub: wx.openid, sid, token_use: 'access', unionid: wx.unionid, iat: now, exp: now + accessTtl }
   return Response.json({
@@ -91,6 +101,31 @@ async function login(request, env) {
     ...(wx.unionid ? { unionid: wx.unionid } : {}),
     phone_bound: Boolean(user.phone),
   })
+}
+
+/** One user's sessions, changed one request at a time. */
+export class JsAuthority {
+  constructor(state, env) {
+    this.state = state
+    this.env = env
+  }
+
+  async fetch(request) {
+    const op = await request.json()
+    const storage = this.state.storage
+    const state = (await storage.get('state')) ?? { user: { first_login_at: op.now, login_count: 0 }, sessions: {} }
+    state.user.last_login_at = op.now
+    state.user.last_login_ip = op.ip
+    state.user.login_count += 1
+    state.sessions[op.sid] = {
+      session_key: op.session_key, unionid: op.unionid, refresh_hash: op.refresh_hash, created_at: op.now, expires_at: op.now + op.refresh_ttl,
+    }
+    await storage.put('state', state)
+    await this.env.SESSIONS.put(`session:${op.sid}`, JSON.stringify({
+      openid: op.openid, unionid: op.unionid, created_at: op.now, expires_at: op.now + op.refresh_ttl,
+    }), { expirationTtl: op.refresh_ttl })
+    return Response.json(state.user)
+  }
 }
 
 export default {

@@ -8,9 +8,14 @@
 // fetch must (the contract: an origin's answer never enters a shared
 // cache); the difference between the two is what that requirement costs
 // any worker.
+//
+// With a SESSIONS KV namespace bound it first reads one key per request,
+// as wx-edge's default `every-request` check reads the session's replica:
+// what one KV read costs a JS worker here.
 export default {
-  fetch(request, env) {
+  async fetch(request, env) {
     const url = new URL(request.url)
+    if (env.SESSIONS) await env.SESSIONS.get('session:bench')
     return fetch(env.ORIGIN_URL + url.pathname + url.search, {
       method: request.method,
       headers: request.headers,
