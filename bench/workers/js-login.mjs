@@ -14,7 +14,9 @@
 //     then writes the session's KV read replica (session:{id}, without the
 //     session_key, with an expiry) and answers;
 //   - an HS256 access token (typ at+jwt, same claims) signed with WebCrypto
-//     (the key is imported once per isolate), and the token pair as JSON.
+//     (the key is imported once per isolate), and the token pair as JSON;
+//   - one JSON log line per login, as the Rust worker writes for operators
+//     (its fields; the user is a keyed hash of the openid).
 //
 // Not a product: no form bodies, no phone, no refresh, no proxy.
 
@@ -128,11 +130,27 @@ export class JsAuthority {
   }
 }
 
+async function logged(request, env) {
+  const started = Date.now()
+  const res = await login(request, env)
+  const user = res.status === 200 ? (await res.clone().json()).openid : undefined
+  const line = {
+    event: 'login',
+    outcome: res.status === 200 ? 'ok' : 'error',
+    ...(res.status === 200 ? {} : { code: res.headers.get('x-wx-edge-error'), status: res.status }),
+    duration_ms: Date.now() - started,
+    request_id: request.headers.get('cf-ray') ?? hex(random(8)),
+    ...(user ? { user: b64url(await crypto.subtle.sign('HMAC', await key(env.TOKEN_SECRET), enc.encode(`log:${user}`))).slice(0, 16) } : {}),
+  }
+  console.log(JSON.stringify(line))
+  return res
+}
+
 export default {
   fetch(request, env) {
     const { pathname } = new URL(request.url)
     if (pathname === '/auth/login') {
-      return request.method === 'POST' ? login(request, env) : error(405, 'method_not_allowed', 'use POST')
+      return request.method === 'POST' ? logged(request, env) : error(405, 'method_not_allowed', 'use POST')
     }
     return error(404, 'not_found', 'this reference worker only does POST /auth/login')
   },
