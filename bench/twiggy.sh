@@ -1,32 +1,27 @@
 #!/usr/bin/env bash
-# What takes the space in the worker's wasm: its sections, then the largest
-# functions and data by name (twiggy top).
+# What takes the space in the worker's wasm: the shipped file's sections,
+# then the largest functions and data by name (twiggy top).
 #
-#   bench/twiggy.sh            # the shipped build/index_bg.wasm, rebuilt first with scripts/build
+#   bench/twiggy.sh            # build/index_bg.wasm (rebuilt first with scripts/build) and the names build
 #   bench/twiggy.sh -n 50      # more rows
-#   bench/twiggy.sh --raw      # cargo's output, before wasm-bindgen and wasm-opt
-#   bench/twiggy.sh --no-build # analyse build/ as it is
+#   bench/twiggy.sh --no-build # analyse what is built as it is
 #
-# worker-build 0.8.7 runs `wasm-opt -O --debuginfo`, so the shipped file
-# keeps its `name` section and twiggy sees real function names there (the
-# section itself is listed in the output: it is part of the upload). If a
-# future worker-build strips it, this script falls back to cargo's output
-# (`cargo build --lib --release --target wasm32-unknown-unknown`, exactly
-# the build worker-build runs, so nothing is recompiled), whose sizes are
-# before wasm-bindgen and wasm-opt. twiggy is installed with
-# `cargo install twiggy --locked` when missing (a few minutes, once).
+# The shipped wasm has no function names (the release profile strips them
+# and wasm-opt -Oz drops what is left), so the names come from the `names`
+# profile (`cargo build --profile names --target wasm32-unknown-unknown`:
+# the release build with names; sizes are cargo's, before wasm-bindgen and
+# wasm-opt, which shrink the total by about a fifth). twiggy is installed
+# with `cargo install twiggy --locked` when missing (a few minutes, once).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 rows=25
-raw=0
 build=1
 while [ $# -gt 0 ]; do
   case "$1" in
     -n) rows="$2"; shift 2 ;;
-    --raw) raw=1; shift ;;
     --no-build) build=0; shift ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "unknown option: $1" >&2; exit 2 ;;
   esac
 done
@@ -40,25 +35,18 @@ if ! command -v twiggy >/dev/null; then
 fi
 
 target_dir="${CARGO_TARGET_DIR:-target}"
-cargo_wasm="$target_dir/wasm32-unknown-unknown/release/wx_edge.wasm"
+names_wasm="$target_dir/wasm32-unknown-unknown/names/wx_edge.wasm"
 
 if [ "$build" = 1 ]; then
-  if [ "$raw" = 1 ]; then
-    cargo build --lib --release --locked --target wasm32-unknown-unknown
-  else
-    scripts/build >/dev/null
-  fi
+  scripts/build >/dev/null
+  cargo build --lib --profile names --locked --target wasm32-unknown-unknown
+fi
+if [ ! -f "$names_wasm" ]; then
+  say "$names_wasm is missing: run without --no-build"
+  exit 1
 fi
 
-wasm=build/index_bg.wasm
-if [ "$raw" = 1 ]; then
-  wasm="$cargo_wasm"
-elif ! node bench/wasm-sections.mjs "$wasm" --has-names; then
-  say "$wasm has no name section (stripped by wasm-opt); using cargo's output instead"
-  [ "$build" = 1 ] && cargo build --lib --release --locked --target wasm32-unknown-unknown
-  wasm="$cargo_wasm"
-fi
-
-node bench/wasm-sections.mjs "$wasm"
+node bench/wasm-sections.mjs build/index_bg.wasm
 echo
-twiggy top -n "$rows" "$wasm"
+say "largest items of the names build ($names_wasm; before wasm-bindgen and wasm-opt)"
+twiggy top -n "$rows" "$names_wasm"
