@@ -8,14 +8,14 @@
 use std::time::Duration;
 
 use futures_util::future::{select, Either};
-use js_sys::{Function, Object, Promise, Reflect};
+use js_sys::Object;
 use wasm_bindgen::{JsCast, JsValue};
-use worker::wasm_bindgen_futures::JsFuture;
 use worker::{
     console_error, durable_object, wasm_bindgen, Delay, DurableObject, Env, ObjectNamespace,
     Request, Response, Result, State,
 };
 
+use super::js::{method, settle};
 use super::kv::KvStore;
 use super::{config, now_ms, KV_BINDING};
 use crate::authority::server::{Serial, Server, StateStore, Timer};
@@ -51,14 +51,15 @@ struct DoStorage<'a>(&'a Object);
 
 impl DoStorage<'_> {
     /// `storage[method](...args)`, awaited.
-    async fn call(&self, method: &str, args: &[JsValue]) -> std::result::Result<JsValue, JsValue> {
-        let f: Function = Reflect::get(self.0, &JsValue::from_str(method))?.dyn_into()?;
-        let called = match args {
-            [a] => f.call1(self.0, a)?,
-            [a, b] => f.call2(self.0, a, b)?,
-            _ => f.call0(self.0)?,
-        };
-        JsFuture::from(Promise::resolve(&called)).await
+    async fn call(&self, name: &str, args: &[JsValue]) -> std::result::Result<JsValue, JsValue> {
+        let f = method(self.0, name)
+            .ok_or_else(|| JsValue::from_str(&format!("storage has no {name}()")))?;
+        settle(match args {
+            [a] => f.call1(self.0, a),
+            [a, b] => f.call2(self.0, a, b),
+            _ => f.call0(self.0),
+        })
+        .await
     }
 }
 

@@ -5,11 +5,12 @@
 //! serde-wasm-bindgen and, with it, float formatting: about 20 KB of wasm
 //! for one `{expirationTtl: n}` object.
 
-use js_sys::{Function, Object, Promise, Reflect};
-use wasm_bindgen::{JsCast, JsValue};
+use js_sys::{Function, Object, Reflect};
+use wasm_bindgen::JsValue;
 use worker::console_error;
-use worker::wasm_bindgen_futures::JsFuture;
 use worker::Env;
+
+use super::js::{method, object, settle};
 
 use crate::store::{Store, StoreError};
 
@@ -24,28 +25,14 @@ pub(super) struct KvStore {
 impl KvStore {
     /// The KV namespace bound as `binding`, if there is one.
     pub(super) fn bound(env: &Env, binding: &str) -> Option<KvStore> {
-        let namespace = Reflect::get(env, &JsValue::from_str(binding))
-            .ok()?
-            .dyn_into::<Object>()
-            .ok()?;
-        let method = |name: &str| {
-            Reflect::get(&namespace, &JsValue::from_str(name))
-                .ok()?
-                .dyn_into::<Function>()
-                .ok()
-        };
+        let namespace = object(env, binding)?;
         Some(KvStore {
-            get: method("get")?,
-            put: method("put")?,
-            delete: method("delete")?,
+            get: method(&namespace, "get")?,
+            put: method(&namespace, "put")?,
+            delete: method(&namespace, "delete")?,
             namespace,
         })
     }
-}
-
-/// Awaits what a namespace method returned.
-async fn settle(called: Result<JsValue, JsValue>) -> Result<JsValue, JsValue> {
-    JsFuture::from(Promise::resolve(&called?)).await
 }
 
 impl Store for KvStore {

@@ -1,9 +1,10 @@
 //! Workers Rate Limiting bindings as the core's [`Limiter`].
 
-use js_sys::{Function, Object, Promise, Reflect};
-use wasm_bindgen::{JsCast, JsValue};
-use worker::wasm_bindgen_futures::JsFuture;
+use js_sys::{Function, Object, Reflect};
+use wasm_bindgen::JsValue;
 use worker::{console_error, Env};
+
+use super::js::{method, object, settle};
 
 use crate::error::ApiError;
 use crate::limits::{Limit, Limiter};
@@ -19,14 +20,8 @@ struct Binding {
 
 impl Binding {
     fn bound(env: &Env, name: &str) -> Option<Binding> {
-        let this = Reflect::get(env, &JsValue::from_str(name))
-            .ok()?
-            .dyn_into::<Object>()
-            .ok()?;
-        let limit = Reflect::get(&this, &JsValue::from_str("limit"))
-            .ok()?
-            .dyn_into::<Function>()
-            .ok()?;
+        let this = object(env, name)?;
+        let limit = method(&this, "limit")?;
         Some(Binding { this, limit })
     }
 
@@ -34,8 +29,7 @@ impl Binding {
     async fn allow(&self, key: &str) -> Result<bool, JsValue> {
         let options = Object::new();
         Reflect::set(&options, &JsValue::from_str("key"), &JsValue::from_str(key))?;
-        let called = self.limit.call1(&self.this, &options)?;
-        let outcome = JsFuture::from(Promise::resolve(&called)).await?;
+        let outcome = settle(self.limit.call1(&self.this, &options)).await?;
         Reflect::get(&outcome, &JsValue::from_str("success"))?
             .as_bool()
             .ok_or_else(|| JsValue::from_str("the outcome has no boolean `success`"))

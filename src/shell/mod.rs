@@ -25,6 +25,7 @@ use crate::token::refresh::ParsedRefresh;
 
 mod authority;
 mod fetch;
+mod js;
 mod kv;
 mod limits;
 mod webcrypto;
@@ -108,6 +109,7 @@ async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys
     let user = RefCell::new(None);
     let incoming = Incoming {
         req: &req,
+        method: &method,
         url: &url,
         path,
         proto,
@@ -142,6 +144,9 @@ async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys
 #[derive(Clone, Copy)]
 struct Incoming<'a> {
     req: &'a web_sys::Request,
+    /// As the runtime hands it over: the standard methods upper-cased, any
+    /// other (WebDAV's `PROPFIND`, say) exactly as sent.
+    method: &'a str,
     url: &'a str,
     /// The path exactly as the client sent it: what is routed, classified
     /// as public or not, and forwarded are one and the same string.
@@ -443,14 +448,14 @@ async fn proxy(
         console_error!("internal error: the request URL is not absolute");
         ApiError::Internal
     })?;
-    let method = incoming.req.method();
+    let method = incoming.method;
     let init = web_sys::RequestInit::new();
-    init.set_method(&method);
+    init.set_method(method);
     init.set_headers(&headers.0);
     init.set_redirect(web_sys::RequestRedirect::Manual);
     // The origin's answers are personal: never into a shared cache.
     init.set_cache(web_sys::RequestCache::NoStore);
-    if !matches!(method.as_str(), "GET" | "HEAD") {
+    if !matches!(method, "GET" | "HEAD") {
         if let Some(body) = incoming.req.body() {
             init.set_body(&body);
         }
