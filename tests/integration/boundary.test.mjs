@@ -17,9 +17,19 @@ function assertError(r, status, error) {
  * before sending, as a browser does; an attacker's client does not.
  */
 function rawGet(stack, path, headers = {}) {
+  return rawRequest(stack, 'GET', path, headers);
+}
+
+/**
+ * Any method, spelled as given, with an optional text body. A connection of
+ * its own each time: workerd may close one after an answer that left the
+ * request's body unread, and a reused socket would then fail the next test.
+ */
+function rawRequest(stack, method, path, headers = {}, body = undefined) {
   const { hostname, port } = new URL(stack.url);
+  if (body !== undefined) headers = { ...headers, 'content-length': Buffer.byteLength(body) };
   return new Promise((resolve, reject) => {
-    const req = http.request({ hostname, port, path, method: 'GET', headers }, (res) => {
+    const req = http.request({ hostname, port, path, method, headers, agent: false }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (d) => (text += d));
@@ -30,12 +40,12 @@ function rawGet(stack, path, headers = {}) {
         } catch {
           json = undefined;
         }
-        resolve({ status: res.statusCode, text, json });
+        resolve({ status: res.statusCode, headers: res.headers, text, json });
       });
     });
     req.on('error', reject);
-    req.setTimeout(10_000, () => req.destroy(new Error(`timeout for ${path}`)));
-    req.end();
+    req.setTimeout(10_000, () => req.destroy(new Error(`timeout for ${method} ${path}`)));
+    req.end(body);
   });
 }
 
@@ -154,6 +164,47 @@ describe('PUBLIC_PATHS=/public/', () => {
       assert.equal(seen['x-wx-client-ip'], seen['x-forwarded-for'], 'one client address, twice');
       if (seen['cf-connecting-ip']) assert.equal(seen['x-wx-client-ip'], seen['cf-connecting-ip']);
     }
+  });
+});
+
+describe('methods as the client spells them', () => {
+  let s;
+  before(async () => {
+    s = await startStack();
+  });
+  after(async () => {
+    await s?.close();
+  });
+
+  test('a method the worker does not know reaches the origin as sent, with its body; a lower-case standard one arrives upper-cased', async () => {
+    const u = await login(s, 'methods.1');
+    const auth = bearer(u.access_token);
+    // workers-rs once read any unknown method as GET and dropped the body.
+    const dav = await rawRequest(s, 'PROPFIND', '/api/dav/x', { ...auth, 'content-type': 'text/xml' }, '<propfind/>');
+    assert.equal(dav.status, 200, dav.text);
+    assert.equal(dav.json.method, 'PROPFIND');
+    assert.equal(dav.json.body, '<propfind/>');
+    assert.equal(dav.json.headers['x-wx-openid'], u.openid);
+    const lower = await rawRequest(s, 'patch', '/api/orders/1', { ...auth, 'content-type': 'text/plain' }, 'qty=3');
+    assert.equal(lower.status, 200, lower.text);
+    assert.equal(lower.json.method, 'PATCH');
+    assert.equal(lower.json.body, 'qty=3');
+    // Without a token an unknown method is refused like any other.
+    assertError(await rawRequest(s, 'PROPFIND', '/api/dav/x'), 401, 'unauthorized');
+  });
+
+  test("the worker's own endpoints: a lower-case method is the standard one, any other method is 405", async () => {
+    assertError(
+      await rawRequest(s, 'post', '/auth/login', { 'content-type': 'application/json' }, '{}'),
+      400,
+      'invalid_request',
+    );
+    const dav = await rawRequest(s, 'PROPFIND', '/auth/login', { 'content-type': 'application/json' }, '{}');
+    assertError(dav, 405, 'method_not_allowed');
+    assert.equal(dav.headers.allow, 'POST');
+    const get = await rawRequest(s, 'PROPFIND', '/auth/session');
+    assertError(get, 405, 'method_not_allowed');
+    assert.equal(get.headers.allow, 'GET, HEAD');
   });
 });
 
