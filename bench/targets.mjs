@@ -108,8 +108,24 @@ export async function startMiniflare(name, workerOptions) {
   }
 }
 
+/**
+ * The Miniflare options of a worker-build output directory (index.js and
+ * its wasm), with wrangler.toml's compatibility settings; `missing` says
+ * how to make it when it is not there.
+ */
+function workerBuild(dir, wrangler, missing) {
+  if (!existsSync(path.join(dir, 'index.js'))) throw new Error(`${path.relative(root, dir)}/index.js is missing: ${missing}`)
+  return {
+    modules: true,
+    modulesRoot: dir,
+    scriptPath: path.join(dir, 'index.js'),
+    modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'], fallthrough: true }],
+    compatibilityDate: wrangler.compatibilityDate,
+    compatibilityFlags: wrangler.compatibilityFlags,
+  }
+}
+
 export function rustWorkerOptions({ wrangler, simUrl, originUrl, mode }) {
-  if (!existsSync(path.join(buildDir, 'index.js'))) throw new Error('build/index.js is missing: run scripts/build')
   const bindings = {
     WX_APPID: TEST_APPID,
     WX_APPSECRET: BENCH_KEYS.appsecret,
@@ -124,12 +140,7 @@ export function rustWorkerOptions({ wrangler, simUrl, originUrl, mode }) {
   }
   return {
     name: 'wx-edge',
-    modules: true,
-    modulesRoot: buildDir,
-    scriptPath: path.join(buildDir, 'index.js'),
-    modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'], fallthrough: true }],
-    compatibilityDate: wrangler.compatibilityDate,
-    compatibilityFlags: wrangler.compatibilityFlags,
+    ...workerBuild(buildDir, wrangler, 'run scripts/build'),
     kvNamespaces: wrangler.kvNamespaces.length ? wrangler.kvNamespaces : ['SESSIONS'],
     ...(Object.keys(wrangler.durableObjects).length ? { durableObjects: wrangler.durableObjects } : {}),
     ...(Object.keys(wrangler.ratelimits).length ? { ratelimits: wrangler.ratelimits } : {}),
@@ -157,17 +168,9 @@ export const rustPassthroughBuild = path.join(here, 'rust-passthrough', 'build')
  * pass-through.
  */
 export function rustPassthroughOptions({ wrangler, originUrl }) {
-  if (!existsSync(path.join(rustPassthroughBuild, 'index.js'))) {
-    throw new Error('bench/rust-passthrough/build/index.js is missing: scripts/bench builds it')
-  }
   return {
     name: 'rust-passthrough',
-    modules: true,
-    modulesRoot: rustPassthroughBuild,
-    scriptPath: path.join(rustPassthroughBuild, 'index.js'),
-    modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'], fallthrough: true }],
-    compatibilityDate: wrangler.compatibilityDate,
-    compatibilityFlags: wrangler.compatibilityFlags,
+    ...workerBuild(rustPassthroughBuild, wrangler, 'scripts/bench builds it'),
     bindings: { ORIGIN_URL: originUrl },
   }
 }
