@@ -149,18 +149,42 @@ describe('storage', () => {
 
   test('accessExpired: margin before expiry, never more than half the lifetime; unknown lifetime never expires', () => {
     const t = { expires_in: 600, expires_at: 600_000 };
-    assert.equal(storage.accessExpired(t, () => 569_999, 30), false);
-    assert.equal(storage.accessExpired(t, () => 570_000, 30), true);
+    assert.equal(
+      storage.accessExpired(t, () => 569_999, 30),
+      false,
+    );
+    assert.equal(
+      storage.accessExpired(t, () => 570_000, 30),
+      true,
+    );
     const short = { expires_in: 20, expires_at: 20_000 };
-    assert.equal(storage.accessExpired(short, () => 9_999, 30), false);
-    assert.equal(storage.accessExpired(short, () => 10_000, 30), true);
-    assert.equal(storage.accessExpired({ expires_in: 0, expires_at: 0 }, () => 1e15, 30), false);
+    assert.equal(
+      storage.accessExpired(short, () => 9_999, 30),
+      false,
+    );
+    assert.equal(
+      storage.accessExpired(short, () => 10_000, 30),
+      true,
+    );
+    assert.equal(
+      storage.accessExpired({ expires_in: 0, expires_at: 0 }, () => 1e15, 30),
+      false,
+    );
   });
 
   test('refreshExpired and frozenCopy', () => {
-    assert.equal(storage.refreshExpired({ refresh_expires_at: 100 }, () => 99), false);
-    assert.equal(storage.refreshExpired({ refresh_expires_at: 100 }, () => 100), true);
-    assert.equal(storage.refreshExpired({ refresh_expires_at: 0 }, () => 1e15), false);
+    assert.equal(
+      storage.refreshExpired({ refresh_expires_at: 100 }, () => 99),
+      false,
+    );
+    assert.equal(
+      storage.refreshExpired({ refresh_expires_at: 100 }, () => 100),
+      true,
+    );
+    assert.equal(
+      storage.refreshExpired({ refresh_expires_at: 0 }, () => 1e15),
+      false,
+    );
     const c = storage.frozenCopy(TOKENS);
     assert.ok(Object.isFrozen(c));
     assert.notEqual(c, TOKENS);
