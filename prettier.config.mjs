@@ -10,7 +10,7 @@ export default {
     {
       // The client runs in mini-program JavaScript engines that predate
       // ES2017: no trailing commas in function parameters or calls.
-      files: ['client/index.js'],
+      files: ['client/index.js', 'client/lib/*.js'],
       options: { trailingComma: 'es5' },
     },
   ],
