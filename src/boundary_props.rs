@@ -146,3 +146,20 @@ fn the_decryption_failure_answer_is_pinned() {
         vec![("X-WX-Edge-Error", "decrypt_failed".to_string())]
     );
 }
+
+#[test]
+fn configured_public_paths_match_by_folder() {
+    let mut v = crate::config::tests::vars();
+    v.insert("PUBLIC_PATHS", "/health, /public/".into());
+    let c = crate::config::tests::load(&v).expect("valid");
+    let public = |p: &str| is_public(&c.public_paths, p);
+    assert!(public("/health"));
+    assert!(public("/public/x"));
+    assert!(!public("/publicity"));
+    assert!(!public("/api"));
+    // Nothing an origin could decode into another folder.
+    assert!(!public("/public/..%2Fadmin"));
+    assert!(!public("/public/%2e%2e/admin"));
+    assert!(!public("/public/../admin"));
+    assert!(!public("/public/a%5Cb"));
+}

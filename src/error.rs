@@ -10,10 +10,12 @@ use serde::Serialize;
 use crate::authority::{Denial, Refusal};
 use crate::config::ConfigError;
 use crate::ids::BadCode;
+use crate::logs::Failure;
 use crate::random::RandomError;
 use crate::store::StoreError;
 use crate::token::access::AccessError;
-use crate::token::identity::SigningError;
+use crate::token::SigningError;
+use crate::wechat::access_token::WxTokenError;
 use crate::wechat::open_data::{OpenDataError, PhoneInfoError};
 use crate::wechat::{CallError, TransportError};
 
@@ -261,6 +263,17 @@ impl ApiError {
     }
 }
 
+impl From<&ApiError> for Failure {
+    /// What the log records of an error: its code, status and WeChat errcode.
+    fn from(e: &ApiError) -> Self {
+        Failure {
+            code: e.code(),
+            status: e.status(),
+            wechat_errcode: e.wechat_errcode(),
+        }
+    }
+}
+
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.code(), self.message())
@@ -328,7 +341,6 @@ impl From<AccessError> for ApiError {
         match e {
             AccessError::Invalid => ApiError::InvalidToken,
             AccessError::Expired => ApiError::TokenExpired,
-            AccessError::Signing => ApiError::Internal,
         }
     }
 }
@@ -366,6 +378,15 @@ impl From<CallError> for ApiError {
             | CallError::Transport(TransportError::Network | TransportError::Timeout) => {
                 ApiError::WechatUnavailable { errcode: None }
             }
+        }
+    }
+}
+
+impl From<WxTokenError> for ApiError {
+    fn from(e: WxTokenError) -> Self {
+        match e {
+            WxTokenError::Store(e) => ApiError::from(e),
+            WxTokenError::Call(e) => ApiError::from(e),
         }
     }
 }
@@ -556,5 +577,186 @@ mod tests {
         let m = ApiError::DecryptFailed.message();
         assert!(m.contains("log in again"), "{m}");
         assert!(m.contains("wx.login"), "{m}");
+    }
+
+    #[test]
+    fn wechat_errcodes_map_to_the_contract() {
+        let cases = [
+            (40029, ApiError::InvalidCode { errcode: 40029 }),
+            (40163, ApiError::InvalidCode { errcode: 40163 }),
+            (40226, ApiError::UserBlocked { errcode: 40226 }),
+            (
+                45011,
+                ApiError::RateLimited {
+                    errcode: Some(45011),
+                },
+            ),
+            (
+                40125,
+                ApiError::ServerMisconfigured {
+                    variable: "WX_APPSECRET",
+                    problem: "was refused by WeChat (errcode 40125)",
+                },
+            ),
+            (-1, ApiError::WechatUnavailable { errcode: Some(-1) }),
+            (
+                99999,
+                ApiError::WechatUnavailable {
+                    errcode: Some(99999),
+                },
+            ),
+        ];
+        for (code, want) in cases {
+            assert_eq!(ApiError::from(CallError::Errcode(code)), want, "{code}");
+        }
+        for e in [
+            CallError::Transport(TransportError::Timeout),
+            CallError::Transport(TransportError::Network),
+            CallError::Unparseable,
+            CallError::Http(404),
+        ] {
+            assert_eq!(
+                ApiError::from(e),
+                ApiError::WechatUnavailable { errcode: None }
+            );
+        }
+        // The token fetch fails the same way, or as storage.
+        assert_eq!(
+            ApiError::from(WxTokenError::Call(CallError::Errcode(45011))),
+            ApiError::RateLimited {
+                errcode: Some(45011)
+            }
+        );
+        assert_eq!(
+            ApiError::from(WxTokenError::Store(StoreError)),
+            ApiError::StoreUnavailable
+        );
+    }
+
+    #[test]
+    fn open_data_errors_say_which_field() {
+        let message = |e: OpenDataError| ApiError::from(e).message();
+        assert!(message(OpenDataError::DecryptFailed).contains("log in again"));
+        assert!(message(OpenDataError::BadIv).contains("iv"));
+        assert!(message(OpenDataError::BadCiphertext).contains("encryptedData"));
+    }
+
+    #[test]
+    fn a_log_line_gets_the_code_status_and_errcode() {
+        let e = ApiError::RateLimited {
+            errcode: Some(45011),
+        };
+        assert_eq!(
+            Failure::from(&e),
+            Failure {
+                code: "rate_limited",
+                status: 429,
+                wechat_errcode: Some(45011),
+            }
+        );
+    }
+
+    /// One error of every variant: the `match` fails to compile when a
+    /// variant is added, so the list below must grow with it.
+    fn every_variant() -> Vec<ApiError> {
+        let all = vec![
+            ApiError::InvalidRequest("x"),
+            ApiError::InvalidCode { errcode: 40029 },
+            ApiError::InvalidPhoneCode { errcode: 40029 },
+            ApiError::DecryptFailed,
+            ApiError::WatermarkMismatch,
+            ApiError::Unauthorized,
+            ApiError::InvalidToken,
+            ApiError::TokenExpired,
+            ApiError::SessionRevoked,
+            ApiError::InvalidRefreshToken,
+            ApiError::RefreshReused,
+            ApiError::UserBlocked { errcode: 40226 },
+            ApiError::PhoneRequired,
+            ApiError::NotInternalUser,
+            ApiError::NotFound,
+            ApiError::MethodNotAllowed,
+            ApiError::PayloadTooLarge,
+            ApiError::RateLimited { errcode: None },
+            ApiError::ServerMisconfigured {
+                variable: "X",
+                problem: "y",
+            },
+            ApiError::WechatUnavailable { errcode: None },
+            ApiError::OriginUnavailable,
+            ApiError::StoreUnavailable,
+            ApiError::Internal,
+        ];
+        for e in &all {
+            match e {
+                ApiError::InvalidRequest(_)
+                | ApiError::InvalidCode { .. }
+                | ApiError::InvalidPhoneCode { .. }
+                | ApiError::DecryptFailed
+                | ApiError::WatermarkMismatch
+                | ApiError::Unauthorized
+                | ApiError::InvalidToken
+                | ApiError::TokenExpired
+                | ApiError::SessionRevoked
+                | ApiError::InvalidRefreshToken
+                | ApiError::RefreshReused
+                | ApiError::UserBlocked { .. }
+                | ApiError::PhoneRequired
+                | ApiError::NotInternalUser
+                | ApiError::NotFound
+                | ApiError::MethodNotAllowed
+                | ApiError::PayloadTooLarge
+                | ApiError::RateLimited { .. }
+                | ApiError::ServerMisconfigured { .. }
+                | ApiError::WechatUnavailable { .. }
+                | ApiError::OriginUnavailable
+                | ApiError::StoreUnavailable
+                | ApiError::Internal => {}
+            }
+        }
+        all
+    }
+
+    /// The codes of `AuthErrorCode` in `client/index.d.ts` under the
+    /// comment `heading`, up to the next comment or the open-ended
+    /// `(string & {})`.
+    fn dts_codes(heading: &str) -> std::collections::BTreeSet<String> {
+        let dts = include_str!("../client/index.d.ts");
+        let union = dts
+            .split("export type AuthErrorCode =")
+            .nth(1)
+            .and_then(|rest| rest.split("(string & {})").next())
+            .expect("index.d.ts declares AuthErrorCode");
+        let section = union
+            .split(heading)
+            .nth(1)
+            .expect("AuthErrorCode has the section")
+            .split("//")
+            .next()
+            .unwrap_or_default();
+        section
+            .split('|')
+            .map(|c| c.trim().trim_matches('\'').to_string())
+            .filter(|c| !c.is_empty())
+            .collect()
+    }
+
+    #[test]
+    fn the_client_types_list_exactly_the_workers_codes() {
+        let worker: std::collections::BTreeSet<String> = every_variant()
+            .iter()
+            .map(|e| e.code().to_string())
+            .collect();
+        let workers_section = dts_codes("// the worker's");
+        let clients_section = dts_codes("// the client's own");
+        assert!(workers_section.len() > 10, "{workers_section:?}");
+        // `invalid_request` is listed once, with the client's own codes:
+        // the client raises it too.
+        let shared: std::collections::BTreeSet<String> =
+            clients_section.intersection(&worker).cloned().collect();
+        assert_eq!(shared, ["invalid_request".to_string()].into());
+        let listed: std::collections::BTreeSet<String> =
+            workers_section.union(&shared).cloned().collect();
+        assert_eq!(listed, worker);
     }
 }

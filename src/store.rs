@@ -72,9 +72,26 @@ pub(crate) async fn put_json<S: Store, T: Serialize>(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::wechat::tests::YieldOnce;
     use std::cell::{Cell, RefCell};
     use std::collections::HashMap;
+
+    /// Pending once, then ready: lets other futures of a join run.
+    pub(crate) struct YieldOnce(pub bool);
+
+    impl std::future::Future for YieldOnce {
+        type Output = ();
+        fn poll(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<()> {
+            if self.0 {
+                return std::task::Poll::Ready(());
+            }
+            self.0 = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    }
 
     /// An in-memory store with expiry against a settable clock. Every
     /// operation first gives way to the other futures of a join, as a

@@ -101,5 +101,6 @@ impl<S: Store, T: Transport, R: Random, A: AuthorityClient, L: Limiter> Edge<'_,
             .wx_token
             .get(self.store, self.wechat, self.cfg, self.now, refused)
             .await
+            .map_err(ApiError::from)
     }
 }

@@ -18,7 +18,7 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use super::ISSUER;
+use super::{SigningError, ISSUER};
 use crate::ids::{OpenId, SessionId};
 
 pub(crate) const ACCESS_TYP: &str = "at+jwt";
@@ -94,15 +94,15 @@ impl AccessClaims {
     }
 }
 
-/// Why an access token was not accepted, or could not be made.
+/// Why an access token was not accepted (verification only: failing to
+/// make one is a [`SigningError`], as jwt-compact keeps creation errors
+/// apart from parse and validation errors).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum AccessError {
     /// Malformed, badly signed, wrong type, audience or issuer.
     Invalid,
     /// Genuine but past `exp`.
     Expired,
-    /// Signing failed (a bug or an impossible time).
-    Signing,
 }
 
 /// A verified access token: its claims and its expiry.
@@ -147,14 +147,14 @@ pub(crate) fn issue_access(
     claims: &AccessClaims,
     now: i64,
     ttl: u64,
-) -> Result<String, AccessError> {
-    let ttl = i64::try_from(ttl).map_err(|_| AccessError::Signing)?;
+) -> Result<String, SigningError> {
+    let ttl = i64::try_from(ttl).map_err(|_| SigningError)?;
     let payload = serde_json::to_vec(&Issued {
         claims,
         iat: now,
         exp: now.saturating_add(ttl),
     })
-    .map_err(|_| AccessError::Signing)?;
+    .map_err(|_| SigningError)?;
     let mut token = B64URL.encode(HEADER);
     token.push('.');
     B64URL.encode_string(payload, &mut token);
@@ -226,7 +226,7 @@ fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::tests::TEST_SECRET;
+    use crate::token::tests::TEST_SECRET;
     use chrono::{DateTime, Utc};
     use jwt_compact::alg::{Hs256, Hs256Key};
     use jwt_compact::{AlgorithmExt, Claims, Header, UntrustedToken};

@@ -22,6 +22,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub(crate) use super::SigningError;
 use super::ISSUER;
 use crate::ids::{AppId, OpenId};
 
@@ -224,10 +225,6 @@ struct Header<'a> {
     typ: &'static str,
 }
 
-/// Signing an assertion failed (the runtime's crypto refused, or a bug).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct SigningError;
-
 /// The assertion of `claims`, signed with `key`.
 pub(crate) async fn sign_identity(
     key: &IdentityKey,
@@ -254,7 +251,7 @@ pub(crate) async fn sign_identity(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::tests::TEST_IDENTITY_SEED;
+    use crate::token::tests::TEST_IDENTITY_SEED;
     use ed25519_compact::{PublicKey, Signature};
     use pollster::block_on;
 

@@ -756,19 +756,13 @@ mod tests {
             "4155550123",
             "13800138000",
         ];
+        // The bodies these map to are static text (`crate::error`'s tests).
         for e in errors {
-            let (_, body) = crate::error::ApiError::from(e).to_response();
-            let shown = format!("{e:?} {body}");
+            let shown = format!("{e:?}");
             for s in secrets {
                 assert!(!shown.contains(s), "{shown} contains {s}");
             }
         }
-        let (_, body) = crate::error::ApiError::from(OpenDataError::DecryptFailed).to_response();
-        assert!(body.contains("log in again"), "{body}");
-        let (_, body) = crate::error::ApiError::from(OpenDataError::BadIv).to_response();
-        assert!(body.contains("iv"), "{body}");
-        let (_, body) = crate::error::ApiError::from(OpenDataError::BadCiphertext).to_response();
-        assert!(body.contains("encryptedData"), "{body}");
     }
 
     #[test]
