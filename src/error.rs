@@ -11,12 +11,13 @@ use crate::authority::{Denial, Refusal};
 use crate::config::ConfigError;
 use crate::ids::BadCode;
 use crate::logs::Failure;
+use crate::phone::PhoneInfoError;
 use crate::random::RandomError;
 use crate::store::StoreError;
 use crate::token::access::AccessError;
 use crate::token::SigningError;
 use crate::wechat::access_token::WxTokenError;
-use crate::wechat::open_data::{OpenDataError, PhoneInfoError};
+use crate::wechat::open_data::OpenDataError;
 use crate::wechat::{CallError, TransportError};
 
 /// An error as the client sees it.

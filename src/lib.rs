@@ -55,6 +55,7 @@ mod http;
 mod ids;
 mod limits;
 mod logs;
+mod phone;
 mod random;
 mod secret;
 mod store;

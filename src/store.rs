@@ -12,7 +12,7 @@
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::ids::SessionId;
-use crate::wechat::open_data::VerifiedPhone;
+use crate::phone::Phone;
 
 /// The store failed or timed out (details go to the log only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,8 +35,8 @@ pub(crate) fn replica_key(sid: &SessionId) -> String {
 /// The allowlist entry of `phone`, in E.164: a number is listed with its
 /// country code, so `+1 3105551234` never admits the mainland mobile
 /// `13105551234`.
-pub(crate) fn allow_key(phone: &VerifiedPhone) -> String {
-    allow_key_of(&phone.country_code, &phone.pure_phone_number)
+pub(crate) fn allow_key(phone: &Phone) -> String {
+    allow_key_of(phone.country_code(), phone.pure_phone_number())
 }
 
 /// The allowlist entry of a number given as its parts.
@@ -150,11 +150,7 @@ pub(crate) mod tests {
 
     #[test]
     fn allowlist_keys_are_e164() {
-        let phone = |cc: &str, pure: &str| VerifiedPhone {
-            phone_number: pure.into(),
-            pure_phone_number: pure.into(),
-            country_code: cc.into(),
-        };
+        let phone = |cc: &str, pure: &str| Phone::for_tests(pure, pure, cc);
         assert_eq!(
             allow_key(&phone("86", "13800138000")),
             "allow:phone:+8613800138000"

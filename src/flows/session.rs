@@ -9,11 +9,11 @@ use crate::authority::{AuthorityClient, Op, Outcome, Replica};
 use crate::config::SessionCheck;
 use crate::error::ApiError;
 use crate::http::headers::bearer;
-use crate::ids::OpenId;
+use crate::ids::{OpenId, UnionId};
+use crate::phone::Phone;
 use crate::random::Random;
 use crate::store::{get_json, replica_key, Store};
 use crate::token::access::{verify_access, verify_access_ignoring_expiry, VerifiedAccess};
-use crate::wechat::open_data::VerifiedPhone;
 use crate::wechat::Transport;
 
 /// `GET /auth/session`.
@@ -21,7 +21,7 @@ use crate::wechat::Transport;
 pub(crate) struct SessionInfo {
     pub(crate) openid: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) unionid: Option<String>,
+    pub(crate) unionid: Option<UnionId>,
     pub(crate) phone_bound: bool,
     pub(crate) expires_at: i64,
     pub(crate) session_expires_at: i64,
@@ -31,8 +31,8 @@ pub(crate) struct SessionInfo {
 /// token, which may predate a phone binding).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct LiveSession {
-    pub(crate) unionid: Option<String>,
-    pub(crate) phone: Option<VerifiedPhone>,
+    pub(crate) unionid: Option<UnionId>,
+    pub(crate) phone: Option<Phone>,
     pub(crate) expires_at: i64,
 }
 
@@ -90,7 +90,7 @@ impl<S: Store, T: Transport, R: Random, A: AuthorityClient, L: Limiter> Edge<'_,
         let r: Replica = get_json(self.store, &replica_key(&access.claims.sid))
             .await?
             .ok_or(ApiError::SessionRevoked)?;
-        if r.openid != access.claims.sub || r.expires_at <= self.now {
+        if r.openid != access.claims.subject.openid || r.expires_at <= self.now {
             return Err(ApiError::SessionRevoked);
         }
         Ok(LiveSession {
@@ -104,7 +104,11 @@ impl<S: Store, T: Transport, R: Random, A: AuthorityClient, L: Limiter> Edge<'_,
         let op = Op::Check {
             sid: access.claims.sid.clone(),
         };
-        match self.authority.call(&access.claims.sub, op).await?? {
+        match self
+            .authority
+            .call(&access.claims.subject.openid, op)
+            .await??
+        {
             Outcome::Live(v) => Ok(LiveSession {
                 unionid: v.unionid,
                 phone: v.phone,
@@ -120,7 +124,7 @@ impl<S: Store, T: Transport, R: Random, A: AuthorityClient, L: Limiter> Edge<'_,
         let token = bearer(authorization)?;
         verify_access_ignoring_expiry(&self.cfg.token_key, self.cfg.appid.as_str(), token)
             .ok()
-            .map(|a| a.claims.sub)
+            .map(|a| a.claims.subject.openid)
     }
 
     /// `POST /auth/logout`: the session's authority revokes it for good. An
@@ -136,7 +140,9 @@ impl<S: Store, T: Transport, R: Random, A: AuthorityClient, L: Limiter> Edge<'_,
         let op = Op::Logout {
             sid: access.claims.sid.clone(),
         };
-        self.authority.call(&access.claims.sub, op).await??;
+        self.authority
+            .call(&access.claims.subject.openid, op)
+            .await??;
         Ok(())
     }
 
@@ -148,7 +154,7 @@ impl<S: Store, T: Transport, R: Random, A: AuthorityClient, L: Limiter> Edge<'_,
         let auth = self.authenticate(authorization, Check::Authority).await?;
         let s = auth.session.ok_or(ApiError::SessionRevoked)?;
         Ok(SessionInfo {
-            openid: auth.access.claims.sub.into(),
+            openid: auth.access.claims.subject.openid.into(),
             unionid: s.unionid,
             phone_bound: s.phone.is_some(),
             expires_at: auth.access.expires_at,

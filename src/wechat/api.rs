@@ -8,7 +8,7 @@ use super::{
     call_with_retry, parse_reply, query, CallError, HttpRequest, HttpResponse, Method, Transport,
 };
 use crate::config::Config;
-use crate::ids::{OpenId, WxCode};
+use crate::ids::{OpenId, UnionId, WxCode};
 use crate::secret::{SessionKey, WxAccessToken};
 
 // ---------------------------------------------------------------- code2Session
@@ -17,7 +17,7 @@ use crate::secret::{SessionKey, WxAccessToken};
 #[derive(Debug, Clone)]
 pub(crate) struct WxSession {
     pub(crate) openid: OpenId,
-    pub(crate) unionid: Option<String>,
+    pub(crate) unionid: Option<UnionId>,
     pub(crate) session_key: SessionKey,
 }
 
@@ -28,7 +28,7 @@ struct Code2SessionReply {
     /// bytes does not parse.
     session_key: SessionKey,
     #[serde(default)]
-    unionid: Option<String>,
+    unionid: Option<UnionId>,
 }
 
 pub(crate) fn code2session_request(cfg: &Config, code: &WxCode) -> HttpRequest {
@@ -55,7 +55,7 @@ pub(crate) fn parse_code2session(resp: &HttpResponse) -> Result<WxSession, CallE
     }
     Ok(WxSession {
         openid: r.openid,
-        unionid: r.unionid.filter(|u| !u.is_empty()),
+        unionid: r.unionid.filter(|u| !u.as_str().is_empty()),
         session_key: r.session_key,
     })
 }
@@ -180,7 +180,7 @@ mod tests {
     fn success_with_and_without_unionid() {
         let s = run(&Scripted::new(vec![ok(GOOD)]), "c").expect("ok");
         assert_eq!(s.openid, "oUser1");
-        assert_eq!(s.unionid.as_deref(), Some("uUnion1"));
+        assert_eq!(s.unionid.as_ref().map(UnionId::as_str), Some("uUnion1"));
         assert_eq!(
             s.session_key.bytes(),
             SessionKey::from_base64("tiihtNczf5v6AKRyjwEUhQ==")

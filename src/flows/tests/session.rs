@@ -29,7 +29,7 @@ fn logout_revokes_the_session_and_deletes_its_replica() {
             .authenticate(Some(&bearer_of(&r)), Check::Token),
     )
     .expect("stateless check passes");
-    assert_eq!(auth.access.claims.sub, "oUser1");
+    assert_eq!(auth.access.claims.subject.openid, "oUser1");
     assert_eq!(auth.access.claims.sid, sid);
     assert!(auth.session.is_none());
     // The user record is not touched.
