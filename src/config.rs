@@ -10,14 +10,15 @@ use crate::secret::{AdminToken, AppSecret};
 use crate::token::access::TokenKey;
 use crate::token::identity::IdentityKey;
 
-/// How proxied requests check their session (`SESSION_CHECK`).
+/// Where a request's session is checked: for proxied requests, as
+/// `SESSION_CHECK` says; the flows also name one outright (`/auth/session`
+/// asks the authority whatever the setting).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SessionCheck {
-    /// Every proxied request reads the session's KV replica: a revocation
-    /// holds at once at the edge that made it, within KV's propagation
-    /// (about 60 s) elsewhere.
+    /// The session's KV replica: a revocation holds at once at the edge
+    /// that made it, within KV's propagation (about 60 s) elsewhere.
     EveryRequest,
-    /// Access tokens are trusted until `exp`.
+    /// The access token alone: trusted until `exp`.
     RefreshOnly,
     /// Every proxied request asks the session authority: a revocation holds
     /// everywhere at once.

@@ -108,10 +108,7 @@ impl Phone {
     /// country code.
     pub(crate) fn to_claims(phone: Option<&Phone>) -> (Option<String>, Option<String>) {
         match phone {
-            Some(p) => (
-                Some(p.pure.clone()),
-                Some(p.country_code.clone()),
-            ),
+            Some(p) => (Some(p.pure.clone()), Some(p.country_code.clone())),
             None => (None, None),
         }
     }

@@ -1,9 +1,9 @@
 //! `POST /auth/phone`: binds a phone WeChat vouches for, by the current
 //! `code` API or the legacy `encryptedData`/`iv`.
 
-use super::session::Check;
 use super::{Edge, TokenResponse};
 use crate::authority::{AuthorityClient, Op, Outcome};
+use crate::config::SessionCheck;
 use crate::error::{ApiError, PhoneCallError};
 use crate::ids::{OpenId, WxCode};
 use crate::limits::{Limit, Limiter};
@@ -33,9 +33,9 @@ impl<S: Store, T: Transport, R: Random, A: AuthorityClient, L: Limiter> Edge<'_,
     ) -> Result<TokenResponse, ApiError> {
         // A dead session is refused before WeChat is asked; the authority
         // checks again at the moment it binds.
-        let check = match Check::from(self.cfg.session_check) {
-            Check::Authority => Check::Authority,
-            Check::Token | Check::Replica => Check::Replica,
+        let check = match self.cfg.session_check {
+            SessionCheck::Authority => SessionCheck::Authority,
+            SessionCheck::RefreshOnly | SessionCheck::EveryRequest => SessionCheck::EveryRequest,
         };
         let auth = self.authenticate(authorization, check).await?;
         self.within_limit(Limit::Phone, auth.access.claims.subject.openid.as_str())

@@ -1,7 +1,6 @@
 //! Every path that is not the worker's own: who the request is, and what
 //! the origin is told.
 
-use super::session::Check;
 use super::Edge;
 use crate::authority::AuthorityClient;
 use crate::error::ApiError;
@@ -58,7 +57,7 @@ impl<S: Store, T: Transport, R: Random, A: AuthorityClient, L: Limiter> Edge<'_,
         if public && bearer(authorization).is_none() {
             return Ok(None);
         }
-        let check = Check::from(self.cfg.session_check);
+        let check = self.cfg.session_check;
         let auth = match self.authenticate(authorization, check).await {
             Ok(a) => a,
             Err(_) if public => return Ok(None),

@@ -43,33 +43,12 @@ pub(crate) struct Authenticated {
     pub(crate) session: Option<LiveSession>,
 }
 
-/// Where a session's liveness is read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Check {
-    /// The token alone.
-    Token,
-    /// The KV replica.
-    Replica,
-    /// The session authority.
-    Authority,
-}
-
-impl From<SessionCheck> for Check {
-    fn from(c: SessionCheck) -> Self {
-        match c {
-            SessionCheck::EveryRequest => Check::Replica,
-            SessionCheck::RefreshOnly => Check::Token,
-            SessionCheck::Authority => Check::Authority,
-        }
-    }
-}
-
 impl<S: Store, T: Transport, R: Random, A: AuthorityClient, L: Limiter> Edge<'_, S, T, R, A, L> {
     /// Checks `Authorization: Bearer`, then the session where `check` says.
     pub(crate) async fn authenticate(
         &self,
         authorization: Option<&str>,
-        check: Check,
+        check: SessionCheck,
     ) -> Result<Authenticated, ApiError> {
         let token = bearer(authorization).ok_or(ApiError::Unauthorized)?;
         let access = verify_access(
@@ -79,9 +58,9 @@ impl<S: Store, T: Transport, R: Random, A: AuthorityClient, L: Limiter> Edge<'_,
             self.now,
         )?;
         let session = match check {
-            Check::Token => None,
-            Check::Replica => Some(self.replica_session(&access).await?),
-            Check::Authority => Some(self.authority_session(&access).await?),
+            SessionCheck::RefreshOnly => None,
+            SessionCheck::EveryRequest => Some(self.replica_session(&access).await?),
+            SessionCheck::Authority => Some(self.authority_session(&access).await?),
         };
         Ok(Authenticated { access, session })
     }
@@ -151,7 +130,9 @@ impl<S: Store, T: Transport, R: Random, A: AuthorityClient, L: Limiter> Edge<'_,
         &self,
         authorization: Option<&str>,
     ) -> Result<SessionInfo, ApiError> {
-        let auth = self.authenticate(authorization, Check::Authority).await?;
+        let auth = self
+            .authenticate(authorization, SessionCheck::Authority)
+            .await?;
         let s = auth.session.ok_or(ApiError::SessionRevoked)?;
         Ok(SessionInfo {
             openid: auth.access.claims.subject.openid.into(),

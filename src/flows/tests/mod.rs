@@ -6,7 +6,7 @@
 use std::rc::Rc;
 
 use super::phone::PhoneRequest;
-use super::session::{Check, SessionInfo};
+use super::session::SessionInfo;
 use super::*;
 use crate::authority::machine::{SessionState, UserRecord, RETIRED_KEPT};
 use crate::authority::server::tests::MemoryAuthority;
@@ -131,7 +131,12 @@ impl World {
         block_on(self.at(now).bind_phone(Some(&bearer_of(login)), req))
     }
 
-    fn authenticate_err(&self, now: i64, r: &TokenResponse, check: Check) -> Option<ApiError> {
+    fn authenticate_err(
+        &self,
+        now: i64,
+        r: &TokenResponse,
+        check: SessionCheck,
+    ) -> Option<ApiError> {
         block_on(self.at(now).authenticate(Some(&bearer_of(r)), check)).err()
     }
 

@@ -72,7 +72,7 @@ fn the_old_token_after_the_grace_is_reuse_and_revokes_the_session() {
         Err(ApiError::InvalidRefreshToken)
     );
     assert_eq!(
-        w.authenticate_err(late, &r2, Check::Replica),
+        w.authenticate_err(late, &r2, SessionCheck::EveryRequest),
         Some(ApiError::SessionRevoked)
     );
     assert_eq!(
