@@ -36,12 +36,11 @@ pub(crate) fn replica_key(sid: &SessionId) -> String {
 /// country code, so `+1 3105551234` never admits the mainland mobile
 /// `13105551234`.
 pub(crate) fn allow_key(phone: &Phone) -> String {
-    allow_key_of(phone.country_code(), phone.pure_phone_number())
-}
-
-/// The allowlist entry of a number given as its parts.
-pub(crate) fn allow_key_of(country_code: &str, pure_phone_number: &str) -> String {
-    format!("allow:phone:+{country_code}{pure_phone_number}")
+    format!(
+        "allow:phone:+{}{}",
+        phone.country_code(),
+        phone.pure_phone_number()
+    )
 }
 
 pub(crate) const WX_TOKEN_KEY: &str = "wx:stable_token";
