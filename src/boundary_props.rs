@@ -10,7 +10,8 @@ use crate::http::headers::{
     added_headers, is_stripped, normalized_name, rewrite_request_headers, Client, Identity,
 };
 use crate::http::path::{is_canonical, is_public};
-use crate::ids::{AppId, OpenId};
+use crate::ids::{AppId, OpenId, Subject};
+use crate::phone::Phone;
 use crate::secret::SessionKey;
 use crate::wechat::open_data::{EncryptedPhone, OpenDataError};
 
@@ -44,11 +45,12 @@ fn identity() -> impl Strategy<Value = Option<Identity>> {
     prop::option::of(
         ("[a-zA-Z0-9_-]{1,28}", prop::option::of("[0-9]{5,11}")).prop_map(|(openid, phone)| {
             Identity {
-                openid: OpenId::new(openid),
-                unionid: None,
+                subject: Subject {
+                    openid: OpenId::new(openid),
+                    unionid: None,
+                    phone: phone.map(|p| Phone::for_tests(&p, &p, "86")),
+                },
                 appid: AppId::new("wxd930ea5d5a258f4f"),
-                country_code: phone.as_ref().map(|_| "86".to_string()),
-                phone,
             }
         }),
     )
@@ -145,4 +147,21 @@ fn the_decryption_failure_answer_is_pinned() {
         ApiError::DecryptFailed.extra_headers(),
         vec![("X-WX-Edge-Error", "decrypt_failed".to_string())]
     );
+}
+
+#[test]
+fn configured_public_paths_match_by_folder() {
+    let mut v = crate::config::tests::vars();
+    v.insert("PUBLIC_PATHS", "/health, /public/".into());
+    let c = crate::config::tests::load(&v).expect("valid");
+    let public = |p: &str| is_public(&c.public_paths, p);
+    assert!(public("/health"));
+    assert!(public("/public/x"));
+    assert!(!public("/publicity"));
+    assert!(!public("/api"));
+    // Nothing an origin could decode into another folder.
+    assert!(!public("/public/..%2Fadmin"));
+    assert!(!public("/public/%2e%2e/admin"));
+    assert!(!public("/public/../admin"));
+    assert!(!public("/public/a%5Cb"));
 }

@@ -7,15 +7,10 @@
 
 use serde::Serialize;
 
-use crate::authority::{Denial, Refusal};
-use crate::config::ConfigError;
-use crate::ids::BadCode;
-use crate::random::RandomError;
-use crate::store::StoreError;
-use crate::token::access::AccessError;
-use crate::token::identity::SigningError;
-use crate::wechat::open_data::{OpenDataError, PhoneInfoError};
-use crate::wechat::{CallError, TransportError};
+use crate::logs::Failure;
+
+mod phases;
+pub(crate) use phases::PhoneCallError;
 
 /// An error as the client sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -261,160 +256,30 @@ impl ApiError {
     }
 }
 
+impl From<&ApiError> for Failure {
+    /// What the log records of an error: its code, status and WeChat errcode.
+    fn from(e: &ApiError) -> Self {
+        Failure {
+            code: e.code(),
+            status: e.status(),
+            wechat_errcode: e.wechat_errcode(),
+        }
+    }
+}
+
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.code(), self.message())
     }
 }
 
-// ------------------------------------------------------------------------
-// Each phase's own error, mapped onto the table. Every `match` is
-// exhaustive: a new variant must decide its answer here.
-
-impl From<ConfigError> for ApiError {
-    fn from(e: ConfigError) -> Self {
-        ApiError::ServerMisconfigured {
-            variable: e.variable,
-            problem: e.problem,
-        }
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(_: StoreError) -> Self {
-        ApiError::StoreUnavailable
-    }
-}
-
-impl From<Refusal> for ApiError {
-    fn from(r: Refusal) -> Self {
-        match r {
-            Refusal::InvalidRefreshToken => ApiError::InvalidRefreshToken,
-            Refusal::RefreshReused => ApiError::RefreshReused,
-            Refusal::SessionRevoked => ApiError::SessionRevoked,
-            Refusal::NotInternalUser => ApiError::NotInternalUser,
-        }
-    }
-}
-
-impl From<Denial> for ApiError {
-    fn from(d: Denial) -> Self {
-        match d {
-            Denial::Refused(r) => ApiError::from(r),
-            Denial::OpenData(e) => ApiError::from(e),
-        }
-    }
-}
-
-impl From<RandomError> for ApiError {
-    fn from(_: RandomError) -> Self {
-        ApiError::Internal
-    }
-}
-
-impl From<BadCode> for ApiError {
-    fn from(e: BadCode) -> Self {
-        match e {
-            BadCode::Missing => ApiError::InvalidRequest("code is missing"),
-            BadCode::Malformed => ApiError::InvalidRequest(
-                "code is not a WeChat code (printable ASCII, at most 256 characters)",
-            ),
-        }
-    }
-}
-
-impl From<AccessError> for ApiError {
-    fn from(e: AccessError) -> Self {
-        match e {
-            AccessError::Invalid => ApiError::InvalidToken,
-            AccessError::Expired => ApiError::TokenExpired,
-            AccessError::Signing => ApiError::Internal,
-        }
-    }
-}
-
-impl From<SigningError> for ApiError {
-    fn from(_: SigningError) -> Self {
-        ApiError::Internal
-    }
-}
-
-/// A failed WeChat call of the login (code2Session) or token
-/// (`stable_token`) kind.
-impl From<CallError> for ApiError {
-    fn from(e: CallError) -> Self {
-        match e {
-            CallError::Errcode(code @ (40029 | 40163)) => ApiError::InvalidCode { errcode: code },
-            CallError::Errcode(code @ 40226) => ApiError::UserBlocked { errcode: code },
-            CallError::Errcode(code @ 45011) => ApiError::RateLimited {
-                errcode: Some(code),
-            },
-            // WeChat refusing our own credentials is a deployment problem.
-            CallError::Errcode(40013) => ApiError::ServerMisconfigured {
-                variable: "WX_APPID",
-                problem: "was refused by WeChat (errcode 40013)",
-            },
-            CallError::Errcode(40125) => ApiError::ServerMisconfigured {
-                variable: "WX_APPSECRET",
-                problem: "was refused by WeChat (errcode 40125)",
-            },
-            CallError::Errcode(code) => ApiError::WechatUnavailable {
-                errcode: Some(code),
-            },
-            CallError::Http(_)
-            | CallError::Unparseable
-            | CallError::Transport(TransportError::Network | TransportError::Timeout) => {
-                ApiError::WechatUnavailable { errcode: None }
-            }
-        }
-    }
-}
-
-/// A failed getuserphonenumber call: its 40029 is about the phone button's
-/// code, not about `wx.login`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct PhoneCallError(pub(crate) CallError);
-
-impl From<PhoneCallError> for ApiError {
-    fn from(PhoneCallError(e): PhoneCallError) -> Self {
-        match e {
-            CallError::Errcode(code @ (40029 | 40163)) => {
-                ApiError::InvalidPhoneCode { errcode: code }
-            }
-            other => ApiError::from(other),
-        }
-    }
-}
-
-impl From<OpenDataError> for ApiError {
-    fn from(e: OpenDataError) -> Self {
-        match e {
-            OpenDataError::BadCiphertext => {
-                ApiError::InvalidRequest("encryptedData must be base64 of whole AES blocks")
-            }
-            OpenDataError::BadIv => ApiError::InvalidRequest("iv must be the base64 of 16 bytes"),
-            OpenDataError::DecryptFailed => ApiError::DecryptFailed,
-            OpenDataError::WatermarkMismatch => ApiError::WatermarkMismatch,
-            OpenDataError::NotPhone => ApiError::InvalidRequest(
-                "the data decrypts but is not a phone number: send what the getPhoneNumber button gave",
-            ),
-        }
-    }
-}
-
-impl From<PhoneInfoError> for ApiError {
-    fn from(e: PhoneInfoError) -> Self {
-        match e {
-            // WeChat's own reply is unusable: not the client's fault.
-            PhoneInfoError::Malformed => ApiError::WechatUnavailable { errcode: None },
-            PhoneInfoError::WatermarkMismatch => ApiError::WatermarkMismatch,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::StoreError;
+    use crate::wechat::access_token::WxTokenError;
+    use crate::wechat::open_data::OpenDataError;
+    use crate::wechat::{CallError, TransportError};
 
     fn body(e: &ApiError) -> serde_json::Value {
         let (_, json) = e.to_response();
@@ -556,5 +421,186 @@ mod tests {
         let m = ApiError::DecryptFailed.message();
         assert!(m.contains("log in again"), "{m}");
         assert!(m.contains("wx.login"), "{m}");
+    }
+
+    #[test]
+    fn wechat_errcodes_map_to_the_contract() {
+        let cases = [
+            (40029, ApiError::InvalidCode { errcode: 40029 }),
+            (40163, ApiError::InvalidCode { errcode: 40163 }),
+            (40226, ApiError::UserBlocked { errcode: 40226 }),
+            (
+                45011,
+                ApiError::RateLimited {
+                    errcode: Some(45011),
+                },
+            ),
+            (
+                40125,
+                ApiError::ServerMisconfigured {
+                    variable: "WX_APPSECRET",
+                    problem: "was refused by WeChat (errcode 40125)",
+                },
+            ),
+            (-1, ApiError::WechatUnavailable { errcode: Some(-1) }),
+            (
+                99999,
+                ApiError::WechatUnavailable {
+                    errcode: Some(99999),
+                },
+            ),
+        ];
+        for (code, want) in cases {
+            assert_eq!(ApiError::from(CallError::Errcode(code)), want, "{code}");
+        }
+        for e in [
+            CallError::Transport(TransportError::Timeout),
+            CallError::Transport(TransportError::Network),
+            CallError::Unparseable,
+            CallError::Http(404),
+        ] {
+            assert_eq!(
+                ApiError::from(e),
+                ApiError::WechatUnavailable { errcode: None }
+            );
+        }
+        // The token fetch fails the same way, or as storage.
+        assert_eq!(
+            ApiError::from(WxTokenError::Call(CallError::Errcode(45011))),
+            ApiError::RateLimited {
+                errcode: Some(45011)
+            }
+        );
+        assert_eq!(
+            ApiError::from(WxTokenError::Store(StoreError)),
+            ApiError::StoreUnavailable
+        );
+    }
+
+    #[test]
+    fn open_data_errors_say_which_field() {
+        let message = |e: OpenDataError| ApiError::from(e).message();
+        assert!(message(OpenDataError::DecryptFailed).contains("log in again"));
+        assert!(message(OpenDataError::BadIv).contains("iv"));
+        assert!(message(OpenDataError::BadCiphertext).contains("encryptedData"));
+    }
+
+    #[test]
+    fn a_log_line_gets_the_code_status_and_errcode() {
+        let e = ApiError::RateLimited {
+            errcode: Some(45011),
+        };
+        assert_eq!(
+            Failure::from(&e),
+            Failure {
+                code: "rate_limited",
+                status: 429,
+                wechat_errcode: Some(45011),
+            }
+        );
+    }
+
+    /// One error of every variant: the `match` fails to compile when a
+    /// variant is added, so the list below must grow with it.
+    fn every_variant() -> Vec<ApiError> {
+        let all = vec![
+            ApiError::InvalidRequest("x"),
+            ApiError::InvalidCode { errcode: 40029 },
+            ApiError::InvalidPhoneCode { errcode: 40029 },
+            ApiError::DecryptFailed,
+            ApiError::WatermarkMismatch,
+            ApiError::Unauthorized,
+            ApiError::InvalidToken,
+            ApiError::TokenExpired,
+            ApiError::SessionRevoked,
+            ApiError::InvalidRefreshToken,
+            ApiError::RefreshReused,
+            ApiError::UserBlocked { errcode: 40226 },
+            ApiError::PhoneRequired,
+            ApiError::NotInternalUser,
+            ApiError::NotFound,
+            ApiError::MethodNotAllowed,
+            ApiError::PayloadTooLarge,
+            ApiError::RateLimited { errcode: None },
+            ApiError::ServerMisconfigured {
+                variable: "X",
+                problem: "y",
+            },
+            ApiError::WechatUnavailable { errcode: None },
+            ApiError::OriginUnavailable,
+            ApiError::StoreUnavailable,
+            ApiError::Internal,
+        ];
+        for e in &all {
+            match e {
+                ApiError::InvalidRequest(_)
+                | ApiError::InvalidCode { .. }
+                | ApiError::InvalidPhoneCode { .. }
+                | ApiError::DecryptFailed
+                | ApiError::WatermarkMismatch
+                | ApiError::Unauthorized
+                | ApiError::InvalidToken
+                | ApiError::TokenExpired
+                | ApiError::SessionRevoked
+                | ApiError::InvalidRefreshToken
+                | ApiError::RefreshReused
+                | ApiError::UserBlocked { .. }
+                | ApiError::PhoneRequired
+                | ApiError::NotInternalUser
+                | ApiError::NotFound
+                | ApiError::MethodNotAllowed
+                | ApiError::PayloadTooLarge
+                | ApiError::RateLimited { .. }
+                | ApiError::ServerMisconfigured { .. }
+                | ApiError::WechatUnavailable { .. }
+                | ApiError::OriginUnavailable
+                | ApiError::StoreUnavailable
+                | ApiError::Internal => {}
+            }
+        }
+        all
+    }
+
+    /// The codes of `AuthErrorCode` in `client/index.d.ts` under the
+    /// comment `heading`, up to the next comment or the open-ended
+    /// `(string & {})`.
+    fn dts_codes(heading: &str) -> std::collections::BTreeSet<String> {
+        let dts = include_str!("../client/index.d.ts");
+        let union = dts
+            .split("export type AuthErrorCode =")
+            .nth(1)
+            .and_then(|rest| rest.split("(string & {})").next())
+            .expect("index.d.ts declares AuthErrorCode");
+        let section = union
+            .split(heading)
+            .nth(1)
+            .expect("AuthErrorCode has the section")
+            .split("//")
+            .next()
+            .unwrap_or_default();
+        section
+            .split('|')
+            .map(|c| c.trim().trim_matches('\'').to_string())
+            .filter(|c| !c.is_empty())
+            .collect()
+    }
+
+    #[test]
+    fn the_client_types_list_exactly_the_workers_codes() {
+        let worker: std::collections::BTreeSet<String> = every_variant()
+            .iter()
+            .map(|e| e.code().to_string())
+            .collect();
+        let workers_section = dts_codes("// the worker's");
+        let clients_section = dts_codes("// the client's own");
+        assert!(workers_section.len() > 10, "{workers_section:?}");
+        // `invalid_request` is listed once, with the client's own codes:
+        // the client raises it too.
+        let shared: std::collections::BTreeSet<String> =
+            clients_section.intersection(&worker).cloned().collect();
+        assert_eq!(shared, ["invalid_request".to_string()].into());
+        let listed: std::collections::BTreeSet<String> =
+            workers_section.union(&shared).cloned().collect();
+        assert_eq!(listed, worker);
     }
 }

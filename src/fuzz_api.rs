@@ -128,6 +128,6 @@ pub fn wechat_reply(data: &[u8]) {
     let _ = crate::wechat::api::parse_code2session(&resp);
     let _ = crate::wechat::api::parse_stable_token(&resp);
     if let Ok(info) = crate::wechat::api::parse_phone_number(&resp) {
-        let _ = crate::wechat::open_data::phone_from_phone_info(&info, "wxd930ea5d5a258f4f");
+        let _ = crate::phone::Phone::from_phone_info(&info, "wxd930ea5d5a258f4f");
     }
 }

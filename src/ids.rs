@@ -8,6 +8,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
 
+use crate::phone::Phone;
 use crate::random::{self, Random, RandomError};
 
 macro_rules! new_type {
@@ -72,6 +73,11 @@ new_type!(
     OpenId
 );
 new_type!(
+    /// A user's unionid: who the user is across the apps of one WeChat
+    /// Open Platform account (when WeChat gives one).
+    UnionId
+);
+new_type!(
     /// A session id: 128 random bits, base64url. Not secret on its own
     /// (it is the first part of the refresh token), but unguessable.
     SessionId
@@ -88,6 +94,28 @@ impl SessionId {
     pub(crate) fn parse(s: &str) -> Option<Self> {
         let bytes = B64URL.decode(s).ok()?;
         (bytes.len() == 16).then(|| SessionId(s.to_string()))
+    }
+}
+
+/// Who a token, an assertion or a proxied request is about: the user and
+/// what WeChat vouched for of them. One type for the access token's claims,
+/// the identity assertion's, the assertion cache's key and the identity
+/// headers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Subject {
+    pub(crate) openid: OpenId,
+    pub(crate) unionid: Option<UnionId>,
+    pub(crate) phone: Option<Phone>,
+}
+
+impl Subject {
+    /// The user, with no unionid or phone known.
+    pub(crate) fn new(openid: OpenId) -> Self {
+        Subject {
+            openid,
+            unionid: None,
+            phone: None,
+        }
     }
 }
 

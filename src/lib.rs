@@ -18,7 +18,9 @@
 //!   every one onto the contract's table with an exhaustive `From`, and
 //!   holds every message a client sees.
 //! - **Secrets never print** (`secret`), and values that are easy to swap
-//!   have their own types (`ids`).
+//!   have their own types (`ids`, with the `Subject` every token and
+//!   identity header is about); a phone number is one type (`phone`), made
+//!   only by verification or read back from the worker's own state.
 //!
 //! Nothing here is public API: the crate is the worker.
 
@@ -55,6 +57,7 @@ mod http;
 mod ids;
 mod limits;
 mod logs;
+mod phone;
 mod random;
 mod secret;
 mod store;

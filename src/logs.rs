@@ -11,7 +11,6 @@ use hmac::{Hmac, Mac};
 use serde::Serialize;
 use sha2::Sha256;
 
-use crate::error::ApiError;
 use crate::ids::OpenId;
 
 /// The key of the user hash: derived from `TOKEN_SECRET` at start.
@@ -43,6 +42,17 @@ impl LogSalt {
     }
 }
 
+/// How a request failed, as the log records it: plain facts, so the log
+/// knows nothing of the error table that produced them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Failure {
+    /// The contract's error code (`rate_limited`, `invalid_code`…).
+    pub(crate) code: &'static str,
+    pub(crate) status: u16,
+    /// WeChat's errcode, when WeChat caused the failure.
+    pub(crate) wechat_errcode: Option<i64>,
+}
+
 /// One event: what was asked, how it ended, for whom, how long it took.
 #[derive(Debug, Serialize)]
 pub(crate) struct LogLine<'a> {
@@ -69,7 +79,7 @@ impl<'a> LogLine<'a> {
     /// The line for `event`, ended as `result`.
     pub(crate) fn new(
         event: &'a str,
-        result: Result<(), &ApiError>,
+        result: Result<(), Failure>,
         user: Option<&OpenId>,
         salt: &LogSalt,
         duration_ms: u64,
@@ -77,12 +87,7 @@ impl<'a> LogLine<'a> {
     ) -> Self {
         let (outcome, code, status, wechat_errcode) = match result {
             Ok(()) => ("ok", None, None, None),
-            Err(e) => (
-                "error",
-                Some(e.code()),
-                Some(e.status()),
-                e.wechat_errcode(),
-            ),
+            Err(f) => ("error", Some(f.code), Some(f.status), f.wechat_errcode),
         };
         LogLine {
             event,
@@ -119,8 +124,12 @@ mod tests {
     fn lines_are_json_with_the_fields_and_no_secret() {
         let salt = LogSalt::derive("test-only-token-secret-0123456789abcdefghijklmnop");
         let openid = OpenId::new("oGZUI0egBJY1zhBYw2KhdUfwVJJE");
-        let e = ApiError::InvalidCode { errcode: 40029 };
-        let line = LogLine::new("login", Err(&e), Some(&openid), &salt, 12, "req-1").to_json();
+        let e = Failure {
+            code: "invalid_code",
+            status: 400,
+            wechat_errcode: Some(40029),
+        };
+        let line = LogLine::new("login", Err(e), Some(&openid), &salt, 12, "req-1").to_json();
         let v: serde_json::Value = serde_json::from_str(&line).expect("JSON");
         assert_eq!(v["event"], "login");
         assert_eq!(v["outcome"], "error");

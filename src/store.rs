@@ -12,7 +12,7 @@
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::ids::SessionId;
-use crate::wechat::open_data::VerifiedPhone;
+use crate::phone::Phone;
 
 /// The store failed or timed out (details go to the log only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,13 +35,12 @@ pub(crate) fn replica_key(sid: &SessionId) -> String {
 /// The allowlist entry of `phone`, in E.164: a number is listed with its
 /// country code, so `+1 3105551234` never admits the mainland mobile
 /// `13105551234`.
-pub(crate) fn allow_key(phone: &VerifiedPhone) -> String {
-    allow_key_of(&phone.country_code, &phone.pure_phone_number)
-}
-
-/// The allowlist entry of a number given as its parts.
-pub(crate) fn allow_key_of(country_code: &str, pure_phone_number: &str) -> String {
-    format!("allow:phone:+{country_code}{pure_phone_number}")
+pub(crate) fn allow_key(phone: &Phone) -> String {
+    format!(
+        "allow:phone:+{}{}",
+        phone.country_code(),
+        phone.pure_phone_number()
+    )
 }
 
 pub(crate) const WX_TOKEN_KEY: &str = "wx:stable_token";
@@ -72,9 +71,26 @@ pub(crate) async fn put_json<S: Store, T: Serialize>(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::wechat::tests::YieldOnce;
     use std::cell::{Cell, RefCell};
     use std::collections::HashMap;
+
+    /// Pending once, then ready: lets other futures of a join run.
+    pub(crate) struct YieldOnce(pub bool);
+
+    impl std::future::Future for YieldOnce {
+        type Output = ();
+        fn poll(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<()> {
+            if self.0 {
+                return std::task::Poll::Ready(());
+            }
+            self.0 = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    }
 
     /// An in-memory store with expiry against a settable clock. Every
     /// operation first gives way to the other futures of a join, as a
@@ -133,11 +149,7 @@ pub(crate) mod tests {
 
     #[test]
     fn allowlist_keys_are_e164() {
-        let phone = |cc: &str, pure: &str| VerifiedPhone {
-            phone_number: pure.into(),
-            pure_phone_number: pure.into(),
-            country_code: cc.into(),
-        };
+        let phone = |cc: &str, pure: &str| Phone::for_tests(pure, pure, cc);
         assert_eq!(
             allow_key(&phone("86", "13800138000")),
             "allow:phone:+8613800138000"

@@ -18,9 +18,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{OpenId, SessionId};
+use crate::ids::{OpenId, SessionId, UnionId};
+use crate::phone::Phone;
 use crate::secret::{ct_eq, SessionKey};
-use crate::wechat::open_data::VerifiedPhone;
 
 /// How many superseded refresh-token hashes a session remembers for reuse
 /// detection.
@@ -46,14 +46,14 @@ pub(crate) struct Rules {
 pub(crate) struct UserRecord {
     pub(crate) openid: OpenId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) unionid: Option<String>,
+    pub(crate) unionid: Option<UnionId>,
     pub(crate) first_login_at: i64,
     pub(crate) last_login_at: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) last_login_ip: Option<String>,
     pub(crate) login_count: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) phone: Option<VerifiedPhone>,
+    pub(crate) phone: Option<Phone>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) phone_bound_at: Option<i64>,
 }
@@ -87,9 +87,9 @@ pub(crate) struct UserState {
 pub(crate) struct SessionState {
     pub(crate) session_key: SessionKey,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) unionid: Option<String>,
+    pub(crate) unionid: Option<UnionId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) phone: Option<VerifiedPhone>,
+    pub(crate) phone: Option<Phone>,
     pub(crate) created_at: i64,
     /// When the current token pair was issued (login, rotation, binding).
     pub(crate) issued_at: i64,
@@ -141,7 +141,7 @@ pub(crate) enum Change {
     Login {
         sid: SessionId,
         session_key: SessionKey,
-        unionid: Option<String>,
+        unionid: Option<UnionId>,
         refresh_hash: String,
         ip: Option<String>,
         /// Whether the user's bound phone is (still) on the allowlist:
@@ -163,7 +163,7 @@ pub(crate) enum Change {
     /// A phone WeChat vouched for, to bind; the pair is rotated.
     BindPhone {
         sid: SessionId,
-        phone: VerifiedPhone,
+        phone: Phone,
         next_hash: String,
     },
     /// A legacy decryption under this session's key failed.
@@ -179,9 +179,9 @@ pub(crate) enum Change {
 pub(crate) struct SessionView {
     pub(crate) openid: OpenId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) unionid: Option<String>,
+    pub(crate) unionid: Option<UnionId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) phone: Option<VerifiedPhone>,
+    pub(crate) phone: Option<Phone>,
     pub(crate) created_at: i64,
     pub(crate) expires_at: i64,
     /// When the current pair was issued: access tokens are issued at this
@@ -247,9 +247,9 @@ pub(crate) enum Effect {
 pub(crate) struct Replica {
     pub(crate) openid: OpenId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) unionid: Option<String>,
+    pub(crate) unionid: Option<UnionId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) phone: Option<VerifiedPhone>,
+    pub(crate) phone: Option<Phone>,
     pub(crate) expires_at: i64,
 }
 
@@ -506,14 +506,14 @@ impl UserState {
     }
 
     /// The user's bound phone, for the allowlist check before a change.
-    pub(crate) fn user_phone(&self) -> Option<&VerifiedPhone> {
+    pub(crate) fn user_phone(&self) -> Option<&Phone> {
         self.user.as_ref().and_then(|u| u.phone.as_ref())
     }
 }
 
 /// The phone a session carries: the user's, unless the allowlist says it
 /// has been taken off.
-fn carried_phone(phone: Option<&VerifiedPhone>, listed: Option<bool>) -> Option<VerifiedPhone> {
+fn carried_phone(phone: Option<&Phone>, listed: Option<bool>) -> Option<Phone> {
     match listed {
         Some(false) => None,
         _ => phone.cloned(),
@@ -563,12 +563,8 @@ mod tests {
         SessionKey::from_base64("tiihtNczf5v6AKRyjwEUhQ==").expect("16 bytes")
     }
 
-    fn phone() -> VerifiedPhone {
-        VerifiedPhone {
-            phone_number: "13800138000".into(),
-            pure_phone_number: "13800138000".into(),
-            country_code: "86".into(),
-        }
+    fn phone() -> Phone {
+        Phone::for_tests("13800138000", "13800138000", "86")
     }
 
     fn login(n: u8, hash: &str) -> Change {

@@ -11,10 +11,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{OpenId, SessionId};
+use crate::ids::{OpenId, SessionId, UnionId};
+use crate::phone::Phone;
 use crate::secret::SessionKey;
 use crate::store::StoreError;
-use crate::wechat::open_data::{EncryptedPhone, OpenDataError, VerifiedPhone};
+use crate::wechat::open_data::{EncryptedPhone, OpenDataError};
 
 pub(crate) mod machine;
 pub(crate) mod server;
@@ -34,7 +35,7 @@ pub(crate) enum Op {
         sid: SessionId,
         session_key: SessionKey,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        unionid: Option<String>,
+        unionid: Option<UnionId>,
         refresh_hash: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ip: Option<String>,
@@ -52,7 +53,7 @@ pub(crate) enum Op {
     /// A phone from getuserphonenumber (already verified by the worker).
     BindPhone {
         sid: SessionId,
-        phone: VerifiedPhone,
+        phone: Phone,
         next_hash: String,
     },
     /// Legacy `encryptedData`/`iv`: decrypted by the authority with the

@@ -13,8 +13,9 @@ use super::machine::{Change, Effect, Refusal, Rules, UserState};
 use super::{Answer, Denial, Op, Outcome};
 use crate::config::Config;
 use crate::ids::{OpenId, SessionId};
+use crate::phone::Phone;
 use crate::store::{allow_key, put_json, replica_key, Store, StoreError};
-use crate::wechat::open_data::{OpenDataError, VerifiedPhone};
+use crate::wechat::open_data::OpenDataError;
 
 /// Where an authority keeps its state (Durable Object storage).
 #[allow(async_fn_in_trait)] // used with concrete types only; no Send bound wanted on wasm
@@ -85,7 +86,7 @@ impl<St: StateStore, K: Store, Tm: Timer> Server<'_, St, K, Tm> {
     }
 
     /// Whether `phone` may be carried: `None` when the allowlist is off.
-    async fn listed(&self, phone: Option<&VerifiedPhone>) -> Result<Option<bool>, StoreError> {
+    async fn listed(&self, phone: Option<&Phone>) -> Result<Option<bool>, StoreError> {
         match phone {
             Some(p) if self.cfg.phone_allowlist => {
                 Ok(Some(self.kv.get(&allow_key(p)).await?.is_some()))
@@ -98,7 +99,7 @@ impl<St: StateStore, K: Store, Tm: Timer> Server<'_, St, K, Tm> {
     async fn binding(
         &self,
         sid: SessionId,
-        phone: VerifiedPhone,
+        phone: Phone,
         next_hash: String,
     ) -> Result<Result<Change, Denial>, StoreError> {
         if self.listed(Some(&phone)).await? == Some(false) {

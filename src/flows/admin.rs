@@ -7,7 +7,8 @@ use super::Edge;
 use crate::authority::{AuthorityClient, Op, Outcome};
 use crate::error::ApiError;
 use crate::http::headers::bearer;
-use crate::ids::OpenId;
+use crate::ids::{OpenId, UnionId};
+use crate::phone::Phone;
 use crate::random::Random;
 use crate::store::Store;
 use crate::wechat::Transport;
@@ -18,25 +19,16 @@ use crate::wechat::Transport;
 pub(crate) struct AdminUser {
     pub(crate) openid: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) unionid: Option<String>,
+    pub(crate) unionid: Option<UnionId>,
     pub(crate) first_login_at: i64,
     pub(crate) last_login_at: i64,
     pub(crate) last_login_ip: Option<String>,
     pub(crate) login_count: u64,
-    pub(crate) phone: Option<AdminPhone>,
+    /// With the contract's field names (`phoneNumber`…).
+    #[serde(serialize_with = "crate::phone::reply_form")]
+    pub(crate) phone: Option<Phone>,
     pub(crate) phone_bound_at: Option<i64>,
     pub(crate) live_sessions: usize,
-}
-
-/// A bound phone, with the contract's field names.
-#[derive(Debug, Serialize, PartialEq, Eq)]
-pub(crate) struct AdminPhone {
-    #[serde(rename = "phoneNumber")]
-    pub(crate) phone_number: String,
-    #[serde(rename = "purePhoneNumber")]
-    pub(crate) pure_phone_number: String,
-    #[serde(rename = "countryCode")]
-    pub(crate) country_code: String,
 }
 
 /// `POST /auth/admin/users/{openid}/revoke`.
@@ -98,11 +90,7 @@ impl<S: Store, T: Transport, R: Random, A: AuthorityClient, L: Limiter> Edge<'_,
             last_login_at: user.last_login_at,
             last_login_ip: user.last_login_ip,
             login_count: user.login_count,
-            phone: user.phone.map(|p| AdminPhone {
-                phone_number: p.phone_number,
-                pure_phone_number: p.pure_phone_number,
-                country_code: p.country_code,
-            }),
+            phone: user.phone,
             phone_bound_at: user.phone_bound_at,
             live_sessions,
         })

@@ -21,7 +21,7 @@ use serde::Serialize;
 use crate::authority::{AuthorityClient, SessionView};
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::ids::SessionId;
+use crate::ids::{SessionId, UnionId};
 use crate::limits::{Limit, Limiter};
 use crate::random::Random;
 use crate::secret::RefreshToken;
@@ -84,7 +84,7 @@ pub(crate) struct TokenResponse {
     pub(crate) refresh_expires_in: u64,
     pub(crate) openid: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) unionid: Option<String>,
+    pub(crate) unionid: Option<UnionId>,
     pub(crate) phone_bound: bool,
 }
 
@@ -117,11 +117,8 @@ impl<S: Store, T: Transport, R: Random, A: AuthorityClient, L: Limiter> Edge<'_,
         refresh_token: &RefreshToken,
     ) -> Result<TokenResponse, ApiError> {
         let mut claims = AccessClaims::new(self.cfg.appid.as_str(), &view.openid, sid);
-        claims.unionid.clone_from(&view.unionid);
-        if let Some(p) = &view.phone {
-            claims.phone = Some(p.pure_phone_number.clone());
-            claims.country_code = Some(p.country_code.clone());
-        }
+        claims.subject.unionid.clone_from(&view.unionid);
+        claims.subject.phone.clone_from(&view.phone);
         let access_token = issue_access(
             &self.cfg.token_key,
             &claims,

@@ -1,17 +1,18 @@
 //! `POST /auth/phone`: binds a phone WeChat vouches for, by the current
 //! `code` API or the legacy `encryptedData`/`iv`.
 
-use super::session::Check;
 use super::{Edge, TokenResponse};
 use crate::authority::{AuthorityClient, Op, Outcome};
+use crate::config::SessionCheck;
 use crate::error::{ApiError, PhoneCallError};
 use crate::ids::{OpenId, WxCode};
 use crate::limits::{Limit, Limiter};
+use crate::phone::Phone;
 use crate::random::Random;
 use crate::secret::WxAccessToken;
 use crate::store::Store;
 use crate::token::refresh::NewRefresh;
-use crate::wechat::open_data::{phone_from_phone_info, EncryptedPhone};
+use crate::wechat::open_data::EncryptedPhone;
 use crate::wechat::{api, call_with_retry, Transport};
 
 /// What `/auth/phone` was sent.
@@ -32,14 +33,14 @@ impl<S: Store, T: Transport, R: Random, A: AuthorityClient, L: Limiter> Edge<'_,
     ) -> Result<TokenResponse, ApiError> {
         // A dead session is refused before WeChat is asked; the authority
         // checks again at the moment it binds.
-        let check = match Check::from(self.cfg.session_check) {
-            Check::Authority => Check::Authority,
-            Check::Token | Check::Replica => Check::Replica,
+        let check = match self.cfg.session_check {
+            SessionCheck::Authority => SessionCheck::Authority,
+            SessionCheck::RefreshOnly | SessionCheck::EveryRequest => SessionCheck::EveryRequest,
         };
         let auth = self.authenticate(authorization, check).await?;
-        self.within_limit(Limit::Phone, auth.access.claims.sub.as_str())
+        self.within_limit(Limit::Phone, auth.access.claims.subject.openid.as_str())
             .await?;
-        let openid = auth.access.claims.sub;
+        let openid = auth.access.claims.subject.openid;
         let sid = auth.access.claims.sid;
         let next = NewRefresh::generate(&openid, &sid, self.rng)?;
 
@@ -49,7 +50,7 @@ impl<S: Store, T: Transport, R: Random, A: AuthorityClient, L: Limiter> Edge<'_,
                 let info = self.phone_number(&code, &openid).await?;
                 Op::BindPhone {
                     sid: sid.clone(),
-                    phone: phone_from_phone_info(&info, self.cfg.appid.as_str())?,
+                    phone: Phone::from_phone_info(&info, self.cfg.appid.as_str())?,
                     next_hash: next.hash.clone(),
                 }
             }
@@ -64,9 +65,9 @@ impl<S: Store, T: Transport, R: Random, A: AuthorityClient, L: Limiter> Edge<'_,
         };
         let phone = view.phone.clone().ok_or(ApiError::Internal)?;
         let mut resp = self.token_response(&sid, &view, &next.token)?;
-        resp.phone_number = Some(phone.phone_number);
-        resp.pure_phone_number = Some(phone.pure_phone_number);
-        resp.country_code = Some(phone.country_code);
+        resp.phone_number = phone.phone_number().map(str::to_owned);
+        resp.pure_phone_number = Some(phone.pure_phone_number().to_owned());
+        resp.country_code = Some(phone.country_code().to_owned());
         Ok(resp)
     }
 
@@ -101,5 +102,6 @@ impl<S: Store, T: Transport, R: Random, A: AuthorityClient, L: Limiter> Edge<'_,
             .wx_token
             .get(self.store, self.wechat, self.cfg, self.now, refused)
             .await
+            .map_err(ApiError::from)
     }
 }

@@ -1,7 +1,6 @@
 //! Every path that is not the worker's own: who the request is, and what
 //! the origin is told.
 
-use super::session::Check;
 use super::Edge;
 use crate::authority::AuthorityClient;
 use crate::error::ApiError;
@@ -10,7 +9,7 @@ use crate::http::path::is_public;
 use crate::ids::SessionId;
 use crate::limits::Limiter;
 use crate::random::{self, Random};
-use crate::store::{allow_key_of, Store};
+use crate::store::{allow_key, Store};
 use crate::token::assertion_cache::AssertionKey;
 use crate::token::identity::{sign_identity, IdentityClaims};
 use crate::wechat::Transport;
@@ -58,61 +57,43 @@ impl<S: Store, T: Transport, R: Random, A: AuthorityClient, L: Limiter> Edge<'_,
         if public && bearer(authorization).is_none() {
             return Ok(None);
         }
-        let check = Check::from(self.cfg.session_check);
+        let check = self.cfg.session_check;
         let auth = match self.authenticate(authorization, check).await {
             Ok(a) => a,
             Err(_) if public => return Ok(None),
             Err(e) => return Err(e),
         };
         let c = &auth.access.claims;
-        let (unionid, phone) = match &auth.session {
+        let mut subject = c.subject.clone();
+        if let Some(s) = &auth.session {
             // The session is the fresher source (a phone bound since the
             // token was issued).
-            Some(s) => (
-                s.unionid.clone(),
-                s.phone
-                    .as_ref()
-                    .map(|p| (p.pure_phone_number.clone(), p.country_code.clone())),
-            ),
-            None => (
-                c.unionid.clone(),
-                c.phone
-                    .clone()
-                    .map(|p| (p, c.country_code.clone().unwrap_or_default())),
-            ),
-        };
+            subject.unionid.clone_from(&s.unionid);
+            subject.phone.clone_from(&s.phone);
+        }
         // The staff gate. A phone taken off the allowlist no longer counts
         // (the session still carries it until its next refresh).
-        let phone = match phone {
-            Some((p, cc)) if self.cfg.phone_allowlist => {
-                if self.store.get(&allow_key_of(&cc, &p)).await?.is_some() {
-                    Some((p, cc))
-                } else if public {
-                    // Public paths pass, as anonymous: an origin that reads
-                    // "has an openid" as "is staff" must not be fooled.
-                    return Ok(None);
-                } else {
-                    return Err(ApiError::NotInternalUser);
-                }
-            }
-            other => other,
+        let listed = match &subject.phone {
+            Some(p) if self.cfg.phone_allowlist => self.store.get(&allow_key(p)).await?.is_some(),
+            _ => true,
         };
-        if self.cfg.require_phone && phone.is_none() {
+        if !listed {
+            // Public paths pass, as anonymous: an origin that reads "has an
+            // openid" as "is staff" must not be fooled.
+            if public {
+                return Ok(None);
+            }
+            return Err(ApiError::NotInternalUser);
+        }
+        if self.cfg.require_phone && subject.phone.is_none() {
             if public {
                 return Ok(None);
             }
             return Err(ApiError::PhoneRequired);
         }
-        let (phone, country_code) = match phone {
-            Some((p, cc)) => (Some(p), Some(cc).filter(|cc| !cc.is_empty())),
-            None => (None, None),
-        };
         let id = Identity {
-            openid: c.sub.clone(),
-            unionid,
+            subject,
             appid: self.cfg.appid.clone(),
-            phone,
-            country_code,
         };
         let assertion = self.assertion_for(&id, &c.sid).await?;
         Ok(Some(Passed {
@@ -137,25 +118,19 @@ impl<S: Store, T: Transport, R: Random, A: AuthorityClient, L: Limiter> Edge<'_,
             session: session.clone(),
             audience: self.cfg.origin_audience.clone(),
             appid: id.appid.clone(),
-            openid: id.openid.clone(),
-            unionid: id.unionid.clone(),
-            phone: id.phone.clone(),
-            country_code: id.country_code.clone(),
+            subject: id.subject.clone(),
         };
         let token = if let Some(token) = self.isolate.assertions.get(&cache_key, self.now) {
             token
         } else {
             let jti: [u8; 16] = random::bytes(self.rng)?;
-            let mut claims = IdentityClaims::new(
+            let claims = IdentityClaims::new(
                 &cache_key.audience,
                 &id.appid,
-                &id.openid,
+                id.subject.clone(),
                 random::hex(&jti),
                 self.now,
             );
-            claims.unionid.clone_from(&id.unionid);
-            claims.phone.clone_from(&id.phone);
-            claims.country_code.clone_from(&id.country_code);
             let token = sign_identity(key, self.ed25519, &claims).await?;
             self.isolate
                 .assertions

@@ -9,11 +9,11 @@ use crate::authority::{AuthorityClient, Op, Outcome, Replica};
 use crate::config::SessionCheck;
 use crate::error::ApiError;
 use crate::http::headers::bearer;
-use crate::ids::OpenId;
+use crate::ids::{OpenId, UnionId};
+use crate::phone::Phone;
 use crate::random::Random;
 use crate::store::{get_json, replica_key, Store};
 use crate::token::access::{verify_access, verify_access_ignoring_expiry, VerifiedAccess};
-use crate::wechat::open_data::VerifiedPhone;
 use crate::wechat::Transport;
 
 /// `GET /auth/session`.
@@ -21,7 +21,7 @@ use crate::wechat::Transport;
 pub(crate) struct SessionInfo {
     pub(crate) openid: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) unionid: Option<String>,
+    pub(crate) unionid: Option<UnionId>,
     pub(crate) phone_bound: bool,
     pub(crate) expires_at: i64,
     pub(crate) session_expires_at: i64,
@@ -31,8 +31,8 @@ pub(crate) struct SessionInfo {
 /// token, which may predate a phone binding).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct LiveSession {
-    pub(crate) unionid: Option<String>,
-    pub(crate) phone: Option<VerifiedPhone>,
+    pub(crate) unionid: Option<UnionId>,
+    pub(crate) phone: Option<Phone>,
     pub(crate) expires_at: i64,
 }
 
@@ -43,33 +43,12 @@ pub(crate) struct Authenticated {
     pub(crate) session: Option<LiveSession>,
 }
 
-/// Where a session's liveness is read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Check {
-    /// The token alone.
-    Token,
-    /// The KV replica.
-    Replica,
-    /// The session authority.
-    Authority,
-}
-
-impl From<SessionCheck> for Check {
-    fn from(c: SessionCheck) -> Self {
-        match c {
-            SessionCheck::EveryRequest => Check::Replica,
-            SessionCheck::RefreshOnly => Check::Token,
-            SessionCheck::Authority => Check::Authority,
-        }
-    }
-}
-
 impl<S: Store, T: Transport, R: Random, A: AuthorityClient, L: Limiter> Edge<'_, S, T, R, A, L> {
     /// Checks `Authorization: Bearer`, then the session where `check` says.
     pub(crate) async fn authenticate(
         &self,
         authorization: Option<&str>,
-        check: Check,
+        check: SessionCheck,
     ) -> Result<Authenticated, ApiError> {
         let token = bearer(authorization).ok_or(ApiError::Unauthorized)?;
         let access = verify_access(
@@ -79,9 +58,9 @@ impl<S: Store, T: Transport, R: Random, A: AuthorityClient, L: Limiter> Edge<'_,
             self.now,
         )?;
         let session = match check {
-            Check::Token => None,
-            Check::Replica => Some(self.replica_session(&access).await?),
-            Check::Authority => Some(self.authority_session(&access).await?),
+            SessionCheck::RefreshOnly => None,
+            SessionCheck::EveryRequest => Some(self.replica_session(&access).await?),
+            SessionCheck::Authority => Some(self.authority_session(&access).await?),
         };
         Ok(Authenticated { access, session })
     }
@@ -90,7 +69,7 @@ impl<S: Store, T: Transport, R: Random, A: AuthorityClient, L: Limiter> Edge<'_,
         let r: Replica = get_json(self.store, &replica_key(&access.claims.sid))
             .await?
             .ok_or(ApiError::SessionRevoked)?;
-        if r.openid != access.claims.sub || r.expires_at <= self.now {
+        if r.openid != access.claims.subject.openid || r.expires_at <= self.now {
             return Err(ApiError::SessionRevoked);
         }
         Ok(LiveSession {
@@ -104,7 +83,11 @@ impl<S: Store, T: Transport, R: Random, A: AuthorityClient, L: Limiter> Edge<'_,
         let op = Op::Check {
             sid: access.claims.sid.clone(),
         };
-        match self.authority.call(&access.claims.sub, op).await?? {
+        match self
+            .authority
+            .call(&access.claims.subject.openid, op)
+            .await??
+        {
             Outcome::Live(v) => Ok(LiveSession {
                 unionid: v.unionid,
                 phone: v.phone,
@@ -120,7 +103,7 @@ impl<S: Store, T: Transport, R: Random, A: AuthorityClient, L: Limiter> Edge<'_,
         let token = bearer(authorization)?;
         verify_access_ignoring_expiry(&self.cfg.token_key, self.cfg.appid.as_str(), token)
             .ok()
-            .map(|a| a.claims.sub)
+            .map(|a| a.claims.subject.openid)
     }
 
     /// `POST /auth/logout`: the session's authority revokes it for good. An
@@ -136,7 +119,9 @@ impl<S: Store, T: Transport, R: Random, A: AuthorityClient, L: Limiter> Edge<'_,
         let op = Op::Logout {
             sid: access.claims.sid.clone(),
         };
-        self.authority.call(&access.claims.sub, op).await??;
+        self.authority
+            .call(&access.claims.subject.openid, op)
+            .await??;
         Ok(())
     }
 
@@ -145,10 +130,12 @@ impl<S: Store, T: Transport, R: Random, A: AuthorityClient, L: Limiter> Edge<'_,
         &self,
         authorization: Option<&str>,
     ) -> Result<SessionInfo, ApiError> {
-        let auth = self.authenticate(authorization, Check::Authority).await?;
+        let auth = self
+            .authenticate(authorization, SessionCheck::Authority)
+            .await?;
         let s = auth.session.ok_or(ApiError::SessionRevoked)?;
         Ok(SessionInfo {
-            openid: auth.access.claims.sub.into(),
+            openid: auth.access.claims.subject.openid.into(),
             unionid: s.unionid,
             phone_bound: s.phone.is_some(),
             expires_at: auth.access.expires_at,

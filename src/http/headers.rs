@@ -11,16 +11,13 @@
 //! `X-Forwarded-Proto`, and the identity headers when a valid token was
 //! shown. Everything else passes unchanged, duplicates included.
 
-use crate::ids::{AppId, OpenId};
+use crate::ids::{AppId, Subject};
 
 /// The identity the worker vouches for on a proxied request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Identity {
-    pub(crate) openid: OpenId,
-    pub(crate) unionid: Option<String>,
+    pub(crate) subject: Subject,
     pub(crate) appid: AppId,
-    pub(crate) phone: Option<String>,
-    pub(crate) country_code: Option<String>,
 }
 
 pub(crate) const X_WX_OPENID: &str = "X-WX-OpenID";
@@ -91,16 +88,14 @@ pub(crate) fn added_headers(
     }
     out.push(("X-Forwarded-Proto", client.proto.to_string()));
     if let Some(id) = identity {
-        out.push((X_WX_OPENID, id.openid.to_string()));
-        if let Some(u) = &id.unionid {
-            out.push((X_WX_UNIONID, u.clone()));
+        out.push((X_WX_OPENID, id.subject.openid.to_string()));
+        if let Some(u) = &id.subject.unionid {
+            out.push((X_WX_UNIONID, u.to_string()));
         }
         out.push((X_WX_APPID, id.appid.to_string()));
-        if let Some(p) = &id.phone {
-            out.push((X_WX_PHONE, p.clone()));
-            if let Some(cc) = &id.country_code {
-                out.push((X_WX_PHONE_COUNTRY, cc.clone()));
-            }
+        if let Some(p) = &id.subject.phone {
+            out.push((X_WX_PHONE, p.pure_phone_number().to_string()));
+            out.push((X_WX_PHONE_COUNTRY, p.country_code().to_string()));
         }
         if let Some(a) = assertion {
             out.push((X_WX_IDENTITY, a.to_string()));
@@ -184,6 +179,8 @@ pub(crate) fn bearer(authorization: Option<&str>) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::{OpenId, UnionId};
+    use crate::phone::Phone;
 
     fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
@@ -199,11 +196,12 @@ mod tests {
 
     fn id() -> Identity {
         Identity {
-            openid: OpenId::new("oReal"),
-            unionid: Some("uReal".into()),
+            subject: Subject {
+                openid: OpenId::new("oReal"),
+                unionid: Some(UnionId::new("uReal")),
+                phone: Some(Phone::for_tests("13800138000", "13800138000", "86")),
+            },
             appid: AppId::new("wxapp"),
-            phone: Some("13800138000".into()),
-            country_code: Some("86".into()),
         }
     }
 
@@ -263,8 +261,8 @@ mod tests {
     #[test]
     fn optional_identity_parts_are_omitted() {
         let mut i = id();
-        i.unionid = None;
-        i.phone = None;
+        i.subject.unionid = None;
+        i.subject.phone = None;
         let out = rewrite_request_headers(&[], ANON, Some(&i), None);
         let names: Vec<&str> = out.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(

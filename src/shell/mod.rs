@@ -125,7 +125,7 @@ async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys
                 .unwrap_or_else(random_id);
             let line = LogLine::new(
                 event,
-                result.as_ref().map(|_| ()),
+                result.as_ref().map(|_| ()).map_err(logs::Failure::from),
                 user.borrow().as_ref(),
                 &cfg.log_salt,
                 now_ms().saturating_sub(started),

@@ -18,8 +18,9 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use super::ISSUER;
-use crate::ids::{OpenId, SessionId};
+use super::{SigningError, ISSUER};
+use crate::ids::{OpenId, SessionId, Subject, UnionId};
+use crate::phone::{NotAPhone, Phone};
 
 pub(crate) const ACCESS_TYP: &str = "at+jwt";
 const TOKEN_USE_ACCESS: &str = "access";
@@ -62,21 +63,15 @@ impl TokenKey {
 
 /// What an access token says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "AccessWire", try_from = "AccessWire")]
 pub(crate) struct AccessClaims {
     pub(crate) iss: String,
     pub(crate) aud: String,
-    /// The openid.
-    pub(crate) sub: OpenId,
+    /// The user (`sub` is the openid), with the unionid and bound phone.
+    pub(crate) subject: Subject,
     /// The session id.
     pub(crate) sid: SessionId,
     pub(crate) token_use: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) unionid: Option<String>,
-    /// Bound phone (purePhoneNumber) and its country code.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) phone: Option<String>,
-    #[serde(rename = "phone_cc", default, skip_serializing_if = "Option::is_none")]
-    pub(crate) country_code: Option<String>,
 }
 
 impl AccessClaims {
@@ -84,25 +79,73 @@ impl AccessClaims {
         AccessClaims {
             iss: ISSUER.into(),
             aud: appid.into(),
-            sub: openid.clone(),
+            subject: Subject::new(openid.clone()),
             sid: sid.clone(),
             token_use: TOKEN_USE_ACCESS.into(),
-            unionid: None,
-            phone: None,
-            country_code: None,
         }
     }
 }
 
-/// Why an access token was not accepted, or could not be made.
+/// The claims as the token carries them (the form every issued token has:
+/// field names and order are pinned by the tests).
+#[derive(Serialize, Deserialize)]
+struct AccessWire {
+    iss: String,
+    aud: String,
+    sub: OpenId,
+    sid: SessionId,
+    token_use: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    unionid: Option<UnionId>,
+    /// Bound phone (purePhoneNumber) and its country code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    phone_cc: Option<String>,
+}
+
+impl From<AccessClaims> for AccessWire {
+    fn from(c: AccessClaims) -> Self {
+        let (phone, phone_cc) = Phone::to_claims(c.subject.phone.as_ref());
+        AccessWire {
+            iss: c.iss,
+            aud: c.aud,
+            sub: c.subject.openid,
+            sid: c.sid,
+            token_use: c.token_use,
+            unionid: c.subject.unionid,
+            phone,
+            phone_cc,
+        }
+    }
+}
+
+impl TryFrom<AccessWire> for AccessClaims {
+    type Error = NotAPhone;
+    fn try_from(w: AccessWire) -> Result<Self, NotAPhone> {
+        Ok(AccessClaims {
+            iss: w.iss,
+            aud: w.aud,
+            subject: Subject {
+                openid: w.sub,
+                unionid: w.unionid,
+                phone: Phone::from_claims(w.phone, w.phone_cc)?,
+            },
+            sid: w.sid,
+            token_use: w.token_use,
+        })
+    }
+}
+
+/// Why an access token was not accepted (verification only: failing to
+/// make one is a [`SigningError`], as jwt-compact keeps creation errors
+/// apart from parse and validation errors).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum AccessError {
     /// Malformed, badly signed, wrong type, audience or issuer.
     Invalid,
     /// Genuine but past `exp`.
     Expired,
-    /// Signing failed (a bug or an impossible time).
-    Signing,
 }
 
 /// A verified access token: its claims and its expiry.
@@ -147,14 +190,14 @@ pub(crate) fn issue_access(
     claims: &AccessClaims,
     now: i64,
     ttl: u64,
-) -> Result<String, AccessError> {
-    let ttl = i64::try_from(ttl).map_err(|_| AccessError::Signing)?;
+) -> Result<String, SigningError> {
+    let ttl = i64::try_from(ttl).map_err(|_| SigningError)?;
     let payload = serde_json::to_vec(&Issued {
         claims,
         iat: now,
         exp: now.saturating_add(ttl),
     })
-    .map_err(|_| AccessError::Signing)?;
+    .map_err(|_| SigningError)?;
     let mut token = B64URL.encode(HEADER);
     token.push('.');
     B64URL.encode_string(payload, &mut token);
@@ -226,7 +269,7 @@ fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::tests::TEST_SECRET;
+    use crate::token::tests::TEST_SECRET;
     use chrono::{DateTime, Utc};
     use jwt_compact::alg::{Hs256, Hs256Key};
     use jwt_compact::{AlgorithmExt, Claims, Header, UntrustedToken};
@@ -240,8 +283,7 @@ mod tests {
 
     fn claims() -> AccessClaims {
         let mut c = AccessClaims::new(APPID, &OpenId::new("oUser"), &SessionId::new("sid123"));
-        c.phone = Some("13800138000".into());
-        c.country_code = Some("86".into());
+        c.subject.phone = Some(Phone::for_tests("13800138000", "13800138000", "86"));
         c
     }
 
@@ -354,6 +396,30 @@ mod tests {
 
     fn json_header() -> serde_json::Value {
         serde_json::json!({"alg": "HS256", "typ": ACCESS_TYP})
+    }
+
+    #[test]
+    fn the_payload_of_an_issued_token_is_pinned() {
+        // Tokens issued before `Subject` and `Phone` carried exactly this.
+        let mut c = claims();
+        c.subject.unionid = Some(UnionId::new("uUnion"));
+        let t = issue_access(&key(), &c, NOW, 600).expect("issue");
+        let issued = t.split('.').nth(1).expect("payload");
+        assert_eq!(
+            String::from_utf8(B64URL.decode(issued).expect("b64")).expect("utf-8"),
+            r#"{"iss":"wx-edge","aud":"wxd930ea5d5a258f4f","sub":"oUser","sid":"sid123","token_use":"access","unionid":"uUnion","phone":"13800138000","phone_cc":"86","iat":1764000000,"exp":1764000600}"#
+        );
+        assert_eq!(
+            verify_access(&key(), APPID, &t, NOW).expect("valid").claims,
+            c
+        );
+        // A phone claim without its country code was never issued.
+        let mut p = payload();
+        p["phone"] = "13800138000".into();
+        assert_eq!(
+            verify_access(&key(), APPID, &mac_token(&json_header(), &p), NOW),
+            Err(AccessError::Invalid)
+        );
     }
 
     #[test]

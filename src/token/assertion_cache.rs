@@ -19,7 +19,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 use super::identity::IDENTITY_TTL;
-use crate::ids::{AppId, OpenId, SessionId};
+use crate::ids::{AppId, SessionId, Subject};
 
 /// The most assertions one isolate keeps.
 pub(crate) const MAX_ASSERTIONS: usize = 1024;
@@ -28,17 +28,14 @@ pub(crate) const MAX_ASSERTIONS: usize = 1024;
 /// it has more than half of its life left.
 pub(crate) const REUSE_FOR: i64 = IDENTITY_TTL / 2;
 
-/// Everything an assertion asserts (its `aud`, `appid`, `sub`, `unionid`,
-/// `phone`, `phone_country`), and the session it was made for.
+/// Everything an assertion asserts (its `aud`, `appid` and subject: `sub`,
+/// `unionid`, `phone`, `phone_country`), and the session it was made for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct AssertionKey {
     pub(crate) session: SessionId,
     pub(crate) audience: String,
     pub(crate) appid: AppId,
-    pub(crate) openid: OpenId,
-    pub(crate) unionid: Option<String>,
-    pub(crate) phone: Option<String>,
-    pub(crate) country_code: Option<String>,
+    pub(crate) subject: Subject,
 }
 
 struct Entry {
@@ -95,6 +92,8 @@ impl AssertionCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::{OpenId, UnionId};
+    use crate::phone::Phone;
 
     const NOW: i64 = 1_764_000_000;
 
@@ -103,10 +102,7 @@ mod tests {
             session: SessionId::new(session),
             audience: "https://api.example.com".into(),
             appid: AppId::new("wxd930ea5d5a258f4f"),
-            openid: OpenId::new(openid),
-            unionid: None,
-            phone: None,
-            country_code: None,
+            subject: Subject::new(OpenId::new(openid)),
         }
     }
 
@@ -138,6 +134,11 @@ mod tests {
         let c = AssertionCache::default();
         let base = key("s1", "o1");
         c.put(base.clone(), "t".into(), NOW);
+        let subject = |f: &dyn Fn(&mut Subject)| {
+            let mut k = base.clone();
+            f(&mut k.subject);
+            k
+        };
         let variants: Vec<AssertionKey> = vec![
             AssertionKey {
                 session: SessionId::new("s2"),
@@ -151,22 +152,11 @@ mod tests {
                 appid: AppId::new("wx0000000000000000"),
                 ..base.clone()
             },
-            AssertionKey {
-                openid: OpenId::new("o2"),
-                ..base.clone()
-            },
-            AssertionKey {
-                unionid: Some("u".into()),
-                ..base.clone()
-            },
-            AssertionKey {
-                phone: Some("13800138000".into()),
-                ..base.clone()
-            },
-            AssertionKey {
-                country_code: Some("86".into()),
-                ..base.clone()
-            },
+            subject(&|s| s.openid = OpenId::new("o2")),
+            subject(&|s| s.unionid = Some(UnionId::new("u"))),
+            subject(&|s| s.phone = Some(Phone::for_tests("13800138000", "13800138000", "86"))),
+            // The same number in another country.
+            subject(&|s| s.phone = Some(Phone::for_tests("13800138000", "13800138000", "1"))),
         ];
         for v in variants {
             assert_eq!(c.get(&v, NOW), None, "{v:?}");

@@ -22,8 +22,10 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub(crate) use super::SigningError;
 use super::ISSUER;
-use crate::ids::{AppId, OpenId};
+use crate::ids::{AppId, OpenId, Subject, UnionId};
+use crate::phone::{NotAPhone, Phone};
 
 pub(crate) const IDENTITY_TYP: &str = "wx-identity+jwt";
 /// Lifetime of an assertion, seconds (the contract allows at most 300).
@@ -173,47 +175,93 @@ pub(crate) async fn jwks(
 
 /// The claims of `X-WX-Identity`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "IdentityWire", try_from = "IdentityWire")]
 pub(crate) struct IdentityClaims {
     pub(crate) iss: String,
     pub(crate) aud: String,
-    pub(crate) sub: OpenId,
+    /// Who is asserted: `sub` (the openid), `unionid`, `phone` and
+    /// `phone_country`.
+    pub(crate) subject: Subject,
     pub(crate) appid: AppId,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) unionid: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) phone: Option<String>,
-    #[serde(
-        rename = "phone_country",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub(crate) country_code: Option<String>,
     pub(crate) iat: i64,
     pub(crate) exp: i64,
     pub(crate) jti: String,
 }
 
 impl IdentityClaims {
-    /// An assertion of `openid`, issued at `now` for [`IDENTITY_TTL`].
+    /// An assertion of `subject`, issued at `now` for [`IDENTITY_TTL`].
     pub(crate) fn new(
         audience: &str,
         appid: &AppId,
-        openid: &OpenId,
+        subject: Subject,
         jti: String,
         now: i64,
     ) -> Self {
         IdentityClaims {
             iss: ISSUER.into(),
             aud: audience.into(),
-            sub: openid.clone(),
+            subject,
             appid: appid.clone(),
-            unionid: None,
-            phone: None,
-            country_code: None,
             iat: now,
             exp: now.saturating_add(IDENTITY_TTL),
             jti,
         }
+    }
+}
+
+/// The claims as the assertion carries them (names and order pinned by the
+/// tests: origins read them).
+#[derive(Serialize, Deserialize)]
+struct IdentityWire {
+    iss: String,
+    aud: String,
+    sub: OpenId,
+    appid: AppId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    unionid: Option<UnionId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    phone_country: Option<String>,
+    iat: i64,
+    exp: i64,
+    jti: String,
+}
+
+impl From<IdentityClaims> for IdentityWire {
+    fn from(c: IdentityClaims) -> Self {
+        let (phone, phone_country) = Phone::to_claims(c.subject.phone.as_ref());
+        IdentityWire {
+            iss: c.iss,
+            aud: c.aud,
+            sub: c.subject.openid,
+            appid: c.appid,
+            unionid: c.subject.unionid,
+            phone,
+            phone_country,
+            iat: c.iat,
+            exp: c.exp,
+            jti: c.jti,
+        }
+    }
+}
+
+impl TryFrom<IdentityWire> for IdentityClaims {
+    type Error = NotAPhone;
+    fn try_from(w: IdentityWire) -> Result<Self, NotAPhone> {
+        Ok(IdentityClaims {
+            iss: w.iss,
+            aud: w.aud,
+            subject: Subject {
+                openid: w.sub,
+                unionid: w.unionid,
+                phone: Phone::from_claims(w.phone, w.phone_country)?,
+            },
+            appid: w.appid,
+            iat: w.iat,
+            exp: w.exp,
+            jti: w.jti,
+        })
     }
 }
 
@@ -223,10 +271,6 @@ struct Header<'a> {
     kid: &'a str,
     typ: &'static str,
 }
-
-/// Signing an assertion failed (the runtime's crypto refused, or a bug).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct SigningError;
 
 /// The assertion of `claims`, signed with `key`.
 pub(crate) async fn sign_identity(
@@ -254,7 +298,7 @@ pub(crate) async fn sign_identity(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::tests::TEST_IDENTITY_SEED;
+    use crate::token::tests::TEST_IDENTITY_SEED;
     use ed25519_compact::{PublicKey, Signature};
     use pollster::block_on;
 
@@ -276,11 +320,11 @@ mod tests {
         let mut claims = IdentityClaims::new(
             "https://api.example.com",
             &AppId::new("wxapp"),
-            &OpenId::new("oUser"),
+            Subject::new(OpenId::new("oUser")),
             "j1".into(),
             1_764_000_000,
         );
-        claims.phone = Some("13800138000".into());
+        claims.subject.phone = Some(Phone::for_tests("13800138000", "13800138000", "86"));
         claims
     }
 
@@ -316,13 +360,21 @@ mod tests {
         assert_eq!(payload["exp"], 1_764_000_000 + IDENTITY_TTL);
         assert_eq!(payload["sub"], "oUser");
         assert_eq!(payload["phone"], "13800138000");
+        assert_eq!(payload["phone_country"], "86");
         assert!(payload.get("unionid").is_none());
+        // The payload as origins have always read it, byte for byte.
+        let mut pinned = claims.clone();
+        pinned.subject.unionid = Some(UnionId::new("uUnion"));
+        assert_eq!(
+            serde_json::to_string(&pinned).expect("json"),
+            r#"{"iss":"wx-edge","aud":"https://api.example.com","sub":"oUser","appid":"wxapp","unionid":"uUnion","phone":"13800138000","phone_country":"86","iat":1764000000,"exp":1764000120,"jti":"j1"}"#
+        );
         let back: IdentityClaims = serde_json::from_value(payload).expect("claims");
         assert_eq!(back, claims);
 
         // A changed claim or signature does not verify.
         let mut forged = claims.clone();
-        forged.sub = OpenId::new("oAttacker");
+        forged.subject.openid = OpenId::new("oAttacker");
         let forged_payload = B64URL.encode(serde_json::to_vec(&forged).expect("json"));
         let parts: Vec<&str> = t.split('.').collect();
         let swapped = format!("{}.{forged_payload}.{}", parts[0], parts[2]);

@@ -7,5 +7,19 @@ pub(crate) mod assertion_cache;
 pub(crate) mod identity;
 pub(crate) mod refresh;
 
+/// Making a token failed: the runtime's crypto refused, or a bug (an
+/// impossible time, unserializable claims). Kept apart from the reasons a
+/// presented token is refused (`access::AccessError`), the way
+/// jwt-compact separates creation from parse and validation errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SigningError;
+
 /// The `iss` of every token the worker signs.
 pub(crate) const ISSUER: &str = "wx-edge";
+
+#[cfg(test)]
+pub(crate) mod tests {
+    /// The `TOKEN_SECRET` and `IDENTITY_KEY` of every test.
+    pub(crate) const TEST_SECRET: &str = "test-only-token-secret-0123456789abcdefghijklmnop";
+    pub(crate) const TEST_IDENTITY_SEED: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+}

@@ -11,16 +11,37 @@ use std::cell::RefCell;
 
 use serde::{Deserialize, Serialize};
 
-use super::{api, call_with_retry, Transport};
+use super::{api, call_with_retry, CallError, Transport};
 use crate::config::Config;
-use crate::error::ApiError;
 use crate::secret::{ct_eq, WxAccessToken};
-use crate::store::{get_json, put_json, Store, WX_TOKEN_KEY};
+use crate::store::{get_json, put_json, Store, StoreError, WX_TOKEN_KEY};
 
 /// Refresh the cached token this long before it expires.
 pub(crate) const WX_TOKEN_EARLY: i64 = 300;
 /// How often a request waiting for another's fetch looks again.
 const POLL_MS: u32 = 20;
+
+/// Why no WeChat API token could be had; `crate::error` maps it onto the
+/// contract's table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WxTokenError {
+    /// KV failed reading or writing the shared copy.
+    Store(StoreError),
+    /// `stable_token` failed (after its retry).
+    Call(CallError),
+}
+
+impl From<StoreError> for WxTokenError {
+    fn from(e: StoreError) -> Self {
+        WxTokenError::Store(e)
+    }
+}
+
+impl From<CallError> for WxTokenError {
+    fn from(e: CallError) -> Self {
+        WxTokenError::Call(e)
+    }
+}
 
 /// The token as KV keeps it, shared by every isolate.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -51,7 +72,7 @@ impl WxTokenCache {
         cfg: &Config,
         now: i64,
         refused: Option<&WxAccessToken>,
-    ) -> Result<WxAccessToken, ApiError> {
+    ) -> Result<WxAccessToken, WxTokenError> {
         let usable = |t: &CachedWxToken| {
             t.expires_at - now > WX_TOKEN_EARLY
                 && refused.is_none_or(|bad| {
@@ -90,7 +111,7 @@ async fn fetch<S: Store, T: Transport>(
     cfg: &Config,
     now: i64,
     refused: Option<&WxAccessToken>,
-) -> Result<CachedWxToken, ApiError> {
+) -> Result<CachedWxToken, WxTokenError> {
     if refused.is_none() {
         if let Some(c) = get_json::<S, CachedWxToken>(store, WX_TOKEN_KEY).await? {
             if c.expires_at - now > WX_TOKEN_EARLY {
@@ -125,7 +146,7 @@ async fn fetch<S: Store, T: Transport>(
 struct InFlight<'a>(&'a WxTokenCache);
 
 impl InFlight<'_> {
-    fn finish(self, result: &Result<CachedWxToken, ApiError>) {
+    fn finish(self, result: &Result<CachedWxToken, WxTokenError>) {
         if let Ok(t) = result {
             self.0 .0.borrow_mut().token = Some(t.clone());
         }

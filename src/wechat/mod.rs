@@ -177,23 +177,7 @@ pub(crate) mod tests {
         }
     }
 
-    /// Pending once, then ready: lets other futures of a join run.
-    pub(crate) struct YieldOnce(pub bool);
-
-    impl std::future::Future for YieldOnce {
-        type Output = ();
-        fn poll(
-            mut self: std::pin::Pin<&mut Self>,
-            cx: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<()> {
-            if self.0 {
-                return std::task::Poll::Ready(());
-            }
-            self.0 = true;
-            cx.waker().wake_by_ref();
-            std::task::Poll::Pending
-        }
-    }
+    pub(crate) use crate::store::tests::YieldOnce;
 
     pub(crate) fn ok(body: &str) -> Result<HttpResponse, TransportError> {
         Ok(HttpResponse {

@@ -96,7 +96,7 @@ fn revoke_ends_every_session_and_the_user_can_log_in_again() {
             Err(ApiError::InvalidRefreshToken)
         );
         assert_eq!(
-            w.authenticate_err(NOW + 3, r, Check::Replica),
+            w.authenticate_err(NOW + 3, r, SessionCheck::EveryRequest),
             Some(ApiError::SessionRevoked)
         );
     }

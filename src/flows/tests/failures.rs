@@ -16,11 +16,11 @@ fn a_failing_kv_is_store_unavailable_never_a_panic() {
         Err(ApiError::StoreUnavailable)
     );
     assert_eq!(
-        block_on(w.at(NOW + 1).authenticate(auth, Check::Replica)).err(),
+        block_on(w.at(NOW + 1).authenticate(auth, SessionCheck::EveryRequest)).err(),
         Some(ApiError::StoreUnavailable)
     );
     assert!(
-        block_on(w.at(NOW + 1).authenticate(auth, Check::Token)).is_ok(),
+        block_on(w.at(NOW + 1).authenticate(auth, SessionCheck::RefreshOnly)).is_ok(),
         "stateless"
     );
     assert_eq!(
@@ -181,7 +181,7 @@ fn nothing_returned_carries_a_session_key_or_the_app_secret() {
     json_shown.push(serde_json::to_string(&info).expect("json"));
     let auth = block_on(
         w.at(NOW + 3)
-            .authenticate(Some(&bearer_of(&r2)), Check::Replica),
+            .authenticate(Some(&bearer_of(&r2)), SessionCheck::EveryRequest),
     )
     .expect("auth");
     shown.push(format!("{:?} {:?}", auth.access, auth.session));

@@ -11,7 +11,7 @@ fn login_returns_a_bearer_pair() {
     assert_eq!(r.expires_in, 600);
     assert_eq!(r.refresh_expires_in, w.cfg.refresh_ttl);
     assert_eq!(r.openid, "oUser1");
-    assert_eq!(r.unionid.as_deref(), Some("uUnion1"));
+    assert_eq!(r.unionid.as_ref().map(UnionId::as_str), Some("uUnion1"));
     assert!(!r.phone_bound);
     assert_eq!(r.phone_number, None);
     assert_eq!(r.pure_phone_number, None);
@@ -74,7 +74,7 @@ fn login_stores_the_session_with_the_session_key_and_a_hashed_refresh_token() {
         .get(&sid)
         .cloned()
         .expect("session kept by its authority");
-    assert_eq!(s.unionid.as_deref(), Some("uUnion1"));
+    assert_eq!(s.unionid.as_ref().map(UnionId::as_str), Some("uUnion1"));
     assert_eq!(s.session_key.to_base64(), GOOD_KEY);
     assert!(s.phone.is_none());
     assert_eq!(s.created_at, NOW);
@@ -146,7 +146,7 @@ fn login_without_unionid_omits_it() {
     assert_eq!(r.unionid, None);
     let v: Value = serde_json::to_value(&r).expect("JSON");
     assert!(v.get("unionid").is_none());
-    assert_eq!(w.claims(&r.access_token, NOW).unionid, None);
+    assert_eq!(w.claims(&r.access_token, NOW).subject.unionid, None);
 }
 
 #[test]
@@ -251,11 +251,14 @@ fn the_access_token_verifies_with_openid_and_session_id() {
     let w = World::new();
     let r = w.login_at(NOW, GOOD);
     let v = verify_access(&w.cfg.token_key, APPID, &r.access_token, NOW).expect("valid");
-    assert_eq!(v.claims.sub, "oUser1");
+    assert_eq!(v.claims.subject.openid, "oUser1");
     assert_eq!(v.claims.sid, sid_of(&r.refresh_token));
     assert_eq!(v.claims.aud, APPID);
-    assert_eq!(v.claims.unionid.as_deref(), Some("uUnion1"));
-    assert_eq!(v.claims.phone, None);
+    assert_eq!(
+        v.claims.subject.unionid.as_ref().map(UnionId::as_str),
+        Some("uUnion1")
+    );
+    assert_eq!(v.claims.subject.phone, None);
     assert_eq!(v.expires_at, NOW + 600);
     assert_eq!(
         verify_access(&w.cfg.token_key, APPID, &r.access_token, NOW + 601).map_err(ApiError::from),

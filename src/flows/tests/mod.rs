@@ -6,7 +6,7 @@
 use std::rc::Rc;
 
 use super::phone::PhoneRequest;
-use super::session::{Check, SessionInfo};
+use super::session::SessionInfo;
 use super::*;
 use crate::authority::machine::{SessionState, UserRecord, RETIRED_KEPT};
 use crate::authority::server::tests::MemoryAuthority;
@@ -16,15 +16,16 @@ use crate::config::Config;
 use crate::config::SessionCheck;
 use crate::error::ApiError;
 use crate::http::headers::Identity;
-use crate::ids::{AppId, OpenId, SessionId};
+use crate::ids::{AppId, OpenId, SessionId, Subject};
 use crate::limits::tests::MemoryLimiter;
 use crate::limits::Limit;
+use crate::phone::Phone;
 use crate::store::{allow_key, get_json, replica_key, WX_TOKEN_KEY};
 use crate::token::access::{verify_access, AccessClaims};
 use crate::token::identity::{Compact, IdentityClaims};
 use crate::token::refresh::ParsedRefresh;
 use crate::wechat::access_token::{CachedWxToken, WX_TOKEN_EARLY};
-use crate::wechat::open_data::{EncryptedPhone, VerifiedPhone};
+use crate::wechat::open_data::EncryptedPhone;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
@@ -130,7 +131,12 @@ impl World {
         block_on(self.at(now).bind_phone(Some(&bearer_of(login)), req))
     }
 
-    fn authenticate_err(&self, now: i64, r: &TokenResponse, check: Check) -> Option<ApiError> {
+    fn authenticate_err(
+        &self,
+        now: i64,
+        r: &TokenResponse,
+        check: SessionCheck,
+    ) -> Option<ApiError> {
         block_on(self.at(now).authenticate(Some(&bearer_of(r)), check)).err()
     }
 
@@ -164,11 +170,7 @@ impl World {
 
     /// Puts a mainland (+86) number on the allowlist.
     fn allow(&self, pure: &str) {
-        let phone = VerifiedPhone {
-            phone_number: pure.into(),
-            pure_phone_number: pure.into(),
-            country_code: "86".into(),
-        };
+        let phone = Phone::for_tests(pure, pure, "86");
         block_on(self.store.put(&allow_key(&phone), "1", None)).expect("put");
     }
 
@@ -270,12 +272,8 @@ fn errcode(code: i64) -> String {
     format!(r#"{{"errcode":{code},"errmsg":"scripted error"}}"#)
 }
 
-fn expected_phone() -> VerifiedPhone {
-    VerifiedPhone {
-        phone_number: PURE.into(),
-        pure_phone_number: PURE.into(),
-        country_code: "86".into(),
-    }
+fn expected_phone() -> Phone {
+    Phone::for_tests(PURE, PURE, "86")
 }
 
 fn public_world() -> World {
@@ -286,11 +284,12 @@ fn public_world() -> World {
 
 fn identity_of(r: &TokenResponse, phone: Option<&str>) -> Identity {
     Identity {
-        openid: OpenId::new(r.openid.clone()),
-        unionid: r.unionid.clone(),
+        subject: Subject {
+            openid: OpenId::new(r.openid.clone()),
+            unionid: r.unionid.clone(),
+            phone: phone.map(|p| Phone::for_tests(p, p, "86")),
+        },
         appid: AppId::new(APPID),
-        phone: phone.map(str::to_string),
-        country_code: phone.map(|_| "86".to_string()),
     }
 }
 

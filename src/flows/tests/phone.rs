@@ -30,8 +30,14 @@ fn legacy_bind_decrypts_with_the_session_key_and_binds_the_phone() {
     assert_eq!(v["phone_bound"], true);
 
     let c = w.claims(&b.access_token, NOW + 10);
-    assert_eq!(c.phone.as_deref(), Some(PURE));
-    assert_eq!(c.country_code.as_deref(), Some("86"));
+    assert_eq!(
+        c.subject.phone.as_ref().map(Phone::pure_phone_number),
+        Some(PURE)
+    );
+    assert_eq!(
+        c.subject.phone.as_ref().map(Phone::country_code),
+        Some("86")
+    );
     assert_eq!(c.sid, sid);
     assert_eq!(w.sent_len(), 1, "the legacy path asks WeChat nothing");
 
@@ -52,7 +58,11 @@ fn legacy_bind_decrypts_with_the_session_key_and_binds_the_phone() {
     let again = w.login_at(NOW + 100, GOOD);
     assert!(again.phone_bound);
     assert_eq!(
-        w.claims(&again.access_token, NOW + 100).phone.as_deref(),
+        w.claims(&again.access_token, NOW + 100)
+            .subject
+            .phone
+            .as_ref()
+            .map(Phone::pure_phone_number),
         Some(PURE)
     );
     let info = block_on(w.at(NOW + 100).session_info(Some(&bearer_of(&again)))).expect("info");
@@ -197,7 +207,11 @@ fn code_bind_uses_stable_token_then_getuserphonenumber() {
     assert_eq!(b.country_code.as_deref(), Some("86"));
     assert!(b.phone_bound);
     assert_eq!(
-        w.claims(&b.access_token, NOW + 10).phone.as_deref(),
+        w.claims(&b.access_token, NOW + 10)
+            .subject
+            .phone
+            .as_ref()
+            .map(Phone::pure_phone_number),
         Some(PURE)
     );
 
@@ -506,7 +520,7 @@ fn a_phone_taken_off_the_list_is_dropped_from_new_sessions_and_refreshes() {
 
     let again = w.login_at(NOW + 10, GOOD);
     assert!(!again.phone_bound);
-    assert_eq!(w.claims(&again.access_token, NOW + 10).phone, None);
+    assert_eq!(w.claims(&again.access_token, NOW + 10).subject.phone, None);
     assert!(w
         .session(&sid_of(&again.refresh_token))
         .expect("session")
@@ -520,7 +534,10 @@ fn a_phone_taken_off_the_list_is_dropped_from_new_sessions_and_refreshes() {
 
     let refreshed = w.refresh(NOW + 20, &b.refresh_token).expect("rotates");
     assert!(!refreshed.phone_bound);
-    assert_eq!(w.claims(&refreshed.access_token, NOW + 20).phone, None);
+    assert_eq!(
+        w.claims(&refreshed.access_token, NOW + 20).subject.phone,
+        None
+    );
     assert!(w
         .session(&sid_of(&b.refresh_token))
         .expect("session")
@@ -565,7 +582,11 @@ fn a_phone_bound_on_one_device_appears_in_the_other_devices_later_tokens() {
         .expect("rotates");
     assert!(later.phone_bound);
     assert_eq!(
-        w.claims(&later.access_token, NOW + 10).phone.as_deref(),
+        w.claims(&later.access_token, NOW + 10)
+            .subject
+            .phone
+            .as_ref()
+            .map(Phone::pure_phone_number),
         Some(PURE)
     );
 }

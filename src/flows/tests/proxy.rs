@@ -28,7 +28,10 @@ fn proxy_identity_carries_openid_unionid_and_appid() {
     .expect("passes")
     .expect("identified");
     assert_eq!(id, identity_of(&r, None));
-    assert_eq!(id.unionid.as_deref(), Some("uUnion1"));
+    assert_eq!(
+        id.subject.unionid.as_ref().map(UnionId::as_str),
+        Some("uUnion1")
+    );
     assert_eq!(id.appid, APPID);
 }
 
@@ -156,7 +159,14 @@ fn proxy_phone_comes_from_the_session_or_from_the_token() {
             .expect("id")
     };
     // every-request: the session is fresher than the pre-binding token.
-    assert_eq!(identify(w.at(NOW + 2), &r).phone.as_deref(), Some(PURE));
+    assert_eq!(
+        identify(w.at(NOW + 2), &r)
+            .subject
+            .phone
+            .as_ref()
+            .map(Phone::pure_phone_number),
+        Some(PURE)
+    );
     // refresh-only: only what the token says.
     let mut cfg = test_config();
     cfg.session_check = SessionCheck::RefreshOnly;
@@ -164,7 +174,7 @@ fn proxy_phone_comes_from_the_session_or_from_the_token() {
         cfg: &cfg,
         ..w.at(NOW + 2)
     };
-    assert_eq!(identify(stateless, &r).phone, None);
+    assert_eq!(identify(stateless, &r).subject.phone, None);
     let stateless = Edge {
         cfg: &cfg,
         ..w.at(NOW + 2)
@@ -362,10 +372,20 @@ fn the_assertion_is_made_for_the_identity_it_comes_with() {
         .expect("identified");
     let id = &passed.identity;
     let claims = jwt_part(passed.assertion.as_deref().expect("key"), 1);
-    assert_eq!(claims["sub"], id.openid.as_str());
+    let s = &id.subject;
+    assert_eq!(claims["sub"], s.openid.as_str());
     assert_eq!(claims["appid"], id.appid.as_str());
-    assert_eq!(claims["unionid"].as_str(), id.unionid.as_deref());
-    assert_eq!(claims["phone"].as_str(), id.phone.as_deref());
-    assert_eq!(claims["phone_country"].as_str(), id.country_code.as_deref());
-    assert_eq!(id.phone.as_deref(), Some(PURE));
+    assert_eq!(
+        claims["unionid"].as_str(),
+        s.unionid.as_ref().map(UnionId::as_str)
+    );
+    assert_eq!(
+        claims["phone"].as_str(),
+        s.phone.as_ref().map(Phone::pure_phone_number)
+    );
+    assert_eq!(
+        claims["phone_country"].as_str(),
+        s.phone.as_ref().map(Phone::country_code)
+    );
+    assert_eq!(s.phone.as_ref().map(Phone::pure_phone_number), Some(PURE));
 }

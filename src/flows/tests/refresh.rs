@@ -15,10 +15,13 @@ fn refresh_rotates_and_grace_returns_the_same_new_token() {
     assert_eq!(r2.expires_in, 600);
     assert_eq!(r2.refresh_expires_in, w.cfg.refresh_ttl);
     assert_eq!(r2.openid, "oUser1");
-    assert_eq!(r2.unionid.as_deref(), Some("uUnion1"));
+    assert_eq!(r2.unionid.as_ref().map(UnionId::as_str), Some("uUnion1"));
     assert!(!r2.phone_bound);
     let c = w.claims(&r2.access_token, NOW + 10);
-    assert_eq!((c.sub.as_str(), c.sid.as_str()), ("oUser1", sid.as_str()));
+    assert_eq!(
+        (c.subject.openid.as_str(), c.sid.as_str()),
+        ("oUser1", sid.as_str())
+    );
 
     let s = w.session(&sid).expect("session");
     assert_eq!(s.refresh_hash, hash_of(&r2.refresh_token));
@@ -69,7 +72,7 @@ fn the_old_token_after_the_grace_is_reuse_and_revokes_the_session() {
         Err(ApiError::InvalidRefreshToken)
     );
     assert_eq!(
-        w.authenticate_err(late, &r2, Check::Replica),
+        w.authenticate_err(late, &r2, SessionCheck::EveryRequest),
         Some(ApiError::SessionRevoked)
     );
     assert_eq!(
@@ -271,9 +274,18 @@ fn refresh_carries_the_session_key_unionid_and_phone_along() {
         "phone fields are for /auth/phone only"
     );
     let c = w.claims(&r2.access_token, NOW + 100);
-    assert_eq!(c.phone.as_deref(), Some(PURE));
-    assert_eq!(c.country_code.as_deref(), Some("86"));
-    assert_eq!(c.unionid.as_deref(), Some("uUnion1"));
+    assert_eq!(
+        c.subject.phone.as_ref().map(Phone::pure_phone_number),
+        Some(PURE)
+    );
+    assert_eq!(
+        c.subject.phone.as_ref().map(Phone::country_code),
+        Some("86")
+    );
+    assert_eq!(
+        c.subject.unionid.as_ref().map(UnionId::as_str),
+        Some("uUnion1")
+    );
     let s = w.session(&sid_of(&r2.refresh_token)).expect("session");
     assert_eq!(s.session_key.to_base64(), phone_key());
 }

@@ -19,17 +19,17 @@ fn logout_revokes_the_session_and_deletes_its_replica() {
         Err(ApiError::InvalidRefreshToken)
     );
     assert_eq!(
-        w.authenticate_err(NOW + 6, &r, Check::Replica),
+        w.authenticate_err(NOW + 6, &r, SessionCheck::EveryRequest),
         Some(ApiError::SessionRevoked)
     );
     // Stateless checking still accepts the token until it expires
     // (SESSION_CHECK=refresh-only semantics).
     let auth = block_on(
         w.at(NOW + 6)
-            .authenticate(Some(&bearer_of(&r)), Check::Token),
+            .authenticate(Some(&bearer_of(&r)), SessionCheck::RefreshOnly),
     )
     .expect("stateless check passes");
-    assert_eq!(auth.access.claims.sub, "oUser1");
+    assert_eq!(auth.access.claims.subject.openid, "oUser1");
     assert_eq!(auth.access.claims.sid, sid);
     assert!(auth.session.is_none());
     // The user record is not touched.
@@ -44,7 +44,10 @@ fn logout_ends_only_its_own_session() {
     block_on(w.at(NOW + 2).logout(Some(&bearer_of(&a)))).expect("logout");
     assert!(w.is_revoked(&sid_of(&a.refresh_token)));
     assert!(!w.is_revoked(&sid_of(&b.refresh_token)));
-    assert_eq!(w.authenticate_err(NOW + 2, &b, Check::Replica), None);
+    assert_eq!(
+        w.authenticate_err(NOW + 2, &b, SessionCheck::EveryRequest),
+        None
+    );
     assert!(w.refresh(NOW + 3, &b.refresh_token).is_ok());
 }
 
@@ -54,7 +57,7 @@ fn logout_accepts_an_expired_but_genuine_token() {
     let r = w.login_at(NOW, GOOD);
     let late = NOW + 601;
     assert_eq!(
-        w.authenticate_err(late, &r, Check::Token),
+        w.authenticate_err(late, &r, SessionCheck::RefreshOnly),
         Some(ApiError::TokenExpired)
     );
     assert_eq!(block_on(w.at(late).logout(Some(&bearer_of(&r)))), Ok(()));
@@ -201,10 +204,13 @@ fn a_logout_the_replica_missed_still_holds_for_session_info_and_authority_mode()
         Err(ApiError::SessionRevoked)
     );
     assert_eq!(
-        w.authenticate_err(NOW + 2, &r, Check::Authority),
+        w.authenticate_err(NOW + 2, &r, SessionCheck::Authority),
         Some(ApiError::SessionRevoked)
     );
     // The replica check, by contrast, is fooled until KV catches up: that
     // is what every-request mode promises and no more.
-    assert_eq!(w.authenticate_err(NOW + 2, &r, Check::Replica), None);
+    assert_eq!(
+        w.authenticate_err(NOW + 2, &r, SessionCheck::EveryRequest),
+        None
+    );
 }
