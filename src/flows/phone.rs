@@ -2,17 +2,15 @@
 //! `code` API or the legacy `encryptedData`/`iv`.
 
 use super::session::Check;
-use super::{Edge, TokenResponse};
+use super::{Edge, Platform, TokenResponse};
 use crate::authority::{AuthorityClient, Op, Outcome};
 use crate::error::{ApiError, PhoneCallError};
 use crate::ids::{OpenId, WxCode};
-use crate::limits::{Limit, Limiter};
-use crate::random::Random;
+use crate::limits::Limit;
 use crate::secret::WxAccessToken;
-use crate::store::Store;
 use crate::token::refresh::NewRefresh;
 use crate::wechat::open_data::{phone_from_phone_info, EncryptedPhone};
-use crate::wechat::{api, call_with_retry, Transport};
+use crate::wechat::{api, call_with_retry};
 
 /// What `/auth/phone` was sent.
 pub(crate) enum PhoneRequest<'a> {
@@ -20,7 +18,7 @@ pub(crate) enum PhoneRequest<'a> {
     Encrypted(EncryptedPhone),
 }
 
-impl<S: Store, T: Transport, R: Random, A: AuthorityClient, L: Limiter> Edge<'_, S, T, R, A, L> {
+impl<P: Platform> Edge<'_, P> {
     /// Verifies the phone and has the user's authority bind it (after the
     /// allowlist check) to the user record and this session; answers a
     /// fresh pair carrying it. Legacy data is decrypted by the authority,

@@ -2,18 +2,15 @@
 //! the origin is told.
 
 use super::session::Check;
-use super::Edge;
-use crate::authority::AuthorityClient;
+use super::{Edge, Platform};
 use crate::error::ApiError;
 use crate::http::headers::{bearer, Identity};
 use crate::http::path::is_public;
 use crate::ids::SessionId;
-use crate::limits::Limiter;
-use crate::random::{self, Random};
+use crate::random::{self};
 use crate::store::{allow_key_of, Store};
 use crate::token::assertion_cache::AssertionKey;
 use crate::token::identity::{sign_identity, IdentityClaims};
-use crate::wechat::Transport;
 
 /// What a proxied request passes with: who it is and, with
 /// `IDENTITY_KEY`, the `X-WX-Identity` assertion made for that identity
@@ -32,7 +29,7 @@ impl std::fmt::Debug for Passed {
     }
 }
 
-impl<S: Store, T: Transport, R: Random, A: AuthorityClient, L: Limiter> Edge<'_, S, T, R, A, L> {
+impl<P: Platform> Edge<'_, P> {
     /// Who a proxied request is, or why it may not pass. `Ok(None)`: a
     /// public path without a (valid) token.
     #[cfg(test)]

@@ -53,7 +53,19 @@ const PHONE_REPLY: &str = r#"{"errcode":0,"errmsg":"ok","phone_info":{"phoneNumb
 const PHONE_REPLY_FOREIGN: &str = r#"{"errcode":0,"errmsg":"ok","phone_info":{"phoneNumber":"13800138000","purePhoneNumber":"13800138000","countryCode":"86","watermark":{"timestamp":1764000000,"appid":"wx0000000000000000"}}}"#;
 const PURE: &str = "13800138000";
 
-type TestEdge<'a> = Edge<'a, MemoryStore, Scripted, OsRandom, MemoryAuthority, MemoryLimiter>;
+/// The tests' doubles as the [`Edge`]'s ports.
+struct Test;
+
+impl Platform for Test {
+    type Store = MemoryStore;
+    type WeChat = Scripted;
+    type Rng = OsRandom;
+    type Authority = MemoryAuthority;
+    type Limits = MemoryLimiter;
+    type Signer = Compact;
+}
+
+type TestEdge<'a> = Edge<'a, Test>;
 
 /// One deployment: configuration, KV, WeChat, randomness and the users'
 /// session authorities.
