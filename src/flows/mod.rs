@@ -34,7 +34,7 @@ use crate::wechat::Transport;
 
 mod admin;
 mod login;
-pub(crate) mod phone;
+mod phone;
 mod proxy;
 mod refresh;
 pub(crate) mod session;

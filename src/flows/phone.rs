@@ -5,18 +5,13 @@ use super::session::Check;
 use super::{Edge, Platform, TokenResponse};
 use crate::authority::{AuthorityClient, Op, Outcome};
 use crate::error::{ApiError, PhoneCallError};
+use crate::http::body::PhoneRequest;
 use crate::ids::{OpenId, WxCode};
 use crate::limits::Limit;
 use crate::secret::WxAccessToken;
 use crate::token::refresh::NewRefresh;
-use crate::wechat::open_data::{phone_from_phone_info, EncryptedPhone};
+use crate::wechat::open_data::phone_from_phone_info;
 use crate::wechat::{api, call_with_retry};
-
-/// What `/auth/phone` was sent.
-pub(crate) enum PhoneRequest<'a> {
-    Code(&'a str),
-    Encrypted(EncryptedPhone),
-}
 
 impl<P: Platform> Edge<'_, P> {
     /// Verifies the phone and has the user's authority bind it (after the

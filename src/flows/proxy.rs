@@ -5,7 +5,7 @@ use super::session::Check;
 use super::{Edge, Platform};
 use crate::error::ApiError;
 use crate::http::headers::{bearer, Identity};
-use crate::http::path::is_public;
+use crate::http::path::{is_public, origin_target};
 use crate::ids::SessionId;
 use crate::random::{self};
 use crate::store::{allow_key_of, Store};
@@ -26,6 +26,35 @@ impl std::fmt::Debug for Passed {
             .field("identity", &self.identity)
             .field("assertion", &self.assertion.as_ref().map(|_| "[redacted]"))
             .finish()
+    }
+}
+
+/// The request the origin is sent, as a value: the shell applies it to
+/// the runtime's `Request` and adds the rewritten headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Outgoing {
+    /// `ORIGIN_URL` followed by the path and query exactly as sent.
+    pub(crate) url: String,
+    /// The incoming body goes along, except for `GET` and `HEAD` (whose
+    /// bodies `fetch` refuses).
+    pub(crate) with_body: bool,
+    /// Never: a redirect goes back to the client as the origin sent it.
+    pub(crate) follow_redirects: bool,
+    /// Never: the origin's answers are personal, so never into a shared
+    /// cache.
+    pub(crate) cached: bool,
+}
+
+impl Outgoing {
+    /// The origin's request for `request_url` sent with `method`; `None`
+    /// when the URL is not absolute (the runtime always makes it so).
+    pub(crate) fn to_origin(origin_url: &str, request_url: &str, method: &str) -> Option<Self> {
+        Some(Outgoing {
+            url: origin_target(origin_url, request_url)?,
+            with_body: !matches!(method, "GET" | "HEAD"),
+            follow_redirects: false,
+            cached: false,
+        })
     }
 }
 

@@ -5,7 +5,6 @@
 
 use std::rc::Rc;
 
-use super::phone::PhoneRequest;
 use super::session::{Check, SessionInfo};
 use super::*;
 use crate::authority::machine::{SessionState, UserRecord, RETIRED_KEPT};
@@ -15,6 +14,7 @@ use crate::authority::Replica;
 use crate::config::Config;
 use crate::config::SessionCheck;
 use crate::error::ApiError;
+use crate::http::body::PhoneRequest;
 use crate::http::headers::Identity;
 use crate::ids::{AppId, OpenId, SessionId};
 use crate::limits::tests::MemoryLimiter;
