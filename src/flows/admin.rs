@@ -71,6 +71,17 @@ impl<P: Platform> Edge<'_, P> {
         }
     }
 
+    /// Whom an operator request is about, once the operator is admitted
+    /// (for the log line only: decides nothing).
+    pub(crate) fn operator_subject(
+        &self,
+        authorization: Option<&str>,
+        openid: &str,
+    ) -> Option<OpenId> {
+        self.admit_operator(authorization).ok()?;
+        openid_from_path(openid).ok()
+    }
+
     /// `GET /auth/admin/users/{openid}`.
     pub(crate) async fn admin_user(
         &self,

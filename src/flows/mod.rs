@@ -35,8 +35,9 @@ use crate::wechat::Transport;
 mod admin;
 mod login;
 mod phone;
-mod proxy;
+pub(crate) mod proxy;
 mod refresh;
+pub(crate) mod serve;
 pub(crate) mod session;
 
 /// The ports a deployment plugs into [`Edge`]: the worker's bindings in

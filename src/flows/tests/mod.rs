@@ -354,4 +354,5 @@ mod login;
 mod phone;
 mod proxy;
 mod refresh;
+mod serve;
 mod session;
