@@ -2,11 +2,11 @@
 //! what the answer is, and whom the log line names.
 
 use super::*;
+use crate::flows::serve::{Reply, Request, Served};
 use crate::http::body::{BodyError, MAX_BODY_BYTES};
 use crate::http::response::Payload;
 use crate::http::router::route;
 use crate::secret::AdminToken;
-use crate::flows::serve::{Reply, Request, Served};
 
 /// A request of `method` to `path` with `body` (JSON).
 fn request<'a>(
@@ -161,7 +161,12 @@ fn a_bad_phone_body_still_names_the_token_s_subject() {
     let s = serve(
         &w,
         NOW + 1,
-        request("POST", "https://edge.example/auth/phone", Some(&auth), b"{}"),
+        request(
+            "POST",
+            "https://edge.example/auth/phone",
+            Some(&auth),
+            b"{}",
+        ),
     );
     assert_eq!(s.user, Some(OpenId::new("oUser1")));
     assert!(matches!(s.reply, Err(ApiError::InvalidRequest(_))));
@@ -170,7 +175,11 @@ fn a_bad_phone_body_still_names_the_token_s_subject() {
 #[test]
 fn unknown_paths_wrong_methods_and_the_jwks() {
     let w = World::new();
-    let s = serve(&w, NOW, request("GET", "https://e.example/auth/x", None, b""));
+    let s = serve(
+        &w,
+        NOW,
+        request("GET", "https://e.example/auth/x", None, b""),
+    );
     assert_eq!(s.user, None);
     assert_eq!(error_of(s), ApiError::NotFound);
     let s = serve(&w, NOW, request("GET", LOGIN, None, b""));
@@ -207,6 +216,10 @@ fn a_proxied_request_is_forwarded_with_its_identity_and_the_origin_s_url() {
     assert_eq!(passed.identity, identity_of(&r, None));
     assert!(passed.assertion.is_some());
 
-    let s = serve(&w, NOW + 1, request("GET", "https://e.example/api/x", None, b""));
+    let s = serve(
+        &w,
+        NOW + 1,
+        request("GET", "https://e.example/api/x", None, b""),
+    );
     assert_eq!(error_of(s), ApiError::Unauthorized);
 }
