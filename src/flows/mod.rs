@@ -8,13 +8,15 @@
 //! - [`phone`](Edge::bind_phone) — `POST /auth/phone`
 //! - [`proxy`](Edge::proxy_identity) — every other path
 //! - [`admin`](Edge::admin_user) — the operator endpoints
+//! - [`serve`](Edge::serve) — which of these answers a request, with what,
+//!   and whom its log line names
 //!
 //! Every change to a session is made by the user's session authority
 //! (`crate::authority`); the flows check tokens, talk to WeChat, and issue
 //! what the authority decided. `Edge` holds no I/O of its own: the worker
 //! shell builds one per request from KV, the authority's Durable Object,
 //! `fetch`, `crypto.getRandomValues` and `Date.now()`; the tests build one
-//! from in-memory parts.
+//! from in-memory parts. Which parts is a [`Platform`].
 
 use serde::Serialize;
 

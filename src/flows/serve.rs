@@ -8,7 +8,7 @@ use super::{Edge, Platform, TokenResponse};
 use crate::error::ApiError;
 use crate::http::body::{login_code, parse_object, phone_request, refresh_token, BodyError};
 use crate::http::response::Payload;
-use crate::http::router::Route;
+use crate::http::router::{BodyKind, Route};
 use crate::ids::OpenId;
 use crate::token::identity::jwks;
 
@@ -142,6 +142,6 @@ impl<P: Platform> Edge<'_, P> {
 
 /// The body as a JSON object, form-encoded where the route allows it.
 fn body_of(req: &Request<'_>) -> Result<serde_json::Map<String, serde_json::Value>, BodyError> {
-    let allow_form = req.route.body().unwrap_or(false);
+    let allow_form = req.route.body() == Some(BodyKind::JsonOrForm);
     parse_object(req.content_type, req.body?, allow_form)
 }

@@ -19,6 +19,14 @@ pub(crate) enum Route<'a> {
     MethodNotAllowed(&'static str),
 }
 
+/// What a handler's body may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyKind {
+    Json,
+    /// JSON or `application/x-www-form-urlencoded`.
+    JsonOrForm,
+}
+
 impl Route<'_> {
     /// The `event` of the request's log line.
     pub(crate) fn event(self) -> &'static str {
@@ -45,12 +53,11 @@ impl Route<'_> {
         }
     }
 
-    /// Whether the handler reads a body (and whether it may be
-    /// form-encoded): `Some(allow_form)`.
-    pub(crate) fn body(self) -> Option<bool> {
+    /// The body the handler reads, if any.
+    pub(crate) fn body(self) -> Option<BodyKind> {
         match self {
-            Route::Login | Route::Phone => Some(true),
-            Route::Refresh => Some(false),
+            Route::Login | Route::Phone => Some(BodyKind::JsonOrForm),
+            Route::Refresh => Some(BodyKind::Json),
             _ => None,
         }
     }
@@ -178,9 +185,15 @@ mod tests {
 
     #[test]
     fn login_and_phone_take_forms_refresh_only_json_the_rest_no_body() {
-        assert_eq!(route("POST", "/auth/login").body(), Some(true));
-        assert_eq!(route("POST", "/auth/phone").body(), Some(true));
-        assert_eq!(route("POST", "/auth/refresh").body(), Some(false));
+        assert_eq!(
+            route("POST", "/auth/login").body(),
+            Some(BodyKind::JsonOrForm)
+        );
+        assert_eq!(
+            route("POST", "/auth/phone").body(),
+            Some(BodyKind::JsonOrForm)
+        );
+        assert_eq!(route("POST", "/auth/refresh").body(), Some(BodyKind::Json));
         for (m, p) in [
             ("POST", "/auth/logout"),
             ("GET", "/auth/session"),
