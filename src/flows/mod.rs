@@ -37,7 +37,7 @@ use crate::wechat::Transport;
 mod admin;
 mod login;
 mod phone;
-pub(crate) mod proxy;
+mod proxy;
 mod refresh;
 pub(crate) mod serve;
 pub(crate) mod session;
