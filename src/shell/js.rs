@@ -17,7 +17,8 @@ pub(super) fn binding<T: JsCast>(env: &Env, name: &str) -> Option<T> {
     value.is_object().then(|| value.unchecked_into())
 }
 
-/// `of[name]`, if it is a function.
+/// `of[name]`, if it is a function (the authority's storage is still
+/// called this way).
 pub(super) fn method(of: &Object, name: &str) -> Option<Function> {
     Reflect::get(of, &JsValue::from_str(name))
         .ok()?
