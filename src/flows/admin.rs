@@ -1,17 +1,13 @@
 //! The operator endpoints under `/auth/admin/`, behind `ADMIN_TOKEN`.
 
-use crate::limits::Limiter;
 use serde::Serialize;
 
-use super::Edge;
+use super::{Edge, Platform};
 use crate::authority::{AuthorityClient, Op, Outcome};
 use crate::error::ApiError;
 use crate::http::headers::bearer;
 use crate::ids::{OpenId, UnionId};
 use crate::phone::Phone;
-use crate::random::Random;
-use crate::store::Store;
-use crate::wechat::Transport;
 
 /// `GET /auth/admin/users/{openid}`: the user record and the number of
 /// live sessions. Never a session_key, a token or a hash.
@@ -53,7 +49,7 @@ fn openid_from_path(segment: &str) -> Result<OpenId, ApiError> {
     }
 }
 
-impl<S: Store, T: Transport, R: Random, A: AuthorityClient, L: Limiter> Edge<'_, S, T, R, A, L> {
+impl<P: Platform> Edge<'_, P> {
     /// Without `ADMIN_TOKEN` the endpoints do not exist (404); with it, a
     /// missing or wrong bearer is 401. Compared in constant time.
     fn admit_operator(&self, authorization: Option<&str>) -> Result<(), ApiError> {
@@ -65,6 +61,17 @@ impl<S: Store, T: Transport, R: Random, A: AuthorityClient, L: Limiter> Edge<'_,
             Some(t) if expected.matches(t) => Ok(()),
             Some(_) => Err(ApiError::InvalidToken),
         }
+    }
+
+    /// Whom an operator request is about, once the operator is admitted
+    /// (for the log line only: decides nothing).
+    pub(crate) fn operator_subject(
+        &self,
+        authorization: Option<&str>,
+        openid: &str,
+    ) -> Option<OpenId> {
+        self.admit_operator(authorization).ok()?;
+        openid_from_path(openid).ok()
     }
 
     /// `GET /auth/admin/users/{openid}`.

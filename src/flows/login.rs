@@ -1,16 +1,14 @@
 //! `POST /auth/login`: a `wx.login` code becomes a session and a token pair.
 
-use super::{Edge, TokenResponse, UNKNOWN_CLIENT};
+use super::{Edge, Platform, TokenResponse, UNKNOWN_CLIENT};
 use crate::authority::{AuthorityClient, Op, Outcome};
 use crate::error::ApiError;
 use crate::ids::{SessionId, WxCode};
-use crate::limits::{Limit, Limiter};
-use crate::random::Random;
-use crate::store::Store;
+use crate::limits::Limit;
 use crate::token::refresh::NewRefresh;
-use crate::wechat::{api, Transport};
+use crate::wechat::api;
 
-impl<S: Store, T: Transport, R: Random, A: AuthorityClient, L: Limiter> Edge<'_, S, T, R, A, L> {
+impl<P: Platform> Edge<'_, P> {
     /// Exchanges the code with WeChat (code2Session); the user's authority
     /// records the login and opens a session holding the session_key.
     pub(crate) async fn login(

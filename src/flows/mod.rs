@@ -8,13 +8,15 @@
 //! - [`phone`](Edge::bind_phone) — `POST /auth/phone`
 //! - [`proxy`](Edge::proxy_identity) — every other path
 //! - [`admin`](Edge::admin_user) — the operator endpoints
+//! - [`serve`](Edge::serve) — which of these answers a request, with what,
+//!   and whom its log line names
 //!
 //! Every change to a session is made by the user's session authority
 //! (`crate::authority`); the flows check tokens, talk to WeChat, and issue
 //! what the authority decided. `Edge` holds no I/O of its own: the worker
 //! shell builds one per request from KV, the authority's Durable Object,
 //! `fetch`, `crypto.getRandomValues` and `Date.now()`; the tests build one
-//! from in-memory parts.
+//! from in-memory parts. Which parts is a [`Platform`].
 
 use serde::Serialize;
 
@@ -34,26 +36,39 @@ use crate::wechat::Transport;
 
 mod admin;
 mod login;
-pub(crate) mod phone;
+mod phone;
 mod proxy;
 mod refresh;
+pub(crate) mod serve;
 pub(crate) mod session;
 
+/// The ports a deployment plugs into [`Edge`]: the worker's bindings in
+/// the shell, in-memory doubles in the tests.
+pub(crate) trait Platform {
+    /// KV: the sessions' read replica, the WeChat token cache.
+    type Store: Store;
+    /// HTTP to WeChat.
+    type WeChat: Transport;
+    type Rng: Random;
+    /// The users' session authorities.
+    type Authority: AuthorityClient;
+    /// The worker's own rate limits.
+    type Limits: Limiter;
+    /// Ed25519 for `X-WX-Identity` (WebCrypto in the worker).
+    type Signer: Ed25519;
+}
+
 /// Everything one request needs.
-pub(crate) struct Edge<'a, S, T, R, A, L> {
+pub(crate) struct Edge<'a, P: Platform> {
     pub(crate) cfg: &'a Config,
     /// What concurrent requests of this isolate share.
     pub(crate) isolate: &'a IsolateState,
-    /// KV: the sessions' read replica, the WeChat token cache.
-    pub(crate) store: &'a S,
-    pub(crate) wechat: &'a T,
-    pub(crate) rng: &'a R,
-    /// The users' session authorities.
-    pub(crate) authority: &'a A,
-    /// The worker's own rate limits.
-    pub(crate) limits: &'a L,
-    /// Ed25519 for `X-WX-Identity` (WebCrypto in the worker).
-    pub(crate) ed25519: &'a dyn Ed25519,
+    pub(crate) store: &'a P::Store,
+    pub(crate) wechat: &'a P::WeChat,
+    pub(crate) rng: &'a P::Rng,
+    pub(crate) authority: &'a P::Authority,
+    pub(crate) limits: &'a P::Limits,
+    pub(crate) ed25519: &'a P::Signer,
     /// Unix seconds, from the runtime's clock.
     pub(crate) now: i64,
 }
@@ -97,7 +112,7 @@ fn secs_until(at: i64, now: i64) -> u64 {
     u64::try_from(at.saturating_sub(now)).unwrap_or(0)
 }
 
-impl<S: Store, T: Transport, R: Random, A: AuthorityClient, L: Limiter> Edge<'_, S, T, R, A, L> {
+impl<P: Platform> Edge<'_, P> {
     /// Counts this request against `limit` for `key`: 429 `rate_limited`
     /// over it. A failing limiter lets the request through.
     pub(super) async fn within_limit(&self, limit: Limit, key: &str) -> Result<(), ApiError> {

@@ -1,27 +1,19 @@
 //! `POST /auth/phone`: binds a phone WeChat vouches for, by the current
 //! `code` API or the legacy `encryptedData`/`iv`.
 
-use super::{Edge, TokenResponse};
+use super::{Edge, Platform, TokenResponse};
 use crate::authority::{AuthorityClient, Op, Outcome};
 use crate::config::SessionCheck;
 use crate::error::{ApiError, PhoneCallError};
+use crate::http::body::PhoneRequest;
 use crate::ids::{OpenId, WxCode};
-use crate::limits::{Limit, Limiter};
+use crate::limits::Limit;
 use crate::phone::Phone;
-use crate::random::Random;
 use crate::secret::WxAccessToken;
-use crate::store::Store;
 use crate::token::refresh::NewRefresh;
-use crate::wechat::open_data::EncryptedPhone;
-use crate::wechat::{api, call_with_retry, Transport};
+use crate::wechat::{api, call_with_retry};
 
-/// What `/auth/phone` was sent.
-pub(crate) enum PhoneRequest<'a> {
-    Code(&'a str),
-    Encrypted(EncryptedPhone),
-}
-
-impl<S: Store, T: Transport, R: Random, A: AuthorityClient, L: Limiter> Edge<'_, S, T, R, A, L> {
+impl<P: Platform> Edge<'_, P> {
     /// Verifies the phone and has the user's authority bind it (after the
     /// allowlist check) to the user record and this session; answers a
     /// fresh pair carrying it. Legacy data is decrypted by the authority,

@@ -1,18 +1,15 @@
 //! Every path that is not the worker's own: who the request is, and what
 //! the origin is told.
 
-use super::Edge;
-use crate::authority::AuthorityClient;
+use super::{Edge, Platform};
 use crate::error::ApiError;
 use crate::http::headers::{bearer, Identity};
-use crate::http::path::is_public;
+use crate::http::path::{is_public, origin_target};
 use crate::ids::SessionId;
-use crate::limits::Limiter;
-use crate::random::{self, Random};
+use crate::random::{self};
 use crate::store::{allow_key, Store};
 use crate::token::assertion_cache::AssertionKey;
 use crate::token::identity::{sign_identity, IdentityClaims};
-use crate::wechat::Transport;
 
 /// What a proxied request passes with: who it is and, with
 /// `IDENTITY_KEY`, the `X-WX-Identity` assertion made for that identity
@@ -31,7 +28,36 @@ impl std::fmt::Debug for Passed {
     }
 }
 
-impl<S: Store, T: Transport, R: Random, A: AuthorityClient, L: Limiter> Edge<'_, S, T, R, A, L> {
+/// The request the origin is sent, as a value: the shell applies it to
+/// the runtime's `Request` and adds the rewritten headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Outgoing {
+    /// `ORIGIN_URL` followed by the path and query exactly as sent.
+    pub(crate) url: String,
+    /// The incoming body goes along, except for `GET` and `HEAD` (whose
+    /// bodies `fetch` refuses).
+    pub(crate) with_body: bool,
+    /// Never: a redirect goes back to the client as the origin sent it.
+    pub(crate) follow_redirects: bool,
+    /// Never: the origin's answers are personal, so never into a shared
+    /// cache.
+    pub(crate) cached: bool,
+}
+
+impl Outgoing {
+    /// The origin's request for `request_url` sent with `method`; `None`
+    /// when the URL is not absolute (the runtime always makes it so).
+    pub(crate) fn to_origin(origin_url: &str, request_url: &str, method: &str) -> Option<Self> {
+        Some(Outgoing {
+            url: origin_target(origin_url, request_url)?,
+            with_body: !matches!(method, "GET" | "HEAD"),
+            follow_redirects: false,
+            cached: false,
+        })
+    }
+}
+
+impl<P: Platform> Edge<'_, P> {
     /// Who a proxied request is, or why it may not pass. `Ok(None)`: a
     /// public path without a (valid) token.
     #[cfg(test)]

@@ -1,16 +1,13 @@
 //! `POST /auth/refresh`: rotation with reuse detection, decided by the
 //! user's session authority.
 
-use super::{Edge, TokenResponse, UNKNOWN_CLIENT};
+use super::{Edge, Platform, TokenResponse, UNKNOWN_CLIENT};
 use crate::authority::{AuthorityClient, Handout, Op, Outcome};
 use crate::error::ApiError;
-use crate::limits::{Limit, Limiter};
-use crate::random::Random;
-use crate::store::Store;
+use crate::limits::Limit;
 use crate::token::refresh::{NewRefresh, ParsedRefresh};
-use crate::wechat::Transport;
 
-impl<S: Store, T: Transport, R: Random, A: AuthorityClient, L: Limiter> Edge<'_, S, T, R, A, L> {
+impl<P: Platform> Edge<'_, P> {
     /// Rotates the presented refresh token. The previous one, presented
     /// again within the grace, yields the same pair; any older one is reuse
     /// and revokes the session (see `authority::machine`).

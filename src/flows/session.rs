@@ -1,20 +1,17 @@
 //! Calls that name a session by its access token: the token check itself,
 //! `GET /auth/session` and `POST /auth/logout`.
 
-use crate::limits::Limiter;
 use serde::Serialize;
 
-use super::Edge;
+use super::{Edge, Platform};
 use crate::authority::{AuthorityClient, Op, Outcome, Replica};
 use crate::config::SessionCheck;
 use crate::error::ApiError;
 use crate::http::headers::bearer;
 use crate::ids::{OpenId, UnionId};
 use crate::phone::Phone;
-use crate::random::Random;
-use crate::store::{get_json, replica_key, Store};
+use crate::store::{get_json, replica_key};
 use crate::token::access::{verify_access, verify_access_ignoring_expiry, VerifiedAccess};
-use crate::wechat::Transport;
 
 /// `GET /auth/session`.
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -43,7 +40,7 @@ pub(crate) struct Authenticated {
     pub(crate) session: Option<LiveSession>,
 }
 
-impl<S: Store, T: Transport, R: Random, A: AuthorityClient, L: Limiter> Edge<'_, S, T, R, A, L> {
+impl<P: Platform> Edge<'_, P> {
     /// Checks `Authorization: Bearer`, then the session where `check` says.
     pub(crate) async fn authenticate(
         &self,

@@ -1,13 +1,75 @@
 //! Request bodies of `/auth/*`: JSON, or form-encoded where the contract
-//! allows it, at most 16 KiB.
+//! allows it, at most 16 KiB, and what each endpoint reads from them.
 
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
-use crate::flows::phone::PhoneRequest;
 use crate::wechat::open_data::EncryptedPhone;
 
 pub(crate) const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// Why a body was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyError {
+    /// Over [`MAX_BODY_BYTES`], declared or read.
+    TooLarge,
+    /// The stream failed before its end.
+    Unreadable,
+    /// Malformed, or a field missing or of the wrong type: the text says
+    /// which.
+    Invalid(&'static str),
+}
+
+impl From<BodyError> for ApiError {
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::TooLarge => ApiError::PayloadTooLarge,
+            BodyError::Unreadable => ApiError::InvalidRequest("the body could not be read"),
+            BodyError::Invalid(what) => ApiError::InvalidRequest(what),
+        }
+    }
+}
+
+/// A body as it arrives, chunk by chunk: refused as soon as it is known to
+/// be over [`MAX_BODY_BYTES`] (by its `Content-Length`, before any of it is
+/// read, or by what has been read), without reading the rest.
+#[derive(Debug, Default)]
+pub(crate) struct BodyBuffer {
+    bytes: Vec<u8>,
+}
+
+impl BodyBuffer {
+    /// An empty buffer, or `TooLarge` when the declared length is over
+    /// the limit. A `Content-Length` that is not a number is not trusted
+    /// either way: the chunks decide.
+    pub(crate) fn new(content_length: Option<&str>) -> Result<Self, BodyError> {
+        let declared = content_length.and_then(|v| v.trim().parse::<usize>().ok());
+        if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+            return Err(BodyError::TooLarge);
+        }
+        Ok(BodyBuffer::default())
+    }
+
+    /// Adds the next chunk; `TooLarge` once the body is over the limit.
+    pub(crate) fn push(&mut self, chunk: &[u8]) -> Result<(), BodyError> {
+        if self.bytes.len().saturating_add(chunk.len()) > MAX_BODY_BYTES {
+            return Err(BodyError::TooLarge);
+        }
+        self.bytes.extend_from_slice(chunk);
+        Ok(())
+    }
+
+    /// The whole body.
+    pub(crate) fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+}
+
+/// What `/auth/phone` was sent.
+pub(crate) enum PhoneRequest<'a> {
+    Code(&'a str),
+    Encrypted(EncryptedPhone),
+}
 
 /// Parses a body into a JSON object. `allow_form` admits
 /// `application/x-www-form-urlencoded` (`/auth/login`, `/auth/phone`).
@@ -15,9 +77,9 @@ pub(crate) fn parse_object(
     content_type: Option<&str>,
     body: &[u8],
     allow_form: bool,
-) -> Result<Map<String, Value>, ApiError> {
+) -> Result<Map<String, Value>, BodyError> {
     if body.len() > MAX_BODY_BYTES {
-        return Err(ApiError::PayloadTooLarge);
+        return Err(BodyError::TooLarge);
     }
     let mime = content_type
         .and_then(|c| c.split(';').next())
@@ -25,7 +87,7 @@ pub(crate) fn parse_object(
         .unwrap_or_default();
     if mime == "application/x-www-form-urlencoded" {
         if !allow_form {
-            return Err(ApiError::InvalidRequest("this endpoint takes a JSON body"));
+            return Err(BodyError::Invalid("this endpoint takes a JSON body"));
         }
         let mut map = Map::new();
         for (k, v) in form_urlencoded::parse(body) {
@@ -36,14 +98,12 @@ pub(crate) fn parse_object(
     // JSON whatever the content type says (mini-program clients are not
     // always careful with it), but it must be an object.
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::InvalidRequest(
-            "the body is empty; send a JSON object",
-        ));
+        return Err(BodyError::Invalid("the body is empty; send a JSON object"));
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(ApiError::InvalidRequest("the body must be a JSON object")),
-        Err(_) => Err(ApiError::InvalidRequest("the body is not valid JSON")),
+        Ok(_) => Err(BodyError::Invalid("the body must be a JSON object")),
+        Err(_) => Err(BodyError::Invalid("the body is not valid JSON")),
     }
 }
 
@@ -54,30 +114,30 @@ pub(crate) fn string_field<'a>(
     name: &'static str,
     max: usize,
     wrong: &'static str,
-) -> Result<Option<&'a str>, ApiError> {
+) -> Result<Option<&'a str>, BodyError> {
     match map.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.is_empty() => Ok(None),
         Some(Value::String(s)) if s.len() <= max => Ok(Some(s.as_str())),
-        Some(_) => Err(ApiError::InvalidRequest(wrong)),
+        Some(_) => Err(BodyError::Invalid(wrong)),
     }
 }
 
 /// `/auth/login`: the `wx.login` code.
-pub(crate) fn login_code(body: &Map<String, Value>) -> Result<&str, ApiError> {
+pub(crate) fn login_code(body: &Map<String, Value>) -> Result<&str, BodyError> {
     string_field(body, "code", 256, "code must be a string")?
-        .ok_or(ApiError::InvalidRequest("code is missing"))
+        .ok_or(BodyError::Invalid("code is missing"))
 }
 
 /// `/auth/refresh`: the refresh token.
-pub(crate) fn refresh_token(body: &Map<String, Value>) -> Result<&str, ApiError> {
+pub(crate) fn refresh_token(body: &Map<String, Value>) -> Result<&str, BodyError> {
     string_field(body, "refresh_token", 512, "refresh_token must be a string")?
-        .ok_or(ApiError::InvalidRequest("refresh_token is missing"))
+        .ok_or(BodyError::Invalid("refresh_token is missing"))
 }
 
 /// `/auth/phone`: a getPhoneNumber `code` (preferred when both are sent) or
 /// the legacy `encryptedData` + `iv`.
-pub(crate) fn phone_request(body: &Map<String, Value>) -> Result<PhoneRequest<'_>, ApiError> {
+pub(crate) fn phone_request(body: &Map<String, Value>) -> Result<PhoneRequest<'_>, BodyError> {
     let code = string_field(body, "code", 256, "code must be a string")?;
     let enc = string_field(
         body,
@@ -92,9 +152,9 @@ pub(crate) fn phone_request(body: &Map<String, Value>) -> Result<PhoneRequest<'_
             encrypted_data: e.to_string(),
             iv: iv.to_string(),
         })),
-        (None, Some(_), None) => Err(ApiError::InvalidRequest("iv is missing")),
-        (None, None, Some(_)) => Err(ApiError::InvalidRequest("encryptedData is missing")),
-        (None, None, None) => Err(ApiError::InvalidRequest(
+        (None, Some(_), None) => Err(BodyError::Invalid("iv is missing")),
+        (None, None, Some(_)) => Err(BodyError::Invalid("encryptedData is missing")),
+        (None, None, None) => Err(BodyError::Invalid(
             "send {\"code\"} from getPhoneNumber, or {\"encryptedData\", \"iv\"}",
         )),
     }
@@ -113,11 +173,11 @@ mod tests {
         assert_eq!(login_code(&obj(r#"{"code":"c1"}"#)), Ok("c1"));
         assert!(matches!(
             login_code(&obj("{}")),
-            Err(ApiError::InvalidRequest("code is missing"))
+            Err(BodyError::Invalid("code is missing"))
         ));
         assert!(matches!(
             login_code(&obj(r#"{"code":5}"#)),
-            Err(ApiError::InvalidRequest(_))
+            Err(BodyError::Invalid(_))
         ));
         assert_eq!(refresh_token(&obj(r#"{"refresh_token":"a.b"}"#)), Ok("a.b"));
         assert!(refresh_token(&obj(r#"{"code":"x"}"#)).is_err());
@@ -136,13 +196,11 @@ mod tests {
             (r#"{"encryptedData":"e"}"#, "iv is missing"),
             (r#"{"iv":"i"}"#, "encryptedData is missing"),
         ] {
-            assert!(
-                matches!(phone_request(&obj(body)), Err(ApiError::InvalidRequest(m)) if m == want)
-            );
+            assert!(matches!(phone_request(&obj(body)), Err(BodyError::Invalid(m)) if m == want));
         }
         assert!(matches!(
             phone_request(&obj("{}")),
-            Err(ApiError::InvalidRequest(_))
+            Err(BodyError::Invalid(_))
         ));
     }
 
@@ -174,7 +232,7 @@ mod tests {
         ] {
             assert!(matches!(
                 parse_object(ct, b, false),
-                Err(ApiError::InvalidRequest(_))
+                Err(BodyError::Invalid(_))
             ));
         }
     }
@@ -184,7 +242,43 @@ mod tests {
         let big = format!(r#"{{"code":"{}"}}"#, "a".repeat(MAX_BODY_BYTES));
         assert_eq!(
             parse_object(None, big.as_bytes(), true),
-            Err(ApiError::PayloadTooLarge)
+            Err(BodyError::TooLarge)
+        );
+    }
+
+    #[test]
+    fn a_body_over_the_limit_is_refused_by_its_declared_length_or_as_it_arrives() {
+        assert_eq!(
+            BodyBuffer::new(Some("16385")).map(BodyBuffer::into_bytes),
+            Err(BodyError::TooLarge)
+        );
+        for declared in [None, Some("16384"), Some(" 12 "), Some("lots"), Some("-1")] {
+            assert!(BodyBuffer::new(declared).is_ok(), "{declared:?}");
+        }
+        // A length that lies small: the chunks decide.
+        let mut b = BodyBuffer::new(Some("3")).expect("small");
+        b.push(&[b'a'; MAX_BODY_BYTES - 1]).expect("under");
+        b.push(b"b").expect("exactly the limit");
+        assert_eq!(b.push(b"c"), Err(BodyError::TooLarge));
+        let mut b = BodyBuffer::new(None).expect("none declared");
+        b.push(br#"{"code":"#).expect("chunk");
+        b.push(br#""c1"}"#).expect("chunk");
+        assert_eq!(b.into_bytes(), br#"{"code":"c1"}"#);
+    }
+
+    #[test]
+    fn body_errors_answer_as_the_contract_says() {
+        assert_eq!(
+            ApiError::from(BodyError::TooLarge),
+            ApiError::PayloadTooLarge
+        );
+        assert_eq!(
+            ApiError::from(BodyError::Unreadable),
+            ApiError::InvalidRequest("the body could not be read")
+        );
+        assert_eq!(
+            ApiError::from(BodyError::Invalid("code is missing")),
+            ApiError::InvalidRequest("code is missing")
         );
     }
 

@@ -5,4 +5,5 @@
 pub(crate) mod body;
 pub(crate) mod headers;
 pub(crate) mod path;
+pub(crate) mod response;
 pub(crate) mod router;

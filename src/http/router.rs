@@ -19,6 +19,50 @@ pub(crate) enum Route<'a> {
     MethodNotAllowed(&'static str),
 }
 
+/// What a handler's body may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyKind {
+    Json,
+    /// JSON or `application/x-www-form-urlencoded`.
+    JsonOrForm,
+}
+
+impl Route<'_> {
+    /// The `event` of the request's log line.
+    pub(crate) fn event(self) -> &'static str {
+        match self {
+            Route::Login => "login",
+            Route::Refresh => "refresh",
+            Route::Logout => "logout",
+            Route::Session => "session",
+            Route::Phone => "phone",
+            Route::Jwks => "jwks",
+            Route::AdminUser(_) => "admin_user",
+            Route::AdminRevoke(_) => "revoke",
+            Route::Proxy => "proxy",
+            Route::NotFound => "not_found",
+            Route::MethodNotAllowed(_) => "method_not_allowed",
+        }
+    }
+
+    /// The `Allow` value of a 405.
+    pub(crate) fn allow(self) -> Option<&'static str> {
+        match self {
+            Route::MethodNotAllowed(allow) => Some(allow),
+            _ => None,
+        }
+    }
+
+    /// The body the handler reads, if any.
+    pub(crate) fn body(self) -> Option<BodyKind> {
+        match self {
+            Route::Login | Route::Phone => Some(BodyKind::JsonOrForm),
+            Route::Refresh => Some(BodyKind::Json),
+            _ => None,
+        }
+    }
+}
+
 pub(crate) const JWKS_PATH: &str = "/.well-known/jwks.json";
 
 /// The operator endpoints: `users/{openid}` and `users/{openid}/revoke`.
@@ -109,6 +153,55 @@ mod tests {
     fn unknown_auth_paths_are_never_proxied() {
         for p in ["/auth", "/auth/", "/auth/unknown", "/auth/login/extra"] {
             assert_eq!(route("GET", p), Route::NotFound, "{p}");
+        }
+    }
+
+    #[test]
+    fn each_route_names_its_log_event() {
+        for (m, p, event) in [
+            ("POST", "/auth/login", "login"),
+            ("POST", "/auth/refresh", "refresh"),
+            ("POST", "/auth/logout", "logout"),
+            ("GET", "/auth/session", "session"),
+            ("POST", "/auth/phone", "phone"),
+            ("GET", JWKS_PATH, "jwks"),
+            ("GET", "/auth/admin/users/o1", "admin_user"),
+            ("POST", "/auth/admin/users/o1/revoke", "revoke"),
+            ("GET", "/api/x", "proxy"),
+            ("GET", "/auth/nope", "not_found"),
+            ("GET", "/auth/login", "method_not_allowed"),
+        ] {
+            assert_eq!(route(m, p).event(), event, "{m} {p}");
+        }
+    }
+
+    #[test]
+    fn only_a_405_has_an_allow_value() {
+        assert_eq!(route("GET", "/auth/login").allow(), Some("POST"));
+        assert_eq!(route("PUT", JWKS_PATH).allow(), Some("GET, HEAD"));
+        assert_eq!(route("POST", "/auth/login").allow(), None);
+        assert_eq!(route("GET", "/auth/nope").allow(), None);
+    }
+
+    #[test]
+    fn login_and_phone_take_forms_refresh_only_json_the_rest_no_body() {
+        assert_eq!(
+            route("POST", "/auth/login").body(),
+            Some(BodyKind::JsonOrForm)
+        );
+        assert_eq!(
+            route("POST", "/auth/phone").body(),
+            Some(BodyKind::JsonOrForm)
+        );
+        assert_eq!(route("POST", "/auth/refresh").body(), Some(BodyKind::Json));
+        for (m, p) in [
+            ("POST", "/auth/logout"),
+            ("GET", "/auth/session"),
+            ("POST", "/api/x"),
+            ("POST", "/auth/admin/users/o1/revoke"),
+            ("GET", "/auth/login"),
+        ] {
+            assert_eq!(route(m, p).body(), None, "{m} {p}");
         }
     }
 

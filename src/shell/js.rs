@@ -1,22 +1,24 @@
-//! Calling the runtime's bindings directly: a property that must be an
-//! object, a method that must be a function, and awaiting what a call
-//! returned. KV, the rate limits and the authority's storage are reached
-//! this way rather than through workers-rs's wrappers, which pass options
-//! and values through serde-wasm-bindgen.
+//! Reaching the runtime's bindings: a binding of `env` by its name, and
+//! awaiting what a call returned. The bindings themselves are typed
+//! `#[wasm_bindgen] extern` declarations (`kv.rs`, `limits.rs`), as
+//! workers-rs's `worker-sys` declares them, called directly rather than
+//! through workers-rs's wrappers, which pass options and values through
+//! serde-wasm-bindgen.
 
 use js_sys::{Function, Object, Promise, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
+use worker::Env;
 
-/// `of[name]`, if it is an object.
-pub(super) fn object(of: &JsValue, name: &str) -> Option<Object> {
-    Reflect::get(of, &JsValue::from_str(name))
-        .ok()?
-        .dyn_into()
-        .ok()
+/// The binding `env[name]`, if there is one (an object): the names are
+/// the configuration's (`wrangler.toml`), so this one lookup is by name.
+pub(super) fn binding<T: JsCast>(env: &Env, name: &str) -> Option<T> {
+    let value = Reflect::get(env, &JsValue::from_str(name)).ok()?;
+    value.is_object().then(|| value.unchecked_into())
 }
 
-/// `of[name]`, if it is a function.
+/// `of[name]`, if it is a function (the authority's storage is still
+/// called this way).
 pub(super) fn method(of: &Object, name: &str) -> Option<Function> {
     Reflect::get(of, &JsValue::from_str(name))
         .ok()?
@@ -28,4 +30,19 @@ pub(super) fn method(of: &Object, name: &str) -> Option<Function> {
 /// threw is that error.
 pub(super) async fn settle(called: Result<JsValue, JsValue>) -> Result<JsValue, JsValue> {
     JsFuture::from(Promise::resolve(&called?)).await
+}
+
+/// Awaits a promise a typed binding returned; a call that threw is that
+/// error.
+pub(super) async fn settled(called: Result<Promise, JsValue>) -> Result<JsValue, JsValue> {
+    JsFuture::from(called?).await
+}
+
+/// The clock, in milliseconds since the epoch (`Date.now()`, without the
+/// `Date` object workers-rs's `Date::now` makes).
+pub(crate) fn now_ms() -> u64 {
+    // A time since 1970 in ms is a non-negative integer well within u64.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let ms = js_sys::Date::now().max(0.0) as u64;
+    ms
 }

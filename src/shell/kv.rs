@@ -5,44 +5,63 @@
 //! serde-wasm-bindgen and, with it, float formatting: about 20 KB of wasm
 //! for one `{expirationTtl: n}` object.
 
-use js_sys::{Function, Object, Reflect};
-use wasm_bindgen::JsValue;
+use js_sys::{Object, Promise};
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::{JsCast, JsValue};
 use worker::console_error;
 use worker::Env;
 
-use super::js::{method, object, settle};
+use super::js::{binding, settled};
 
 use crate::store::{Store, StoreError};
 
-/// The `SESSIONS` namespace.
-pub(super) struct KvStore {
-    namespace: Object,
-    get: Function,
-    put: Function,
-    delete: Function,
+/// KV's least `expirationTtl`, in seconds: it refuses a shorter one.
+const MIN_KV_TTL: u64 = 60;
+
+#[wasm_bindgen]
+extern "C" {
+    /// A KV namespace binding (`KVNamespace` in workers-types).
+    #[wasm_bindgen(extends = Object)]
+    type KvNamespace;
+
+    #[wasm_bindgen(method, catch)]
+    fn get(this: &KvNamespace, key: &str) -> Result<Promise, JsValue>;
+
+    #[wasm_bindgen(method, catch)]
+    fn put(
+        this: &KvNamespace,
+        key: &str,
+        value: &str,
+        options: &PutOptions,
+    ) -> Result<Promise, JsValue>;
+
+    #[wasm_bindgen(method, catch)]
+    fn delete(this: &KvNamespace, key: &str) -> Result<Promise, JsValue>;
+
+    /// `put`'s options (`KVNamespacePutOptions`).
+    #[wasm_bindgen(extends = Object)]
+    type PutOptions;
+
+    #[wasm_bindgen(method, setter = expirationTtl)]
+    fn set_expiration_ttl(this: &PutOptions, seconds: f64);
 }
 
+/// The `SESSIONS` namespace.
+pub(super) struct KvStore(KvNamespace);
+
 impl KvStore {
-    /// The KV namespace bound as `binding`, if there is one.
-    pub(super) fn bound(env: &Env, binding: &str) -> Option<KvStore> {
-        let namespace = object(env, binding)?;
-        Some(KvStore {
-            get: method(&namespace, "get")?,
-            put: method(&namespace, "put")?,
-            delete: method(&namespace, "delete")?,
-            namespace,
-        })
+    /// The KV namespace bound as `name`, if there is one.
+    pub(super) fn bound(env: &Env, name: &str) -> Option<KvStore> {
+        binding(env, name).map(KvStore)
     }
 }
 
 impl Store for KvStore {
     async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
-        let value = settle(self.get.call1(&self.namespace, &JsValue::from_str(key)))
-            .await
-            .map_err(|e| {
-                console_error!("kv get failed: {e:?}");
-                StoreError
-            })?;
+        let value = settled(self.0.get(key)).await.map_err(|e| {
+            console_error!("kv get failed: {e:?}");
+            StoreError
+        })?;
         if value.is_null() || value.is_undefined() {
             return Ok(None);
         }
@@ -53,39 +72,25 @@ impl Store for KvStore {
     }
 
     async fn put(&self, key: &str, value: &str, ttl: Option<u64>) -> Result<(), StoreError> {
-        let options = Object::new();
+        let options: PutOptions = Object::new().unchecked_into();
         if let Some(ttl) = ttl {
-            // KV's least TTL is 60 s. Seconds fit an f64 exactly.
+            // Seconds fit an f64 exactly.
             #[allow(clippy::cast_precision_loss)]
-            let ttl = ttl.max(60) as f64;
-            Reflect::set(
-                &options,
-                &JsValue::from_str("expirationTtl"),
-                &JsValue::from_f64(ttl),
-            )
-            .map_err(|_| StoreError)?;
+            options.set_expiration_ttl(ttl.max(MIN_KV_TTL) as f64);
         }
-        settle(self.put.call3(
-            &self.namespace,
-            &JsValue::from_str(key),
-            &JsValue::from_str(value),
-            &options,
-        ))
-        .await
-        .map(|_| ())
-        .map_err(|e| {
-            console_error!("kv put failed: {e:?}");
-            StoreError
-        })
-    }
-
-    async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        settle(self.delete.call1(&self.namespace, &JsValue::from_str(key)))
+        settled(self.0.put(key, value, &options))
             .await
             .map(|_| ())
             .map_err(|e| {
-                console_error!("kv delete failed: {e:?}");
+                console_error!("kv put failed: {e:?}");
                 StoreError
             })
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        settled(self.0.delete(key)).await.map(|_| ()).map_err(|e| {
+            console_error!("kv delete failed: {e:?}");
+            StoreError
+        })
     }
 }

@@ -1,62 +1,64 @@
 //! Workers Rate Limiting bindings as the core's [`Limiter`].
 
-use js_sys::{Function, Object, Reflect};
-use wasm_bindgen::JsValue;
+use js_sys::Object;
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::{JsCast, JsValue};
+use worker::worker_sys::RateLimiter;
 use worker::{console_error, Env};
 
-use super::js::{method, object, settle};
+use super::bindings::Unbound;
+use super::js::{binding, settled};
 
-use crate::error::ApiError;
 use crate::limits::{Limit, Limiter};
 use crate::store::StoreError;
 
-/// One `[[ratelimits]]` binding and its `limit` method, called directly:
-/// workers-rs's `RateLimiter` passes its options and outcome through
-/// serde-wasm-bindgen, which the wasm pays for in size.
-struct Binding {
-    this: Object,
-    limit: Function,
+#[wasm_bindgen]
+extern "C" {
+    /// `limit`'s argument (`RateLimitOptions`).
+    #[wasm_bindgen(extends = Object)]
+    type LimitOptions;
+
+    #[wasm_bindgen(method, setter)]
+    fn set_key(this: &LimitOptions, key: &str);
+
+    /// What `limit` resolves to (`RateLimitOutcome`).
+    #[wasm_bindgen(extends = Object)]
+    type LimitOutcome;
+
+    #[wasm_bindgen(method, getter)]
+    fn success(this: &LimitOutcome) -> JsValue;
 }
 
-impl Binding {
-    fn bound(env: &Env, name: &str) -> Option<Binding> {
-        let this = object(env, name)?;
-        let limit = method(&this, "limit")?;
-        Some(Binding { this, limit })
-    }
-
-    /// `binding.limit({ key })`, and its outcome's `success`.
-    async fn allow(&self, key: &str) -> Result<bool, JsValue> {
-        let options = Object::new();
-        Reflect::set(&options, &JsValue::from_str("key"), &JsValue::from_str(key))?;
-        let outcome = settle(self.limit.call1(&self.this, &options)).await?;
-        Reflect::get(&outcome, &JsValue::from_str("success"))?
-            .as_bool()
-            .ok_or_else(|| JsValue::from_str("the outcome has no boolean `success`"))
-    }
+/// `binding.limit({ key })`, and its outcome's `success`, called directly:
+/// workers-rs's `RateLimiter` passes its options and outcome through
+/// serde-wasm-bindgen, which the wasm pays for in size.
+async fn allow(binding: &RateLimiter, key: &str) -> Result<bool, JsValue> {
+    let options: LimitOptions = Object::new().unchecked_into();
+    options.set_key(key);
+    let outcome: LimitOutcome = settled(binding.limit(options.into()))
+        .await?
+        .unchecked_into();
+    outcome
+        .success()
+        .as_bool()
+        .ok_or_else(|| JsValue::from_str("the outcome has no boolean `success`"))
 }
 
 /// The three bindings of `wrangler.toml` (`[[ratelimits]]`).
 pub(super) struct WorkerLimits {
-    login: Binding,
-    refresh: Binding,
-    phone: Binding,
+    login: RateLimiter,
+    refresh: RateLimiter,
+    phone: RateLimiter,
 }
 
 impl WorkerLimits {
     /// A missing binding is a configuration error naming it: the contract
     /// promises these limits, so the worker does not serve without them.
-    pub(super) fn from_env(env: &Env) -> Result<Self, ApiError> {
+    pub(super) fn from_env(env: &Env) -> Result<Self, Unbound> {
         let get = |limit: Limit| {
-            Binding::bound(env, limit.binding()).ok_or_else(|| {
-                console_error!(
-                    "configuration error: {} is not bound to a rate limit ([[ratelimits]])",
-                    limit.binding()
-                );
-                ApiError::ServerMisconfigured {
-                    variable: limit.binding(),
-                    problem: "is not bound to a rate limit ([[ratelimits]] in wrangler.toml)",
-                }
+            binding(env, limit.binding()).ok_or(Unbound {
+                binding: limit.binding(),
+                problem: "is not bound to a rate limit ([[ratelimits]] in wrangler.toml)",
             })
         };
         Ok(WorkerLimits {
@@ -74,7 +76,7 @@ impl Limiter for WorkerLimits {
             Limit::Refresh => &self.refresh,
             Limit::Phone => &self.phone,
         };
-        binding.allow(key).await.map_err(|e| {
+        allow(binding, key).await.map_err(|e| {
             console_error!("rate limiter {} failed: {e:?}", limit.binding());
             StoreError
         })

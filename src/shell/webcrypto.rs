@@ -7,10 +7,11 @@ use std::cell::RefCell;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
-use js_sys::{Array, Reflect, Uint8Array};
+use js_sys::{Array, Object, Uint8Array};
 use sha2::{Digest, Sha256};
+use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
-use web_sys::{Crypto, CryptoKey, SubtleCrypto};
+use web_sys::{CryptoKey, SubtleCrypto, WorkerGlobalScope};
 use worker::console_error;
 use worker::wasm_bindgen_futures::JsFuture;
 
@@ -21,6 +22,16 @@ const ALGORITHM: &str = "Ed25519";
 const PKCS8_PREFIX: [u8; 16] = [
     0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
 ];
+
+#[wasm_bindgen]
+extern "C" {
+    /// An exported key in JWK form; an Ed25519 public key is its `x`.
+    #[wasm_bindgen(extends = Object)]
+    type Jwk;
+
+    #[wasm_bindgen(method, getter)]
+    fn x(this: &Jwk) -> Option<String>;
+}
 
 /// The runtime's Ed25519, with the key it imported.
 #[derive(Default)]
@@ -57,11 +68,13 @@ impl WebCrypto {
 }
 
 fn subtle() -> Result<SubtleCrypto, JsValue> {
-    let crypto = Reflect::get(&js_sys::global(), &JsValue::from_str("crypto"))?;
+    let crypto = js_sys::global()
+        .unchecked_into::<WorkerGlobalScope>()
+        .crypto()?;
     if crypto.is_undefined() {
         return Err(JsValue::from_str("no crypto global"));
     }
-    Ok(crypto.unchecked_into::<Crypto>().subtle())
+    Ok(crypto.subtle())
 }
 
 async fn import(key: &IdentityKey, seed_digest: [u8; 32]) -> Result<Imported, JsValue> {
@@ -77,9 +90,11 @@ async fn import(key: &IdentityKey, seed_digest: [u8; 32]) -> Result<Imported, Js
     };
     // Extractable once, only to read the public half (its JWK's `x`)...
     let readable: CryptoKey = JsFuture::from(import(true)?).await?.unchecked_into();
-    let jwk = JsFuture::from(subtle.export_key("jwk", &readable)?).await?;
-    let x = Reflect::get(&jwk, &JsValue::from_str("x"))?
-        .as_string()
+    let jwk: Jwk = JsFuture::from(subtle.export_key("jwk", &readable)?)
+        .await?
+        .unchecked_into();
+    let x = jwk
+        .x()
         .ok_or_else(|| JsValue::from_str("the exported JWK has no x"))?;
     let public: [u8; 32] = B64URL
         .decode(x)

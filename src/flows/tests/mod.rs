@@ -5,7 +5,6 @@
 
 use std::rc::Rc;
 
-use super::phone::PhoneRequest;
 use super::session::SessionInfo;
 use super::*;
 use crate::authority::machine::{SessionState, UserRecord, RETIRED_KEPT};
@@ -15,6 +14,7 @@ use crate::authority::Replica;
 use crate::config::Config;
 use crate::config::SessionCheck;
 use crate::error::ApiError;
+use crate::http::body::PhoneRequest;
 use crate::http::headers::Identity;
 use crate::ids::{AppId, OpenId, SessionId, Subject};
 use crate::limits::tests::MemoryLimiter;
@@ -54,7 +54,19 @@ const PHONE_REPLY: &str = r#"{"errcode":0,"errmsg":"ok","phone_info":{"phoneNumb
 const PHONE_REPLY_FOREIGN: &str = r#"{"errcode":0,"errmsg":"ok","phone_info":{"phoneNumber":"13800138000","purePhoneNumber":"13800138000","countryCode":"86","watermark":{"timestamp":1764000000,"appid":"wx0000000000000000"}}}"#;
 const PURE: &str = "13800138000";
 
-type TestEdge<'a> = Edge<'a, MemoryStore, Scripted, OsRandom, MemoryAuthority, MemoryLimiter>;
+/// The tests' doubles as the [`Edge`]'s ports.
+struct Test;
+
+impl Platform for Test {
+    type Store = MemoryStore;
+    type WeChat = Scripted;
+    type Rng = OsRandom;
+    type Authority = MemoryAuthority;
+    type Limits = MemoryLimiter;
+    type Signer = Compact;
+}
+
+type TestEdge<'a> = Edge<'a, Test>;
 
 /// One deployment: configuration, KV, WeChat, randomness and the users'
 /// session authorities.
@@ -341,4 +353,5 @@ mod login;
 mod phone;
 mod proxy;
 mod refresh;
+mod serve;
 mod session;

@@ -389,3 +389,39 @@ fn the_assertion_is_made_for_the_identity_it_comes_with() {
     );
     assert_eq!(s.phone.as_ref().map(Phone::pure_phone_number), Some(PURE));
 }
+
+#[test]
+fn the_origin_is_asked_without_redirects_caching_or_a_get_body() {
+    use super::super::proxy::Outgoing;
+    let o = Outgoing::to_origin(
+        "https://origin.example/base",
+        "https://edge.example/api/orders?x=1",
+        "POST",
+    )
+    .expect("absolute");
+    assert_eq!(
+        o,
+        Outgoing {
+            url: "https://origin.example/base/api/orders?x=1".into(),
+            with_body: true,
+            follow_redirects: false,
+            cached: false,
+        }
+    );
+    for (method, with_body) in [
+        ("GET", false),
+        ("HEAD", false),
+        ("PUT", true),
+        ("DELETE", true),
+        ("PROPFIND", true),
+    ] {
+        let o = Outgoing::to_origin("https://o.example", "https://e.example/x", method)
+            .expect("absolute");
+        assert_eq!(o.with_body, with_body, "{method}");
+        assert!(!o.follow_redirects && !o.cached, "{method}");
+    }
+    assert_eq!(
+        Outgoing::to_origin("https://o.example", "/relative", "GET"),
+        None
+    );
+}

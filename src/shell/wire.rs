@@ -1,0 +1,112 @@
+//! Bytes between the runtime and the core: a request's body in, the
+//! worker's own responses out, and a proxied request to the origin and
+//! its answer back, each as the core decided it.
+
+use futures_util::StreamExt;
+use wasm_bindgen::JsValue;
+use worker::console_error;
+
+use super::fetch;
+use crate::error::ApiError;
+use crate::flows::serve::Forward;
+use crate::http::body::{BodyBuffer, BodyError};
+use crate::http::headers::{rewrite_in_place, Client, HeaderList};
+use crate::http::response::OwnResponse;
+
+/// Reads the body as it arrives, no further than the limit allows.
+pub(super) async fn read_body(
+    req: &web_sys::Request,
+    content_length: Option<&str>,
+) -> Result<Vec<u8>, BodyError> {
+    let mut buffer = BodyBuffer::new(content_length)?;
+    if let Some(stream) = req.body() {
+        let mut stream = worker::ByteStream::from(stream);
+        while let Some(chunk) = stream.next().await {
+            buffer.push(&chunk.map_err(|_| BodyError::Unreadable)?)?;
+        }
+    }
+    Ok(buffer.into_bytes())
+}
+
+/// The runtime's `Response` for one of the worker's own.
+pub(super) fn own(r: &OwnResponse) -> Result<web_sys::Response, JsValue> {
+    let headers = web_sys::Headers::new()?;
+    for (name, value) in &r.headers {
+        headers.set(name, value)?;
+    }
+    let init = web_sys::ResponseInit::new();
+    init.set_status(r.status);
+    init.set_headers(&headers);
+    web_sys::Response::new_with_opt_str_and_init(r.body.as_deref(), &init)
+}
+
+/// A failure of the runtime's own, as the client sees it.
+// By value: it is passed to `map_err`.
+#[allow(clippy::needless_pass_by_value)]
+pub(super) fn internal(e: JsValue) -> ApiError {
+    console_error!("internal error: {}", worker::Error::from(e));
+    ApiError::Internal
+}
+
+/// The runtime's `Headers` as the core's [`HeaderList`].
+struct RuntimeHeaders(web_sys::Headers);
+
+impl HeaderList for RuntimeHeaders {
+    type Error = JsValue;
+    fn names(&self) -> Vec<String> {
+        worker::Headers(self.0.clone()).keys().collect()
+    }
+    fn delete(&mut self, name: &str) -> Result<(), JsValue> {
+        self.0.delete(name)
+    }
+    fn set(&mut self, name: &str, value: &str) -> Result<(), JsValue> {
+        self.0.set(name, value)
+    }
+}
+
+/// Sends `req` on to the origin as `forward` says, with trusted identity
+/// headers, and hands the origin's answer back as it is: the runtime's
+/// own `Response`, body streamed, nothing rebuilt.
+pub(super) async fn to_origin(
+    req: &web_sys::Request,
+    method: &str,
+    client: Client<'_>,
+    forward: Forward,
+) -> Result<web_sys::Response, ApiError> {
+    let (identity, assertion) = match forward.passed {
+        Some(p) => (Some(p.identity), p.assertion),
+        None => (None, None),
+    };
+    // The incoming headers, copied on the JS side in one call, fixed up in
+    // place: only the names cross into wasm, never the values.
+    let mut headers =
+        RuntimeHeaders(web_sys::Headers::new_with_headers(&req.headers()).map_err(internal)?);
+    rewrite_in_place(
+        &mut headers,
+        client,
+        identity.as_ref(),
+        assertion.as_deref(),
+    )
+    .map_err(internal)?;
+    let outgoing = forward.outgoing;
+    let init = web_sys::RequestInit::new();
+    init.set_method(method);
+    init.set_headers(&headers.0);
+    if !outgoing.follow_redirects {
+        init.set_redirect(web_sys::RequestRedirect::Manual);
+    }
+    if !outgoing.cached {
+        init.set_cache(web_sys::RequestCache::NoStore);
+    }
+    if outgoing.with_body {
+        if let Some(body) = req.body() {
+            init.set_body(&body);
+        }
+    }
+    let request =
+        web_sys::Request::new_with_str_and_init(&outgoing.url, &init).map_err(internal)?;
+    fetch::send(&request).await.map_err(|e| {
+        console_error!("origin fetch failed: {}", worker::Error::from(e));
+        ApiError::OriginUnavailable
+    })
+}
