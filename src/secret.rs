@@ -42,7 +42,8 @@ secret_type!(
     WxAccessToken
 );
 secret_type!(
-    /// A refresh token as handed to the client (`{sid}.{random}`).
+    /// A refresh token as handed to the client (`{user}.{sid}.{secret}`,
+    /// see `token::refresh`).
     RefreshToken
 );
 
