@@ -5,7 +5,7 @@ use crate::limits::Limiter;
 use serde::Serialize;
 
 use super::Edge;
-use crate::authority::{AuthorityClient, Op, Outcome, Replica};
+use crate::authority::{AuthorityClient, CheckSession, Logout, Replica};
 use crate::config::SessionCheck;
 use crate::error::ApiError;
 use crate::http::headers::bearer;
@@ -101,17 +101,15 @@ impl<S: Store, T: Transport, R: Random, A: AuthorityClient, L: Limiter> Edge<'_,
     }
 
     async fn authority_session(&self, access: &VerifiedAccess) -> Result<LiveSession, ApiError> {
-        let op = Op::Check {
+        let check = CheckSession {
             sid: access.claims.sid.clone(),
         };
-        match self.authority.call(&access.claims.sub, op).await?? {
-            Outcome::Live(v) => Ok(LiveSession {
-                unionid: v.unionid,
-                phone: v.phone,
-                expires_at: v.expires_at,
-            }),
-            _ => Err(ApiError::Internal),
-        }
+        let v = self.authority.call(&access.claims.sub, check).await??;
+        Ok(LiveSession {
+            unionid: v.unionid,
+            phone: v.phone,
+            expires_at: v.expires_at,
+        })
     }
 
     /// Whose access token this is, expired or not (for the log line only:
@@ -133,10 +131,10 @@ impl<S: Store, T: Transport, R: Random, A: AuthorityClient, L: Limiter> Edge<'_,
         if self.now - access.expires_at > self.cfg.access_ttl_secs() {
             return Err(ApiError::TokenExpired);
         }
-        let op = Op::Logout {
+        let logout = Logout {
             sid: access.claims.sid.clone(),
         };
-        self.authority.call(&access.claims.sub, op).await??;
+        self.authority.call(&access.claims.sub, logout).await?;
         Ok(())
     }
 
