@@ -194,30 +194,40 @@ pub(crate) struct UserSummary {
     pub(crate) live_sessions: usize,
 }
 
+/// `$op` is answered with `$reply`, and is sent as `Request::$op`.
 macro_rules! operation {
-    ($($op:ident => $reply:ty, $variant:expr;)*) => {$(
+    ($op:ident => $reply:ty) => {
         impl Operation for $op {
             type Reply = $reply;
         }
         impl From<$op> for Request {
-            #[allow(unused_variables)]
             fn from(op: $op) -> Self {
-                $variant(op)
+                Request::$op(op)
             }
         }
-    )*};
+    };
+    ($op:ident => $reply:ty, carrying nothing) => {
+        impl Operation for $op {
+            type Reply = $reply;
+        }
+        impl From<$op> for Request {
+            fn from(_: $op) -> Self {
+                Request::$op
+            }
+        }
+    };
 }
 
-operation! {
-    Login => SessionView, Request::Login;
-    Refresh => Result<Refreshed, RefreshDenied>, Request::Refresh;
-    Logout => (), Request::Logout;
-    RevokeAll => usize, |_| Request::RevokeAll;
-    BindPhone => Result<Bound, BindDenied>, Request::BindPhone;
-    BindEncrypted => Result<Bound, BindDenied>, Request::BindEncrypted;
-    CheckSession => Result<SessionView, SessionEnded>, Request::CheckSession;
-    ReadUser => UserSummary, |_| Request::ReadUser;
-}
+operation!(Login => SessionView);
+operation!(Refresh => Result<Refreshed, RefreshDenied>);
+operation!(Logout => ());
+// How many sessions were live (or expired, not yet forgotten) and are now
+// revoked.
+operation!(RevokeAll => usize, carrying nothing);
+operation!(BindPhone => Result<Bound, BindDenied>);
+operation!(BindEncrypted => Result<Bound, BindDenied>);
+operation!(CheckSession => Result<SessionView, SessionEnded>);
+operation!(ReadUser => UserSummary, carrying nothing);
 
 /// The wire's version mark: writes [`WIRE_VERSION`], reads nothing else.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -12,7 +12,7 @@ use std::cell::Cell;
 use serde::Serialize;
 
 use super::machine::{Context, DecryptFailed, Effect, Rules, Step, UserState};
-use super::protocol::{BindDenied, BindEncrypted, Bound, Envelope, Request};
+use super::protocol::{BindDenied, BindEncrypted, Bound, Envelope, ReadUser, Request, RevokeAll};
 use crate::config::Config;
 use crate::ids::OpenId;
 use crate::store::{allow_key, put_json, replica_key, Store, StoreError};
@@ -131,7 +131,7 @@ impl<St: StateStore, K: Store, Tm: Timer> Server<'_, St, K, Tm> {
     }
 
     /// Handles one request: its reply, as JSON.
-    pub(crate) async fn handle(
+    async fn handle(
         &self,
         openid: &OpenId,
         request: Request,
@@ -155,9 +155,9 @@ impl<St: StateStore, K: Store, Tm: Timer> Server<'_, St, K, Tm> {
                 json(&run.commit(r, listed).await?)
             }
             Request::Logout(r) => json(&run.commit(r, None).await?),
-            Request::RevokeAll => json(&run.commit(super::protocol::RevokeAll, None).await?),
+            Request::RevokeAll => json(&run.commit(RevokeAll, None).await?),
             Request::CheckSession(r) => json(&run.commit(r, None).await?),
-            Request::ReadUser => json(&run.commit(super::protocol::ReadUser, None).await?),
+            Request::ReadUser => json(&run.commit(ReadUser, None).await?),
             Request::BindPhone(r) => {
                 let listed = self.listed(Some(&r.phone)).await?;
                 json(&run.commit(r, listed).await?)

@@ -126,7 +126,7 @@ pub(crate) struct SessionState {
 }
 
 impl SessionState {
-    pub(crate) fn is_live(&self, now: i64) -> bool {
+    fn is_live(&self, now: i64) -> bool {
         self.revoked_at.is_none() && now < self.expires_at
     }
 
