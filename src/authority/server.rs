@@ -69,7 +69,8 @@ pub(crate) struct Answered {
 }
 
 impl Answered {
-    fn error(status: u16, body: &str) -> Self {
+    /// A refusal or failure, with a word of text for whoever reads logs.
+    pub(crate) fn error(status: u16, body: &str) -> Self {
         Answered {
             status,
             body: body.to_string(),
@@ -396,5 +397,68 @@ pub(crate) mod tests {
         async fn sleep(&self, _ms: u32) {
             std::future::pending::<()>().await;
         }
+    }
+
+    /// Storage whose state is not one this version can read.
+    struct Unreadable;
+
+    impl StateStore for Unreadable {
+        async fn load(&self) -> Result<Option<String>, StoreError> {
+            Ok(Some("{\"sessions\": 7}".into()))
+        }
+        async fn save(&self, _: &str, _: Option<i64>) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+
+    /// What the Durable Object answers, decided here: 200 and the reply,
+    /// 400 for a request of another wire version, 503 when its storage
+    /// fails (never an empty state that would forget revocations).
+    #[test]
+    fn the_answer_says_what_became_of_the_request() {
+        use crate::authority::protocol::{Envelope, ReadUser};
+        let cfg = crate::config::tests::test_config();
+        let kv = MemoryStore::default();
+        let serial = Serial::default();
+        let request =
+            serde_json::to_string(&Envelope::new(OpenId::new("o1"), ReadUser)).expect("serializes");
+        let memory = MemoryState::default();
+        let healthy = |body: &str| {
+            let server = Server {
+                state: &memory,
+                kv: &kv,
+                timer: &YieldTimer,
+                cfg: &cfg,
+                serial: &serial,
+            };
+            pollster::block_on(server.answer(body, 1_764_000_000))
+        };
+        assert_eq!(
+            healthy(&request),
+            Answered {
+                status: 200,
+                body: r#"{"user":null,"live_sessions":0}"#.into()
+            }
+        );
+        let old = r#"{"openid":"o1","op":"info"}"#;
+        assert_eq!(healthy(old).status, 400);
+        assert_eq!(healthy("").status, 400);
+        let broken = |body: &str| {
+            let server = Server {
+                state: &Unreadable,
+                kv: &kv,
+                timer: &YieldTimer,
+                cfg: &cfg,
+                serial: &serial,
+            };
+            pollster::block_on(server.answer(body, 1_764_000_000))
+        };
+        assert_eq!(
+            broken(&request),
+            Answered {
+                status: 503,
+                body: "storage unavailable".into()
+            }
+        );
     }
 }

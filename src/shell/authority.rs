@@ -142,28 +142,21 @@ impl Authority {
 
     async fn answer(&self, req: &web_sys::Request) -> Answered {
         let (Ok(cfg), Some(kv)) = (config(&self.env), KvStore::bound(&self.env, KV_BINDING)) else {
-            return error(500, "misconfigured");
+            return Answered::error(500, "misconfigured");
         };
         let Some(storage) = &self.storage else {
-            return error(503, "storage unavailable");
+            return Answered::error(503, "storage unavailable");
         };
         let body = match req.text() {
             Ok(text) => JsFuture::from(text).await.ok().and_then(|t| t.as_string()),
             Err(_) => None,
         };
         let Some(body) = body else {
-            return error(400, "bad request");
+            return Answered::error(400, "bad request");
         };
         self.server(storage, &kv, &cfg)
             .answer(&body, now_secs())
             .await
-    }
-}
-
-fn error(status: u16, body: &str) -> Answered {
-    Answered {
-        status,
-        body: body.to_string(),
     }
 }
 
