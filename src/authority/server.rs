@@ -411,54 +411,41 @@ pub(crate) mod tests {
         }
     }
 
+    /// `body` answered by an authority with `state` as its storage.
+    fn answer_with(state: &impl StateStore, body: &str) -> Answered {
+        let cfg = crate::config::tests::test_config();
+        let server = Server {
+            state,
+            kv: &MemoryStore::default(),
+            timer: &YieldTimer,
+            cfg: &cfg,
+            serial: &Serial::default(),
+        };
+        pollster::block_on(server.answer(body, 1_764_000_000))
+    }
+
     /// What the Durable Object answers, decided here: 200 and the reply,
     /// 400 for a request of another wire version, 503 when its storage
     /// fails (never an empty state that would forget revocations).
     #[test]
     fn the_answer_says_what_became_of_the_request() {
         use crate::authority::protocol::{Envelope, ReadUser};
-        let cfg = crate::config::tests::test_config();
-        let kv = MemoryStore::default();
-        let serial = Serial::default();
         let request =
             serde_json::to_string(&Envelope::new(OpenId::new("o1"), ReadUser)).expect("serializes");
         let memory = MemoryState::default();
-        let healthy = |body: &str| {
-            let server = Server {
-                state: &memory,
-                kv: &kv,
-                timer: &YieldTimer,
-                cfg: &cfg,
-                serial: &serial,
-            };
-            pollster::block_on(server.answer(body, 1_764_000_000))
-        };
         assert_eq!(
-            healthy(&request),
+            answer_with(&memory, &request),
             Answered {
                 status: 200,
                 body: r#"{"user":null,"live_sessions":0}"#.into()
             }
         );
         let old = r#"{"openid":"o1","op":"info"}"#;
-        assert_eq!(healthy(old).status, 400);
-        assert_eq!(healthy("").status, 400);
-        let broken = |body: &str| {
-            let server = Server {
-                state: &Unreadable,
-                kv: &kv,
-                timer: &YieldTimer,
-                cfg: &cfg,
-                serial: &serial,
-            };
-            pollster::block_on(server.answer(body, 1_764_000_000))
-        };
+        assert_eq!(answer_with(&memory, old).status, 400);
+        assert_eq!(answer_with(&memory, "").status, 400);
         assert_eq!(
-            broken(&request),
-            Answered {
-                status: 503,
-                body: "storage unavailable".into()
-            }
+            answer_with(&Unreadable, &request),
+            Answered::error(503, "storage unavailable")
         );
     }
 }
