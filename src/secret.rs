@@ -47,6 +47,40 @@ secret_type!(
     RefreshToken
 );
 
+/// What the session authority keeps of a refresh token: a hash of its
+/// secret (base64url of SHA-256, see `token::refresh`). Not a secret by
+/// itself, but it names one: it does not print, and equality is in
+/// constant time. Serialized as the bare string, as before it had a type.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub(crate) struct RefreshHash(String);
+
+impl RefreshHash {
+    pub(crate) fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The hash itself, for the tests to compare with what they see.
+    #[cfg(test)]
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq for RefreshHash {
+    fn eq(&self, other: &Self) -> bool {
+        ct_eq(self.0.as_bytes(), other.0.as_bytes())
+    }
+}
+
+impl Eq for RefreshHash {}
+
+impl std::fmt::Debug for RefreshHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RefreshHash([redacted])")
+    }
+}
+
 secret_type!(
     /// The operator endpoints' bearer token (`ADMIN_TOKEN`).
     AdminToken
@@ -138,10 +172,24 @@ mod tests {
     #[test]
     fn debug_never_shows_the_value() {
         let key = SessionKey::from_base64("tiihtNczf5v6AKRyjwEUhQ==").expect("16 bytes");
-        let shown = format!("{key:?} {:?}", AppSecret::new("supersecret"));
+        let shown = format!(
+            "{key:?} {:?} {:?}",
+            AppSecret::new("supersecret"),
+            RefreshHash::new("hashvalue")
+        );
         assert!(!shown.contains("tiihtN"), "{shown}");
         assert!(!shown.contains("supersecret"), "{shown}");
+        assert!(!shown.contains("hashvalue"), "{shown}");
         assert!(shown.contains("[redacted]"));
+    }
+
+    #[test]
+    fn a_refresh_hash_serializes_as_its_bare_string() {
+        let h = RefreshHash::new("abc_-1");
+        assert_eq!(serde_json::to_string(&h).expect("json"), r#""abc_-1""#);
+        let back: RefreshHash = serde_json::from_str(r#""abc_-1""#).expect("parses");
+        assert_eq!(back, h);
+        assert_ne!(back, RefreshHash::new("abc_-2"));
     }
 
     #[test]

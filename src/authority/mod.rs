@@ -2,164 +2,217 @@
 //! openid in the worker), which makes every change to that user's record
 //! and sessions, one at a time.
 //!
-//! - `machine` — the pure state machine: state, change, time → new state,
+//! - `protocol` — the wire between a worker and an authority: one request
+//!   type per operation, each with its own reply type.
+//! - `machine` — the pure state machine: state, step, context → new state,
 //!   reply, effects on the KV replica.
 //! - `server` — one authority's request handling around it: load, gather
-//!   what the change needs (allowlist, decryption), apply, save, replicate.
-//! - this file — the wire between a worker and an authority ([`Op`] in,
-//!   [`Answer`] out) and the [`AuthorityClient`] the flows call.
+//!   what the step needs (allowlist, decryption), apply, save, replicate.
+//! - this file — [`AuthorityClient`], how the flows reach an authority:
+//!   the request's bytes out, the reply's in, within a timeout.
 
-use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::pin::pin;
+use std::task::Poll;
 
-use crate::ids::{OpenId, SessionId, UnionId};
-use crate::phone::Phone;
-use crate::secret::SessionKey;
+use crate::ids::OpenId;
 use crate::store::StoreError;
-use crate::wechat::open_data::{EncryptedPhone, OpenDataError};
 
 pub(crate) mod machine;
+pub(crate) mod protocol;
 pub(crate) mod server;
 
-pub(crate) use machine::{Handout, Outcome, Refusal, Replica, SessionView};
+pub(crate) use machine::Replica;
+pub(crate) use protocol::{
+    BindDenied, BindEncrypted, BindPhone, CheckSession, Envelope, Login, Logout, Operation,
+    ReadUser, Refresh, RefreshDenied, Refreshed, RevokeAll, SessionEnded, SessionView, UserSummary,
+};
+pub(crate) use server::Answered;
 
-/// What a worker asks of a user's authority.
-///
-/// On the wire it is serde's default, externally tagged form
-/// (`{"login":{…}}`, `"info"`): an internally tagged enum (or a flattened
-/// one) is read through serde's buffering `Content` type, which cost the
-/// wasm about 40 KB and every call a second pass over its fields.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum Op {
-    Login {
-        sid: SessionId,
-        session_key: SessionKey,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        unionid: Option<UnionId>,
-        refresh_hash: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        ip: Option<String>,
-    },
-    Refresh {
-        sid: SessionId,
-        presented_hash: String,
-        next_hash: String,
-        next_sealed: String,
-    },
-    Logout {
-        sid: SessionId,
-    },
-    RevokeAll,
-    /// A phone from getuserphonenumber (already verified by the worker).
-    BindPhone {
-        sid: SessionId,
-        phone: Phone,
-        next_hash: String,
-    },
-    /// Legacy `encryptedData`/`iv`: decrypted by the authority with the
-    /// session's key, which never leaves it.
-    BindEncrypted {
-        sid: SessionId,
-        encrypted: EncryptedPhone,
-        next_hash: String,
-    },
-    Check {
-        sid: SessionId,
-    },
-    Info,
+/// The longest a worker waits for an authority before answering 503.
+pub(crate) const CALL_TIMEOUT_MS: u32 = 5_000;
+
+/// Why a call to an authority failed. The change it asked for may or may
+/// not have been made; the flows answer 503, retryable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CallFailure {
+    /// The authority could not be reached (no stub, the fetch failed).
+    Unreachable,
+    /// No answer within [`CALL_TIMEOUT_MS`].
+    TimedOut,
+    /// The authority answered another status than 200 (400: the request
+    /// was of another wire version; 503: its storage failed).
+    Status(u16),
+    /// A 200 whose body is not this request's reply (another version).
+    Unreadable,
 }
 
-/// An authority's request: whose, and what.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct Envelope {
-    pub(crate) openid: OpenId,
-    pub(crate) op: Op,
-}
-
-/// Why an authority said no.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum Denial {
-    Refused(Refusal),
-    /// Legacy phone data that did not open.
-    OpenData(OpenDataError),
-}
-
-/// An authority's answer.
-pub(crate) type Answer = Result<Outcome, Denial>;
-
-/// How the flows reach a user's authority. The worker's is a Durable
-/// Object stub; the tests' runs the same server in memory.
+/// How the flows reach a user's authority. The worker's posts to a Durable
+/// Object stub; the tests' runs the same server in memory. Everything but
+/// moving the bytes and waiting is here, in [`AuthorityClient::call`].
 #[allow(async_fn_in_trait)] // used with concrete types only; no Send bound wanted on wasm
 pub(crate) trait AuthorityClient {
-    /// Sends `op` to `openid`'s authority. `Err` when it could not be
-    /// reached or failed (the change may or may not have been made).
-    async fn call(&self, openid: &OpenId, op: Op) -> Result<Answer, StoreError>;
+    /// Posts `body` to `openid`'s authority and reads its answer.
+    async fn post(&self, openid: &OpenId, body: String) -> Result<Answered, CallFailure>;
+
+    /// Resolves after `ms` milliseconds.
+    async fn sleep(&self, ms: u32);
+
+    /// Hears why a call failed (the worker logs it).
+    fn failed(&self, _why: CallFailure) {}
+
+    /// Sends `op` to `openid`'s authority: its reply, or `Err` when the
+    /// authority could not be reached, failed, or took longer than
+    /// [`CALL_TIMEOUT_MS`] (the change may or may not have been made).
+    async fn call<O: Operation>(&self, openid: &OpenId, op: O) -> Result<O::Reply, StoreError> {
+        let envelope = Envelope::new(openid.clone(), op);
+        let body = serde_json::to_string(&envelope).map_err(|_| StoreError)?;
+        let answered = match first(self.post(openid, body), self.sleep(CALL_TIMEOUT_MS)).await {
+            Either::Left(answered) => answered,
+            Either::Right(()) => Err(CallFailure::TimedOut),
+        };
+        answered.and_then(|a| read_reply(&a)).map_err(|why| {
+            self.failed(why);
+            StoreError
+        })
+    }
+}
+
+/// A reply from what an authority answered: 200 and this request's reply,
+/// or why not.
+fn read_reply<R: serde::de::DeserializeOwned>(answered: &Answered) -> Result<R, CallFailure> {
+    if answered.status != 200 {
+        return Err(CallFailure::Status(answered.status));
+    }
+    serde_json::from_str(&answered.body).map_err(|_| CallFailure::Unreadable)
+}
+
+enum Either<A, B> {
+    Left(A),
+    Right(B),
+}
+
+/// Whichever of `a` and `b` finishes first (`a` when both are ready).
+async fn first<A: Future, B: Future>(a: A, b: B) -> Either<A::Output, B::Output> {
+    let mut a = pin!(a);
+    let mut b = pin!(b);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(x) = a.as_mut().poll(cx) {
+            return Poll::Ready(Either::Left(x));
+        }
+        if let Poll::Ready(y) = b.as_mut().poll(cx) {
+            return Poll::Ready(Either::Right(y));
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::cell::RefCell;
 
-    /// The worker and its authorities are deployed together but not
-    /// restarted at the same instant: the wire's shape is pinned here, so a
-    /// change to it is a decision, not an accident.
-    #[test]
-    fn the_wire_is_externally_tagged() {
-        let sid = SessionId::parse("AAAAAAAAAAAAAAAAAAAAAA").expect("a session id");
-        let wire = |op: Op| {
-            serde_json::to_value(Envelope {
-                openid: OpenId::new("o1"),
-                op,
-            })
-            .expect("serializes")
-        };
-        assert_eq!(
-            wire(Op::Info),
-            serde_json::json!({"openid": "o1", "op": "info"})
-        );
-        assert_eq!(
-            wire(Op::Logout { sid: sid.clone() }),
-            serde_json::json!({"openid": "o1", "op": {"logout": {"sid": sid.as_str()}}})
-        );
-        let key = SessionKey::from_base64("tiihtNczf5v6AKRyjwEUhQ==").expect("16 bytes");
-        let login = wire(Op::Login {
-            sid: sid.clone(),
-            session_key: key,
-            unionid: None,
-            refresh_hash: "h".into(),
-            ip: None,
-        });
-        assert_eq!(
-            login,
-            serde_json::json!({"openid": "o1", "op": {"login": {
-                "sid": sid.as_str(),
-                "session_key": "tiihtNczf5v6AKRyjwEUhQ==",
-                "refresh_hash": "h",
-            }}})
-        );
-        let back: Envelope = serde_json::from_value(login).expect("parses");
-        assert!(matches!(
-            back.op,
-            Op::Login {
-                unionid: None,
-                ip: None,
-                ..
-            }
-        ));
+    use pollster::block_on;
+
+    use super::*;
+    use crate::ids::SessionId;
+
+    /// An authority that answers as told, or never; and a clock that runs
+    /// out at once or never.
+    struct Scripted {
+        answer: Option<Result<Answered, CallFailure>>,
+        timer_fires: bool,
+        failures: RefCell<Vec<CallFailure>>,
+        sent: RefCell<Vec<String>>,
     }
 
-    /// The internally tagged form used before (`{"openid":…,"op":"logout",
-    /// "sid":…}`, never released) is refused, not misread: an authority
-    /// answers it 400 and the worker 503, retryable.
+    impl Scripted {
+        fn new(answer: Option<Result<Answered, CallFailure>>, timer_fires: bool) -> Self {
+            Scripted {
+                answer,
+                timer_fires,
+                failures: RefCell::default(),
+                sent: RefCell::default(),
+            }
+        }
+    }
+
+    impl AuthorityClient for Scripted {
+        async fn post(&self, _: &OpenId, body: String) -> Result<Answered, CallFailure> {
+            self.sent.borrow_mut().push(body);
+            match &self.answer {
+                Some(a) => a.clone(),
+                None => std::future::pending().await,
+            }
+        }
+        async fn sleep(&self, ms: u32) {
+            assert_eq!(ms, CALL_TIMEOUT_MS);
+            if !self.timer_fires {
+                std::future::pending::<()>().await;
+            }
+        }
+        fn failed(&self, why: CallFailure) {
+            self.failures.borrow_mut().push(why);
+        }
+    }
+
+    fn logout() -> Logout {
+        Logout {
+            sid: SessionId::parse("AAAAAAAAAAAAAAAAAAAAAA").expect("a session id"),
+        }
+    }
+
+    fn call(client: &Scripted) -> Result<(), StoreError> {
+        block_on(client.call(&OpenId::new("o1"), logout()))
+    }
+
+    fn answered(status: u16, body: &str) -> Option<Result<Answered, CallFailure>> {
+        Some(Ok(Answered {
+            status,
+            body: body.into(),
+        }))
+    }
+
     #[test]
-    fn the_old_internally_tagged_form_is_refused() {
-        let old = r#"{"openid":"o1","op":"logout","sid":"AAAAAAAAAAAAAAAAAAAAAA"}"#;
-        assert!(serde_json::from_str::<Envelope>(old).is_err());
-        let old_info = r#"{"openid":"o1","op":"info","sid":"x"}"#;
-        // `info` carries nothing, and an unknown field is ignored: the
-        // one old request that still parses means the same thing.
-        let info: Envelope = serde_json::from_str(old_info).expect("parses");
-        assert!(matches!(info.op, Op::Info));
+    fn a_200_with_the_reply_is_the_reply() {
+        let client = Scripted::new(answered(200, "null"), false);
+        assert_eq!(call(&client), Ok(()));
+        assert!(client.failures.borrow().is_empty());
+        let sent = client.sent.borrow();
+        assert!(sent[0].starts_with(r#"{"v":2,"openid":"o1","request":{"logout""#));
+    }
+
+    #[test]
+    fn an_answer_in_time_wins_over_a_timer_that_is_also_ready() {
+        let client = Scripted::new(answered(200, "null"), true);
+        assert_eq!(call(&client), Ok(()));
+    }
+
+    #[test]
+    fn every_failure_is_a_store_error_and_is_reported() {
+        let cases = [
+            (
+                answered(503, "storage unavailable"),
+                false,
+                CallFailure::Status(503),
+            ),
+            (
+                answered(400, "bad request"),
+                false,
+                CallFailure::Status(400),
+            ),
+            (answered(200, r#"{"Ok":1}"#), false, CallFailure::Unreadable),
+            (
+                Some(Err(CallFailure::Unreachable)),
+                false,
+                CallFailure::Unreachable,
+            ),
+            (None, true, CallFailure::TimedOut),
+        ];
+        for (answer, timer_fires, why) in cases {
+            let client = Scripted::new(answer, timer_fires);
+            assert_eq!(call(&client), Err(StoreError), "{why:?}");
+            assert_eq!(*client.failures.borrow(), vec![why]);
+        }
     }
 }

@@ -9,10 +9,12 @@
 
 use std::cell::Cell;
 
-use super::machine::{Change, Effect, Refusal, Rules, UserState};
-use super::{Answer, Denial, Op, Outcome};
+use serde::Serialize;
+
+use super::machine::{Context, DecryptFailed, Effect, Rules, Step, UserState};
+use super::protocol::{BindDenied, BindEncrypted, Bound, Envelope, ReadUser, Request, RevokeAll};
 use crate::config::Config;
-use crate::ids::{OpenId, SessionId};
+use crate::ids::OpenId;
 use crate::phone::Phone;
 use crate::store::{allow_key, put_json, replica_key, Store, StoreError};
 use crate::wechat::open_data::OpenDataError;
@@ -22,9 +24,11 @@ use crate::wechat::open_data::OpenDataError;
 pub(crate) trait StateStore {
     /// The saved state, as saved.
     async fn load(&self) -> Result<Option<String>, StoreError>;
-    /// Saves `state` at once (one write: all or nothing), and asks to be
-    /// woken at `alarm_at` (Unix seconds) to forget expired sessions.
-    async fn save(&self, state: &str, alarm_at: Option<i64>) -> Result<(), StoreError>;
+    /// Saves `state` at once (one write: all or nothing), then asks to be
+    /// woken at `alarm_ms` (ms since the epoch, as `setAlarm` takes it) to
+    /// forget expired sessions: best effort, a missed alarm only delays
+    /// forgetting what has already expired.
+    async fn save(&self, state: &str, alarm_ms: Option<i64>) -> Result<(), StoreError>;
 }
 
 /// Waits between looks at a busy turn.
@@ -57,6 +61,23 @@ impl Serial {
 
 /// Grace for the previous refresh token: the contract's 10 seconds.
 pub(crate) const REFRESH_GRACE: i64 = 10;
+
+/// An authority's answer to a worker, as HTTP: a status and a body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Answered {
+    pub(crate) status: u16,
+    pub(crate) body: String,
+}
+
+impl Answered {
+    /// A refusal or failure, with a word of text for whoever reads logs.
+    pub(crate) fn error(status: u16, body: &str) -> Self {
+        Answered {
+            status,
+            body: body.to_string(),
+        }
+    }
+}
 
 /// One authority at one instant.
 pub(crate) struct Server<'a, St, K, Tm> {
@@ -95,117 +116,56 @@ impl<St: StateStore, K: Store, Tm: Timer> Server<'_, St, K, Tm> {
         }
     }
 
-    /// A phone binding, unless the allowlist refuses the phone.
-    async fn binding(
-        &self,
-        sid: SessionId,
-        phone: Phone,
-        next_hash: String,
-    ) -> Result<Result<Change, Denial>, StoreError> {
-        if self.listed(Some(&phone)).await? == Some(false) {
-            return Ok(Err(Denial::Refused(Refusal::NotInternalUser)));
+    /// Handles one request as it came over the wire: 200 with the reply,
+    /// 400 for a request this version cannot read (another version of the
+    /// wire), 503 when storage or KV failed.
+    pub(crate) async fn answer(&self, body: &str, now: i64) -> Answered {
+        let Ok(envelope) = serde_json::from_str::<Envelope>(body) else {
+            return Answered::error(400, "bad request");
+        };
+        match self.handle(&envelope.openid, envelope.request, now).await {
+            Ok(reply) => Answered {
+                status: 200,
+                body: reply,
+            },
+            Err(StoreError) => Answered::error(503, "storage unavailable"),
         }
-        Ok(Ok(Change::BindPhone {
-            sid,
-            phone,
-            next_hash,
-        }))
     }
 
-    /// Handles one request from a worker.
-    pub(crate) async fn handle(
+    /// Handles one request: its reply, as JSON.
+    async fn handle(
         &self,
         openid: &OpenId,
-        op: Op,
+        request: Request,
         now: i64,
-    ) -> Result<Answer, StoreError> {
+    ) -> Result<String, StoreError> {
         let _turn = self.serial.turn(self.timer).await;
         let mut state = self.load().await?;
-        let change = match op {
-            Op::Login {
-                sid,
-                session_key,
-                unionid,
-                refresh_hash,
-                ip,
-            } => Change::Login {
-                sid,
-                session_key,
-                unionid,
-                refresh_hash,
-                ip,
-                phone_listed: self.listed(state.user_phone()).await?,
-            },
-            Op::Refresh {
-                sid,
-                presented_hash,
-                next_hash,
-                next_sealed,
-            } => Change::Refresh {
-                sid,
-                presented_hash,
-                next_hash,
-                next_sealed,
-                phone_listed: self.listed(state.user_phone()).await?,
-            },
-            Op::Logout { sid } => Change::Logout { sid },
-            Op::RevokeAll => Change::RevokeAll,
-            Op::Check { sid } => Change::Check { sid },
-            Op::Info => Change::Info,
-            Op::BindPhone {
-                sid,
-                phone,
-                next_hash,
-            } => match self.binding(sid, phone, next_hash).await? {
-                Ok(change) => change,
-                Err(denied) => return Ok(Err(denied)),
-            },
-            Op::BindEncrypted {
-                sid,
-                encrypted,
-                next_hash,
-            } => {
-                let Some(key) = state.live_key(&sid, now) else {
-                    return Ok(Err(Denial::Refused(Refusal::SessionRevoked)));
-                };
-                match encrypted.open(key, self.cfg.appid.as_str()) {
-                    Ok(phone) => match self.binding(sid, phone, next_hash).await? {
-                        Ok(change) => change,
-                        Err(denied) => return Ok(Err(denied)),
-                    },
-                    Err(e @ OpenDataError::DecryptFailed) => {
-                        // Counted (five revoke the session); the reply is Done.
-                        let _counted = self
-                            .commit(&mut state, openid, Change::DecryptFailed { sid }, now)
-                            .await?;
-                        return Ok(Err(Denial::OpenData(e)));
-                    }
-                    Err(e) => return Ok(Err(Denial::OpenData(e))),
-                }
-            }
+        let mut run = Run {
+            server: self,
+            state: &mut state,
+            openid,
+            now,
         };
-        let reply = self.commit(&mut state, openid, change, now).await?;
-        Ok(reply.map_err(Denial::Refused))
-    }
-
-    /// Applies `change`, saves the state if anything changed, then brings
-    /// the KV replica up to date — all before the answer goes out.
-    async fn commit(
-        &self,
-        state: &mut UserState,
-        openid: &OpenId,
-        change: Change,
-        now: i64,
-    ) -> Result<Result<Outcome, Refusal>, StoreError> {
-        let reads_only = matches!(change, Change::Check { .. } | Change::Info);
-        let before = state.sessions.len();
-        let (reply, effects) = state.apply(openid, change, now, &self.rules());
-        if !reads_only || state.sessions.len() != before || !effects.is_empty() {
-            let text = serde_json::to_string(&*state).map_err(|_| StoreError)?;
-            self.state.save(&text, state.next_expiry()).await?;
+        match request {
+            Request::Login(r) => {
+                let listed = self.listed(run.state.user_phone()).await?;
+                json(&run.commit(r, listed).await?)
+            }
+            Request::Refresh(r) => {
+                let listed = self.listed(run.state.user_phone()).await?;
+                json(&run.commit(r, listed).await?)
+            }
+            Request::Logout(r) => json(&run.commit(r, None).await?),
+            Request::RevokeAll => json(&run.commit(RevokeAll, None).await?),
+            Request::CheckSession(r) => json(&run.commit(r, None).await?),
+            Request::ReadUser => json(&run.commit(ReadUser, None).await?),
+            Request::BindPhone(r) => {
+                let listed = self.listed(Some(&r.phone)).await?;
+                json(&run.commit(r, listed).await?)
+            }
+            Request::BindEncrypted(r) => json(&run.bind_encrypted(r).await?),
         }
-        self.replicate(effects, now).await?;
-        Ok(reply)
     }
 
     async fn replicate(&self, effects: Vec<Effect>, now: i64) -> Result<(), StoreError> {
@@ -222,6 +182,11 @@ impl<St: StateStore, K: Store, Tm: Timer> Server<'_, St, K, Tm> {
         Ok(())
     }
 
+    async fn save(&self, state: &UserState, now: i64) -> Result<(), StoreError> {
+        let text = serde_json::to_string(state).map_err(|_| StoreError)?;
+        self.state.save(&text, state.alarm_ms(now)).await
+    }
+
     /// The alarm: forgets expired sessions (and their replicas).
     pub(crate) async fn alarm(&self, now: i64) -> Result<(), StoreError> {
         let _turn = self.serial.turn(self.timer).await;
@@ -229,10 +194,69 @@ impl<St: StateStore, K: Store, Tm: Timer> Server<'_, St, K, Tm> {
         let before = state.sessions.len();
         let effects = state.prune(now);
         if state.sessions.len() != before {
-            let text = serde_json::to_string(&state).map_err(|_| StoreError)?;
-            self.state.save(&text, state.next_expiry()).await?;
+            self.save(&state, now).await?;
         }
         self.replicate(effects, now).await
+    }
+}
+
+fn json(reply: &impl Serialize) -> Result<String, StoreError> {
+    serde_json::to_string(reply).map_err(|_| StoreError)
+}
+
+/// One request's work on the loaded state.
+struct Run<'r, 'a, St, K, Tm> {
+    server: &'r Server<'a, St, K, Tm>,
+    state: &'r mut UserState,
+    openid: &'r OpenId,
+    now: i64,
+}
+
+impl<St: StateStore, K: Store, Tm: Timer> Run<'_, '_, St, K, Tm> {
+    /// Applies `step`, saves the state if anything changed, then brings
+    /// the KV replica up to date — all before the answer goes out.
+    async fn commit<S: Step>(
+        &mut self,
+        step: S,
+        phone_listed: Option<bool>,
+    ) -> Result<S::Reply, StoreError> {
+        let at = Context {
+            openid: self.openid,
+            now: self.now,
+            rules: self.server.rules(),
+            phone_listed,
+        };
+        let before = self.state.sessions.len();
+        let (reply, effects) = self.state.apply(step, &at);
+        if !S::READS_ONLY || self.state.sessions.len() != before || !effects.is_empty() {
+            self.server.save(self.state, self.now).await?;
+        }
+        self.server.replicate(effects, self.now).await?;
+        Ok(reply)
+    }
+
+    /// Legacy phone data: opened with the session's key (which never
+    /// leaves the authority), then bound as a verified phone. A failed
+    /// decryption is counted; five revoke the session.
+    async fn bind_encrypted(
+        &mut self,
+        request: BindEncrypted,
+    ) -> Result<Result<Bound, BindDenied>, StoreError> {
+        let Some(key) = self.state.live_key(&request.sid, self.now) else {
+            return Ok(Err(BindDenied::SessionRevoked));
+        };
+        match request.encrypted.open(key, self.server.cfg.appid.as_str()) {
+            Ok(phone) => {
+                let listed = self.server.listed(Some(&phone)).await?;
+                self.commit(request.opened(phone), listed).await
+            }
+            Err(e @ OpenDataError::DecryptFailed) => {
+                let sid = request.sid;
+                self.commit(DecryptFailed { sid }, None).await?;
+                Ok(Err(BindDenied::OpenData(e)))
+            }
+            Err(e) => Ok(Err(BindDenied::OpenData(e))),
+        }
     }
 }
 
@@ -244,7 +268,7 @@ pub(crate) mod tests {
 
     use super::*;
     use crate::authority::machine::UserState;
-    use crate::authority::{AuthorityClient, Envelope};
+    use crate::authority::{AuthorityClient, CallFailure};
     use crate::store::tests::MemoryStore;
     use crate::wechat::tests::YieldOnce;
 
@@ -254,7 +278,8 @@ pub(crate) mod tests {
     #[derive(Default)]
     pub(crate) struct MemoryState {
         pub(crate) text: RefCell<Option<String>>,
-        pub(crate) alarm: Cell<Option<i64>>,
+        /// When it asked to be woken, in ms since the epoch.
+        pub(crate) alarm_ms: Cell<Option<i64>>,
     }
 
     impl StateStore for MemoryState {
@@ -262,10 +287,10 @@ pub(crate) mod tests {
             YieldOnce(false).await;
             Ok(self.text.borrow().clone())
         }
-        async fn save(&self, state: &str, alarm_at: Option<i64>) -> Result<(), StoreError> {
+        async fn save(&self, state: &str, alarm_ms: Option<i64>) -> Result<(), StoreError> {
             YieldOnce(false).await;
             *self.text.borrow_mut() = Some(state.to_string());
-            self.alarm.set(alarm_at);
+            self.alarm_ms.set(alarm_ms);
             Ok(())
         }
     }
@@ -331,9 +356,10 @@ pub(crate) mod tests {
             self.server(&slot).alarm(self.kv.now.get()).await
         }
 
-        /// When `openid`'s authority asked to be woken.
-        pub(crate) fn alarm_at(&self, openid: &OpenId) -> Option<i64> {
-            self.slots.borrow().get(openid)?.state.alarm.get()
+        /// When `openid`'s authority asked to be woken, in ms since the
+        /// epoch.
+        pub(crate) fn alarm_ms(&self, openid: &OpenId) -> Option<i64> {
+            self.slots.borrow().get(openid)?.state.alarm_ms.get()
         }
 
         fn slot(&self, openid: &OpenId) -> Rc<Slot> {
@@ -355,26 +381,72 @@ pub(crate) mod tests {
     }
 
     impl AuthorityClient for MemoryAuthority {
-        async fn call(&self, openid: &OpenId, op: Op) -> Result<Answer, StoreError> {
+        async fn post(&self, openid: &OpenId, body: String) -> Result<Answered, CallFailure> {
             YieldOnce(false).await;
             if self.fail.get() {
-                return Err(StoreError);
+                return Err(CallFailure::Unreachable);
             }
             self.calls.set(self.calls.get() + 1);
-            let wire = serde_json::to_string(&Envelope {
-                openid: openid.clone(),
-                op,
-            })
-            .expect("requests serialize");
-            let Envelope { openid, op } = serde_json::from_str(&wire).expect("requests parse");
-            let slot = self.slot(&openid);
-            let answer = self
-                .server(&slot)
-                .handle(&openid, op, self.kv.now.get())
-                .await?;
-            let wire = serde_json::to_string(&answer).expect("answers serialize");
+            let slot = self.slot(openid);
+            let answered = self.server(&slot).answer(&body, self.kv.now.get()).await;
             YieldOnce(false).await;
-            Ok(serde_json::from_str(&wire).expect("answers parse"))
+            Ok(answered)
         }
+
+        /// The in-memory authority always answers: the timeout never runs
+        /// out.
+        async fn sleep(&self, _ms: u32) {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// Storage whose state is not one this version can read.
+    struct Unreadable;
+
+    impl StateStore for Unreadable {
+        async fn load(&self) -> Result<Option<String>, StoreError> {
+            Ok(Some("{\"sessions\": 7}".into()))
+        }
+        async fn save(&self, _: &str, _: Option<i64>) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+
+    /// `body` answered by an authority with `state` as its storage.
+    fn answer_with(state: &impl StateStore, body: &str) -> Answered {
+        let cfg = crate::config::tests::test_config();
+        let server = Server {
+            state,
+            kv: &MemoryStore::default(),
+            timer: &YieldTimer,
+            cfg: &cfg,
+            serial: &Serial::default(),
+        };
+        pollster::block_on(server.answer(body, 1_764_000_000))
+    }
+
+    /// What the Durable Object answers, decided here: 200 and the reply,
+    /// 400 for a request of another wire version, 503 when its storage
+    /// fails (never an empty state that would forget revocations).
+    #[test]
+    fn the_answer_says_what_became_of_the_request() {
+        use crate::authority::protocol::{Envelope, ReadUser};
+        let request =
+            serde_json::to_string(&Envelope::new(OpenId::new("o1"), ReadUser)).expect("serializes");
+        let memory = MemoryState::default();
+        assert_eq!(
+            answer_with(&memory, &request),
+            Answered {
+                status: 200,
+                body: r#"{"user":null,"live_sessions":0}"#.into()
+            }
+        );
+        let old = r#"{"openid":"o1","op":"info"}"#;
+        assert_eq!(answer_with(&memory, old).status, 400);
+        assert_eq!(answer_with(&memory, "").status, 400);
+        assert_eq!(
+            answer_with(&Unreadable, &request),
+            Answered::error(503, "storage unavailable")
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! is exhaustive: a new variant must decide its answer here.
 
 use super::ApiError;
-use crate::authority::{Denial, Refusal};
+use crate::authority::{BindDenied, RefreshDenied, SessionEnded};
 use crate::config::ConfigError;
 use crate::ids::BadCode;
 use crate::phone::PhoneInfoError;
@@ -29,23 +29,28 @@ impl From<StoreError> for ApiError {
     }
 }
 
-impl From<Refusal> for ApiError {
-    fn from(r: Refusal) -> Self {
+impl From<RefreshDenied> for ApiError {
+    fn from(r: RefreshDenied) -> Self {
         match r {
-            Refusal::InvalidRefreshToken => ApiError::InvalidRefreshToken,
-            Refusal::RefreshReused => ApiError::RefreshReused,
-            Refusal::SessionRevoked => ApiError::SessionRevoked,
-            Refusal::NotInternalUser => ApiError::NotInternalUser,
+            RefreshDenied::InvalidRefreshToken => ApiError::InvalidRefreshToken,
+            RefreshDenied::RefreshReused => ApiError::RefreshReused,
         }
     }
 }
 
-impl From<Denial> for ApiError {
-    fn from(d: Denial) -> Self {
+impl From<BindDenied> for ApiError {
+    fn from(d: BindDenied) -> Self {
         match d {
-            Denial::Refused(r) => ApiError::from(r),
-            Denial::OpenData(e) => ApiError::from(e),
+            BindDenied::SessionRevoked => ApiError::SessionRevoked,
+            BindDenied::NotInternalUser => ApiError::NotInternalUser,
+            BindDenied::OpenData(e) => ApiError::from(e),
         }
+    }
+}
+
+impl From<SessionEnded> for ApiError {
+    fn from(_: SessionEnded) -> Self {
+        ApiError::SessionRevoked
     }
 }
 

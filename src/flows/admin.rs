@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::{Edge, Platform};
-use crate::authority::{AuthorityClient, Op, Outcome};
+use crate::authority::{AuthorityClient, ReadUser, RevokeAll, UserSummary};
 use crate::error::ApiError;
 use crate::http::headers::bearer;
 use crate::ids::{OpenId, UnionId};
@@ -82,13 +82,10 @@ impl<P: Platform> Edge<'_, P> {
     ) -> Result<AdminUser, ApiError> {
         self.admit_operator(authorization)?;
         let openid = openid_from_path(openid)?;
-        let Outcome::Info {
+        let UserSummary {
             user,
             live_sessions,
-        } = self.authority.call(&openid, Op::Info).await??
-        else {
-            return Err(ApiError::Internal);
-        };
+        } = self.authority.call(&openid, ReadUser).await?;
         let user = user.ok_or(ApiError::NotFound)?;
         Ok(AdminUser {
             openid: user.openid.into(),
@@ -111,9 +108,7 @@ impl<P: Platform> Edge<'_, P> {
     ) -> Result<Revoked, ApiError> {
         self.admit_operator(authorization)?;
         let openid = openid_from_path(openid)?;
-        match self.authority.call(&openid, Op::RevokeAll).await?? {
-            Outcome::Revoked { revoked } => Ok(Revoked { revoked }),
-            _ => Err(ApiError::Internal),
-        }
+        let revoked = self.authority.call(&openid, RevokeAll).await?;
+        Ok(Revoked { revoked })
     }
 }

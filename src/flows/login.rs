@@ -1,7 +1,7 @@
 //! `POST /auth/login`: a `wx.login` code becomes a session and a token pair.
 
 use super::{Edge, Platform, TokenResponse, UNKNOWN_CLIENT};
-use crate::authority::{AuthorityClient, Op, Outcome};
+use crate::authority::{AuthorityClient, Login};
 use crate::error::ApiError;
 use crate::ids::{SessionId, WxCode};
 use crate::limits::Limit;
@@ -24,16 +24,14 @@ impl<P: Platform> Edge<'_, P> {
         let wx = api::code2session(self.wechat, self.cfg, &code).await?;
         let sid = SessionId::generate(self.rng)?;
         let refresh = NewRefresh::generate(&wx.openid, &sid, self.rng)?;
-        let op = Op::Login {
+        let login = Login {
             sid: sid.clone(),
             session_key: wx.session_key,
             unionid: wx.unionid,
             refresh_hash: refresh.hash.clone(),
             ip: client_ip.map(str::to_string),
         };
-        match self.authority.call(&wx.openid, op).await?? {
-            Outcome::Issued { view, .. } => self.token_response(&sid, &view, &refresh.token),
-            _ => Err(ApiError::Internal),
-        }
+        let view = self.authority.call(&wx.openid, login).await?;
+        self.token_response(&sid, &view, &refresh.token)
     }
 }

@@ -2,7 +2,7 @@
 //! `code` API or the legacy `encryptedData`/`iv`.
 
 use super::{Edge, Platform, TokenResponse};
-use crate::authority::{AuthorityClient, Op, Outcome};
+use crate::authority::{AuthorityClient, BindEncrypted, BindPhone};
 use crate::config::SessionCheck;
 use crate::error::{ApiError, PhoneCallError};
 use crate::http::body::PhoneRequest;
@@ -36,27 +36,28 @@ impl<P: Platform> Edge<'_, P> {
         let sid = auth.access.claims.sid;
         let next = NewRefresh::generate(&openid, &sid, self.rng)?;
 
-        let op = match request {
+        let bound = match request {
             PhoneRequest::Code(code) => {
                 let code = WxCode::parse(code)?;
                 let info = self.phone_number(&code, &openid).await?;
-                Op::BindPhone {
+                let bind = BindPhone {
                     sid: sid.clone(),
                     phone: Phone::from_phone_info(&info, self.cfg.appid.as_str())?,
                     next_hash: next.hash.clone(),
-                }
+                };
+                self.authority.call(&openid, bind).await??
             }
-            PhoneRequest::Encrypted(encrypted) => Op::BindEncrypted {
-                sid: sid.clone(),
-                encrypted,
-                next_hash: next.hash.clone(),
-            },
+            PhoneRequest::Encrypted(encrypted) => {
+                let bind = BindEncrypted {
+                    sid: sid.clone(),
+                    encrypted,
+                    next_hash: next.hash.clone(),
+                };
+                self.authority.call(&openid, bind).await??
+            }
         };
-        let Outcome::Issued { view, .. } = self.authority.call(&openid, op).await?? else {
-            return Err(ApiError::Internal);
-        };
-        let phone = view.phone.clone().ok_or(ApiError::Internal)?;
-        let mut resp = self.token_response(&sid, &view, &next.token)?;
+        let phone = bound.phone;
+        let mut resp = self.token_response(&sid, &bound.session, &next.token)?;
         resp.phone_number = phone.phone_number().map(str::to_owned);
         resp.pure_phone_number = Some(phone.pure_phone_number().to_owned());
         resp.country_code = Some(phone.country_code().to_owned());

@@ -2,7 +2,7 @@
 //! user's session authority.
 
 use super::{Edge, Platform, TokenResponse, UNKNOWN_CLIENT};
-use crate::authority::{AuthorityClient, Handout, Op, Outcome};
+use crate::authority::{AuthorityClient, Refresh, Refreshed};
 use crate::error::ApiError;
 use crate::limits::Limit;
 use crate::token::refresh::{NewRefresh, ParsedRefresh};
@@ -21,28 +21,21 @@ impl<P: Platform> Edge<'_, P> {
         let presented = ParsedRefresh::parse(token).ok_or(ApiError::InvalidRefreshToken)?;
         let sid = presented.sid.clone();
         let next = NewRefresh::generate(&presented.openid, &sid, self.rng)?;
-        let op = Op::Refresh {
+        let refresh = Refresh {
             sid: sid.clone(),
             presented_hash: presented.hash(),
             next_hash: next.hash.clone(),
             next_sealed: next.sealed_under(&presented),
         };
-        match self.authority.call(&presented.openid, op).await?? {
-            Outcome::Issued {
-                view,
-                refresh: Handout::New,
-            } => self.token_response(&sid, &view, &next.token),
-            Outcome::Issued {
-                view,
-                refresh: Handout::Sealed(sealed),
-            } => {
+        match self.authority.call(&presented.openid, refresh).await?? {
+            Refreshed::Rotated(view) => self.token_response(&sid, &view, &next.token),
+            Refreshed::Repeated { session, sealed } => {
                 // Only the holder of the previous token can open it.
                 let current = presented
                     .unseal(&sealed)
                     .ok_or(ApiError::InvalidRefreshToken)?;
-                self.token_response(&sid, &view, &current.token)
+                self.token_response(&sid, &session, &current.token)
             }
-            _ => Err(ApiError::Internal),
         }
     }
 }

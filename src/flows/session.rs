@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::{Edge, Platform};
-use crate::authority::{AuthorityClient, Op, Outcome, Replica};
+use crate::authority::{AuthorityClient, CheckSession, Logout, Replica};
 use crate::config::SessionCheck;
 use crate::error::ApiError;
 use crate::http::headers::bearer;
@@ -77,21 +77,18 @@ impl<P: Platform> Edge<'_, P> {
     }
 
     async fn authority_session(&self, access: &VerifiedAccess) -> Result<LiveSession, ApiError> {
-        let op = Op::Check {
+        let check = CheckSession {
             sid: access.claims.sid.clone(),
         };
-        match self
+        let v = self
             .authority
-            .call(&access.claims.subject.openid, op)
-            .await??
-        {
-            Outcome::Live(v) => Ok(LiveSession {
-                unionid: v.unionid,
-                phone: v.phone,
-                expires_at: v.expires_at,
-            }),
-            _ => Err(ApiError::Internal),
-        }
+            .call(&access.claims.subject.openid, check)
+            .await??;
+        Ok(LiveSession {
+            unionid: v.unionid,
+            phone: v.phone,
+            expires_at: v.expires_at,
+        })
     }
 
     /// Whose access token this is, expired or not (for the log line only:
@@ -113,12 +110,12 @@ impl<P: Platform> Edge<'_, P> {
         if self.now - access.expires_at > self.cfg.access_ttl_secs() {
             return Err(ApiError::TokenExpired);
         }
-        let op = Op::Logout {
+        let logout = Logout {
             sid: access.claims.sid.clone(),
         };
         self.authority
-            .call(&access.claims.subject.openid, op)
-            .await??;
+            .call(&access.claims.subject.openid, logout)
+            .await?;
         Ok(())
     }
 

@@ -1,25 +1,32 @@
 //! The session authority as a Durable Object (one per user, named by the
 //! openid), and the client the worker reaches it with.
 //!
-//! Both sides only move bytes: the object hands each request to
-//! `authority::server::Server`, the client sends an `authority::Envelope`
-//! and reads back an `authority::Answer`.
+//! Both sides only move bytes: the object hands each request's body to
+//! `authority::server::Server::answer` and sends back the status and body
+//! it decided; the client posts what `authority::AuthorityClient::call`
+//! made and hands back what came (the timeout and what a status means are
+//! decided there too).
+//!
+//! The object is exported by hand rather than with workers-rs's
+//! `#[durable_object]`, so that its constructor receives the runtime's
+//! state as the typed binding declared below: the storage is then called
+//! directly (workers-rs's `Storage` passes values through
+//! serde-wasm-bindgen and makes two `Date` objects for every alarm, and
+//! the first `Date` an isolate makes costs milliseconds) without reaching
+//! into workers-rs's internals for it.
 
 use std::time::Duration;
 
-use futures_util::future::{select, Either};
-use js_sys::Object;
-use wasm_bindgen::{JsCast, JsValue};
-use worker::{
-    console_error, durable_object, wasm_bindgen, Delay, DurableObject, Env, ObjectNamespace,
-    Request, Response, Result, State,
-};
+use js_sys::{Object, Promise};
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::JsValue;
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::{console_error, Delay, Env, ObjectNamespace, Request};
 
-use super::js::{method, settle};
 use super::kv::KvStore;
-use super::{config, now_ms, KV_BINDING};
+use super::{config, now_secs, KV_BINDING};
 use crate::authority::server::{Serial, Server, StateStore, Timer};
-use crate::authority::{Answer, AuthorityClient, Envelope, Op};
+use crate::authority::{Answered, AuthorityClient, CallFailure};
 use crate::config::Config;
 use crate::ids::OpenId;
 use crate::store::StoreError;
@@ -28,50 +35,45 @@ use crate::store::StoreError;
 pub(super) const AUTHORITY_BINDING: &str = "AUTHORITY";
 /// The one storage key an authority writes: its whole state, at once.
 const STATE_KEY: &str = "state";
-/// The longest a worker waits for an authority before answering 503.
-const AUTHORITY_TIMEOUT: Duration = Duration::from_secs(5);
 
-fn now_secs() -> i64 {
-    i64::try_from(now_ms() / 1000).unwrap_or(i64::MAX)
+// Declared as workers-rs's `worker-sys` declares them; only what is used,
+// and `setAlarm` with a number (ms since the epoch), so no `Date` is made.
+// `DurableObjectState` is `pub` because the exported constructor takes it.
+#[allow(unreachable_pub)]
+#[wasm_bindgen]
+extern "C" {
+    /// `DurableObjectState`: what the runtime passes a Durable Object's
+    /// constructor.
+    #[wasm_bindgen(extends = Object)]
+    pub type DurableObjectState;
+
+    /// `state.storage`.
+    #[wasm_bindgen(method, catch, getter)]
+    fn storage(this: &DurableObjectState) -> Result<DurableObjectStorage, JsValue>;
+
+    /// `DurableObjectStorage`: the object's own transactional storage.
+    #[wasm_bindgen(extends = Object)]
+    type DurableObjectStorage;
+
+    /// `storage.get(key)`: the value, or `undefined`.
+    #[wasm_bindgen(method, catch)]
+    fn get(this: &DurableObjectStorage, key: &str) -> Result<Promise, JsValue>;
+
+    /// `storage.put(key, value)`, with a string value.
+    #[wasm_bindgen(method, catch)]
+    fn put(this: &DurableObjectStorage, key: &str, value: &str) -> Result<Promise, JsValue>;
+
+    /// `storage.setAlarm(scheduledTime)`, the time in ms since the epoch.
+    #[wasm_bindgen(method, catch, js_name = setAlarm)]
+    fn set_alarm(this: &DurableObjectStorage, scheduled_ms: f64) -> Result<Promise, JsValue>;
 }
 
-/// One user's session authority.
-#[durable_object]
-pub struct Authority {
-    /// The object's storage (`state.storage`), called directly: workers-rs's
-    /// `Storage` passes values through serde-wasm-bindgen and makes two
-    /// `Date` objects for every alarm (the first `Date` an isolate makes
-    /// costs milliseconds).
-    storage: Option<Object>,
-    env: Env,
-    serial: Serial,
-}
-
-struct DoStorage<'a>(&'a Object);
-
-impl DoStorage<'_> {
-    /// `storage[method](...args)`, awaited.
-    async fn call(&self, name: &str, args: &[JsValue]) -> std::result::Result<JsValue, JsValue> {
-        let f = method(self.0, name)
-            .ok_or_else(|| JsValue::from_str(&format!("storage has no {name}()")))?;
-        settle(match args {
-            [a] => f.call1(self.0, a),
-            [a, b] => f.call2(self.0, a, b),
-            _ => f.call0(self.0),
-        })
-        .await
-    }
-}
-
-impl StateStore for DoStorage<'_> {
-    async fn load(&self) -> std::result::Result<Option<String>, StoreError> {
-        let value = self
-            .call("get", &[JsValue::from_str(STATE_KEY)])
-            .await
-            .map_err(|e| {
-                console_error!("authority storage read failed: {e:?}");
-                StoreError
-            })?;
+impl StateStore for DurableObjectStorage {
+    async fn load(&self) -> Result<Option<String>, StoreError> {
+        let value = settle(self.get(STATE_KEY)).await.map_err(|e| {
+            console_error!("authority storage read failed: {e:?}");
+            StoreError
+        })?;
         if value.is_undefined() || value.is_null() {
             return Ok(None);
         }
@@ -81,34 +83,25 @@ impl StateStore for DoStorage<'_> {
         })
     }
 
-    async fn save(
-        &self,
-        state: &str,
-        alarm_at: Option<i64>,
-    ) -> std::result::Result<(), StoreError> {
-        self.call(
-            "put",
-            &[JsValue::from_str(STATE_KEY), JsValue::from_str(state)],
-        )
-        .await
-        .map_err(|e| {
+    async fn save(&self, state: &str, alarm_ms: Option<i64>) -> Result<(), StoreError> {
+        settle(self.put(STATE_KEY, state)).await.map_err(|e| {
             console_error!("authority storage write failed: {e:?}");
             StoreError
         })?;
-        if let Some(at) = alarm_at {
-            // Best effort: a missed alarm only delays forgetting what has
-            // already expired. One second late, never in the past; ms since
-            // the epoch fit an f64 exactly.
-            let now = i64::try_from(now_ms()).unwrap_or(i64::MAX);
-            let when = at.saturating_mul(1000).max(now) + 1000;
+        if let Some(at) = alarm_ms {
+            // ms since the epoch fit an f64 exactly.
             #[allow(clippy::cast_precision_loss)]
-            let when = when as f64;
-            if let Err(e) = self.call("setAlarm", &[JsValue::from_f64(when)]).await {
+            if let Err(e) = settle(self.set_alarm(at as f64)).await {
                 console_error!("authority alarm not set: {e:?}");
             }
         }
         Ok(())
     }
+}
+
+/// Awaits what a binding returned; a call that threw is that error.
+async fn settle(called: Result<Promise, JsValue>) -> Result<JsValue, JsValue> {
+    JsFuture::from(called?).await
 }
 
 struct DelayTimer;
@@ -119,13 +112,21 @@ impl Timer for DelayTimer {
     }
 }
 
+/// One user's session authority.
+#[wasm_bindgen]
+pub struct Authority {
+    storage: Option<DurableObjectStorage>,
+    env: Env,
+    serial: Serial,
+}
+
 impl Authority {
     fn server<'a>(
         &'a self,
-        storage: &'a DoStorage<'a>,
+        storage: &'a DurableObjectStorage,
         kv: &'a KvStore,
         cfg: &'a Config,
-    ) -> Server<'a, DoStorage<'a>, KvStore, DelayTimer> {
+    ) -> Server<'a, DurableObjectStorage, KvStore, DelayTimer> {
         Server {
             state: storage,
             kv,
@@ -135,18 +136,33 @@ impl Authority {
         }
     }
 
-    fn kv(&self) -> std::result::Result<KvStore, StoreError> {
-        KvStore::bound(&self.env, KV_BINDING).ok_or(StoreError)
+    async fn answer(&self, req: &web_sys::Request) -> Answered {
+        let (Ok(cfg), Some(kv)) = (config(&self.env), KvStore::bound(&self.env, KV_BINDING)) else {
+            return Answered::error(500, "misconfigured");
+        };
+        let Some(storage) = &self.storage else {
+            return Answered::error(503, "storage unavailable");
+        };
+        let body = match req.text() {
+            Ok(text) => JsFuture::from(text).await.ok().and_then(|t| t.as_string()),
+            Err(_) => None,
+        };
+        let Some(body) = body else {
+            return Answered::error(400, "bad request");
+        };
+        self.server(storage, &kv, &cfg)
+            .answer(&body, now_secs())
+            .await
     }
 }
 
-impl DurableObject for Authority {
-    fn new(state: State, env: Env) -> Self {
-        let storage = state
-            ._inner()
-            .storage()
-            .ok()
-            .and_then(|s| JsValue::from(s).dyn_into::<Object>().ok());
+#[wasm_bindgen(wasm_bindgen_futures = worker::wasm_bindgen_futures)]
+impl Authority {
+    /// The runtime makes one per user, with its state and the worker's
+    /// bindings.
+    #[wasm_bindgen(constructor)]
+    pub fn new(state: &DurableObjectState, env: Env) -> Authority {
+        let storage = state.storage().ok();
         if storage.is_none() {
             console_error!("authority: the object has no storage");
         }
@@ -157,41 +173,31 @@ impl DurableObject for Authority {
         }
     }
 
-    async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let Ok(cfg) = config(&self.env) else {
-            return Response::error("misconfigured", 500);
-        };
-        let Ok(envelope) = req.json::<Envelope>().await else {
-            return Response::error("bad request", 400);
-        };
-        let Ok(kv) = self.kv() else {
-            return Response::error("no KV", 500);
-        };
-        let Some(storage) = &self.storage else {
-            return Response::error("storage unavailable", 503);
-        };
-        let storage = DoStorage(storage);
-        match self
-            .server(&storage, &kv, &cfg)
-            .handle(&envelope.openid, envelope.op, now_secs())
-            .await
-        {
-            Ok(answer) => Response::from_json(&answer),
-            Err(StoreError) => Response::error("storage unavailable", 503),
-        }
+    /// A worker's request: the status and body the server decided.
+    pub async fn fetch(&self, req: web_sys::Request) -> Result<web_sys::Response, JsValue> {
+        let answered = self.answer(&req).await;
+        let init = web_sys::ResponseInit::new();
+        init.set_status(answered.status);
+        web_sys::Response::new_with_opt_str_and_init(Some(&answered.body), &init)
     }
 
-    async fn alarm(&self) -> Result<Response> {
-        let (Ok(cfg), Ok(kv)) = (config(&self.env), self.kv()) else {
-            return Response::error("misconfigured", 500);
+    /// The alarm: forgets expired sessions. Failures are logged, never
+    /// thrown (the next request or alarm tries again).
+    pub async fn alarm(&self) {
+        let (Ok(cfg), Some(kv)) = (config(&self.env), KvStore::bound(&self.env, KV_BINDING)) else {
+            console_error!("authority alarm: misconfigured");
+            return;
         };
         let Some(storage) = &self.storage else {
-            return Response::error("storage unavailable", 503);
+            return;
         };
-        let storage = DoStorage(storage);
-        match self.server(&storage, &kv, &cfg).alarm(now_secs()).await {
-            Ok(()) => Response::empty(),
-            Err(StoreError) => Response::error("storage unavailable", 503),
+        if self
+            .server(storage, &kv, &cfg)
+            .alarm(now_secs())
+            .await
+            .is_err()
+        {
+            console_error!("authority alarm: storage unavailable");
         }
     }
 }
@@ -199,48 +205,34 @@ impl DurableObject for Authority {
 /// Reaches users' authorities through the `AUTHORITY` namespace.
 pub(super) struct DoAuthority(pub(super) ObjectNamespace);
 
-impl AuthorityClient for DoAuthority {
-    async fn call(&self, openid: &OpenId, op: Op) -> std::result::Result<Answer, StoreError> {
-        let body = serde_json::to_string(&Envelope {
-            openid: openid.clone(),
-            op,
-        })
-        .map_err(|_| StoreError)?;
-        let stub = self
-            .0
-            .id_from_name(openid.as_str())
-            .and_then(|id| id.get_stub())
-            .map_err(|e| {
-                console_error!("authority stub failed: {e}");
-                StoreError
-            })?;
+impl DoAuthority {
+    async fn exchange(&self, openid: &OpenId, body: &str) -> worker::Result<Answered> {
+        let stub = self.0.id_from_name(openid.as_str())?.get_stub()?;
         let init = web_sys::RequestInit::new();
         init.set_method("POST");
-        init.set_body(&JsValue::from_str(&body));
-        let req = web_sys::Request::new_with_str_and_init("https://authority/", &init)
-            .map_err(|_| StoreError)?;
-        let req = Request::from(req);
-        let work = async move {
-            let mut resp = stub.fetch_with_request(req).await?;
-            if resp.status_code() != 200 {
-                return Err(worker::Error::RustError(format!(
-                    "authority answered {}",
-                    resp.status_code()
-                )));
-            }
-            resp.json::<Answer>().await
-        };
-        futures_util::pin_mut!(work);
-        match select(work, Delay::from(AUTHORITY_TIMEOUT)).await {
-            Either::Left((Ok(answer), _)) => Ok(answer),
-            Either::Left((Err(e), _)) => {
-                console_error!("authority call failed: {e}");
-                Err(StoreError)
-            }
-            Either::Right(((), _)) => {
-                console_error!("authority call timed out");
-                Err(StoreError)
-            }
-        }
+        init.set_body(&JsValue::from_str(body));
+        let req = web_sys::Request::new_with_str_and_init("https://authority/", &init)?;
+        let mut resp = stub.fetch_with_request(Request::from(req)).await?;
+        Ok(Answered {
+            status: resp.status_code(),
+            body: resp.text().await?,
+        })
+    }
+}
+
+impl AuthorityClient for DoAuthority {
+    async fn post(&self, openid: &OpenId, body: String) -> Result<Answered, CallFailure> {
+        self.exchange(openid, &body).await.map_err(|e| {
+            console_error!("authority unreachable: {e}");
+            CallFailure::Unreachable
+        })
+    }
+
+    async fn sleep(&self, ms: u32) {
+        Delay::from(Duration::from_millis(u64::from(ms))).await;
+    }
+
+    fn failed(&self, why: CallFailure) {
+        console_error!("authority call failed: {why:?}");
     }
 }

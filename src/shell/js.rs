@@ -1,11 +1,12 @@
 //! Reaching the runtime's bindings: a binding of `env` by its name, and
 //! awaiting what a call returned. The bindings themselves are typed
-//! `#[wasm_bindgen] extern` declarations (`kv.rs`, `limits.rs`), as
+//! `#[wasm_bindgen] extern` declarations (`kv.rs`, `limits.rs`,
+//! `authority.rs`), as
 //! workers-rs's `worker-sys` declares them, called directly rather than
 //! through workers-rs's wrappers, which pass options and values through
 //! serde-wasm-bindgen.
 
-use js_sys::{Function, Object, Promise, Reflect};
+use js_sys::{Promise, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::Env;
@@ -15,21 +16,6 @@ use worker::Env;
 pub(super) fn binding<T: JsCast>(env: &Env, name: &str) -> Option<T> {
     let value = Reflect::get(env, &JsValue::from_str(name)).ok()?;
     value.is_object().then(|| value.unchecked_into())
-}
-
-/// `of[name]`, if it is a function (the authority's storage is still
-/// called this way).
-pub(super) fn method(of: &Object, name: &str) -> Option<Function> {
-    Reflect::get(of, &JsValue::from_str(name))
-        .ok()?
-        .dyn_into()
-        .ok()
-}
-
-/// Awaits what a call returned (a promise or a plain value); a call that
-/// threw is that error.
-pub(super) async fn settle(called: Result<JsValue, JsValue>) -> Result<JsValue, JsValue> {
-    JsFuture::from(Promise::resolve(&called?)).await
 }
 
 /// Awaits a promise a typed binding returned; a call that threw is that
@@ -45,4 +31,9 @@ pub(crate) fn now_ms() -> u64 {
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let ms = js_sys::Date::now().max(0.0) as u64;
     ms
+}
+
+/// The clock in whole seconds since the epoch, as the core takes it.
+pub(crate) fn now_secs() -> i64 {
+    i64::try_from(now_ms() / 1000).unwrap_or(i64::MAX)
 }

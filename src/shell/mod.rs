@@ -28,7 +28,7 @@ mod webcrypto;
 mod wire;
 
 pub(crate) use bindings::config;
-pub(crate) use js::now_ms;
+pub(crate) use js::{now_ms, now_secs};
 
 use bindings::Worker;
 use fetch::FetchTransport;
@@ -164,7 +164,7 @@ async fn handle(incoming: Incoming<'_>, r: Route<'_>, env: &Env) -> Handled {
         authority: &bound.authority,
         limits: &bound.limits,
         ed25519: &ed25519,
-        now: i64::try_from(now_ms() / 1000).unwrap_or(i64::MAX),
+        now: now_secs(),
     };
     let served = edge
         .serve(Request {

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::ids::{OpenId, SessionId};
 use crate::random::{self, Random, RandomError};
-use crate::secret::RefreshToken;
+use crate::secret::{RefreshHash, RefreshToken};
 
 /// The longest openid a refresh token may name (WeChat's are 28 characters).
 const MAX_OPENID: usize = 128;
@@ -24,7 +24,7 @@ const MAX_OPENID: usize = 128;
 /// A freshly minted refresh token and what the authority keeps of it.
 pub(crate) struct NewRefresh {
     pub(crate) token: RefreshToken,
-    pub(crate) hash: String,
+    pub(crate) hash: RefreshHash,
     secret: [u8; 32],
 }
 
@@ -91,7 +91,7 @@ impl ParsedRefresh {
     }
 
     /// The hash the authority keeps for this token.
-    pub(crate) fn hash(&self) -> String {
+    pub(crate) fn hash(&self) -> RefreshHash {
         hash_secret(&self.secret)
     }
 
@@ -105,11 +105,11 @@ impl ParsedRefresh {
     }
 }
 
-fn hash_secret(secret: &[u8; 32]) -> String {
+fn hash_secret(secret: &[u8; 32]) -> RefreshHash {
     let mut h = Sha256::new();
     h.update(b"wx-edge/refresh-hash/v1\0");
     h.update(secret);
-    B64URL.encode(h.finalize())
+    RefreshHash::new(B64URL.encode(h.finalize()))
 }
 
 fn seal_pad(secret: &[u8; 32]) -> [u8; 32] {
@@ -144,7 +144,7 @@ mod tests {
         assert_eq!(parsed.openid, user);
         assert_eq!(parsed.hash(), first.hash);
         // The hash is not the token.
-        assert!(!first.token.secret().contains(&first.hash));
+        assert!(!first.token.secret().contains(first.hash.as_str()));
 
         let second = NewRefresh::generate(&user, &sid, &rng).expect("gen");
         assert_ne!(second.hash, first.hash);

@@ -202,10 +202,7 @@ fn concurrent_refreshes_of_one_token_make_exactly_one_rotation() {
         assert_eq!(a, c, "shift {shift}: the same pair");
         let s = w.session(&sid).expect("session");
         assert_eq!(s.refresh_hash, hash_of(&a.refresh_token));
-        assert_eq!(
-            s.prev_hash.as_deref(),
-            Some(hash_of(&r.refresh_token).as_str())
-        );
+        assert_eq!(s.prev_hash, Some(hash_of(&r.refresh_token)));
         assert!(s.retired.is_empty(), "shift {shift}: one rotation only");
         assert!(w.refresh(NOW + 6, &a.refresh_token).is_ok());
     }

@@ -20,6 +20,7 @@ use crate::ids::{AppId, OpenId, SessionId, Subject};
 use crate::limits::tests::MemoryLimiter;
 use crate::limits::Limit;
 use crate::phone::Phone;
+use crate::secret::RefreshHash;
 use crate::store::{allow_key, get_json, replica_key, WX_TOKEN_KEY};
 use crate::token::access::{verify_access, AccessClaims};
 use crate::token::identity::{Compact, IdentityClaims};
@@ -240,7 +241,7 @@ fn sid_of(refresh_token: &str) -> SessionId {
         .sid
 }
 
-fn hash_of(refresh_token: &str) -> String {
+fn hash_of(refresh_token: &str) -> RefreshHash {
     ParsedRefresh::parse(refresh_token)
         .expect("refresh token parses")
         .hash()

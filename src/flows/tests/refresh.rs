@@ -25,10 +25,7 @@ fn refresh_rotates_and_grace_returns_the_same_new_token() {
 
     let s = w.session(&sid).expect("session");
     assert_eq!(s.refresh_hash, hash_of(&r2.refresh_token));
-    assert_eq!(
-        s.prev_hash.as_deref(),
-        Some(hash_of(&r1.refresh_token).as_str())
-    );
+    assert_eq!(s.prev_hash, Some(hash_of(&r1.refresh_token)));
     assert_eq!(s.issued_at, NOW + 10);
 
     // A concurrent refresh with the old token, up to REFRESH_GRACE later:
@@ -189,7 +186,8 @@ fn the_alarm_forgets_expired_sessions_and_their_replicas() {
     let sid = sid_of(&r.refresh_token);
     let user = OpenId::new("oUser1");
     let end = NOW + w.cfg.refresh_ttl as i64;
-    assert_eq!(w.authority.alarm_at(&user), Some(end));
+    // A second after the end, in ms (as `setAlarm` takes it).
+    assert_eq!(w.authority.alarm_ms(&user), Some((end + 1) * 1000));
     // Before the end the alarm changes nothing.
     w.store.now.set(end - 1);
     block_on(w.authority.alarm(&user)).expect("alarm");
@@ -303,7 +301,7 @@ fn reuse_detection_remembers_retired_kept_tokens() {
     let sid = sid_of(&tokens[0]);
     let s = w.session(&sid).expect("session");
     assert_eq!(s.retired.len(), RETIRED_KEPT);
-    assert_eq!(s.prev_hash.as_deref(), Some(hash_of(&tokens[19]).as_str()));
+    assert_eq!(s.prev_hash, Some(hash_of(&tokens[19])));
     // tokens[0..3] fell off the list: merely invalid, the session survives.
     for old in &tokens[0..3] {
         assert_eq!(

@@ -1,0 +1,352 @@
+//! Random sequences of steps through the machine, time only moving
+//! forward. After every step:
+//! - **No ended session comes back.** Once a session is revoked, expired or
+//!   forgotten, it is never live again, and a revocation's instant never
+//!   changes. (Logins make fresh session ids, as the worker's 128 random
+//!   bits do; a login reusing an id is outside the machine's contract.)
+//! - **Retired hashes stay bounded:** no session keeps more than
+//!   [`RETIRED_KEPT`].
+//! - **The effects match the state:** a KV replica that starts empty and
+//!   performs every step's effects (and the alarm's) in order holds
+//!   `session:{sid}` exactly for the sessions in the state that are not
+//!   revoked, each equal to [`Replica::of`] it. So every live session has
+//!   its put, with its current expiry and phone; every revoked one has had
+//!   its delete; an expired one keeps its (self-expiring) replica until
+//!   the alarm forgets both.
+//! - The replies agree with the state: what a rotation, a binding or a
+//!   check answers is the session as now kept, and it is live.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::authority::protocol::{
+    BindPhone, CheckSession, Login, Logout, ReadUser, Refresh, Refreshed, RevokeAll, SessionView,
+};
+
+const RULES: Rules = Rules {
+    refresh_ttl: 200,
+    max_age: 2_000,
+    grace: 10,
+};
+const T0: i64 = 1_764_000_000;
+
+/// Which hash a refresh presents, of the session's.
+#[derive(Debug, Clone, Copy)]
+enum Presented {
+    Current,
+    Previous,
+    Retired(usize),
+    Unknown,
+}
+
+/// One step, with the session it names picked among those made so far,
+/// counting back from the latest (one past the first: a session that
+/// never existed).
+#[derive(Debug, Clone)]
+enum Action {
+    Login(Option<bool>),
+    Refresh(usize, Presented, Option<bool>),
+    /// Several refreshes in a row with the current token: long rotation
+    /// histories, where the retired hashes reach their bound.
+    Rotate(usize, usize),
+    Logout(usize),
+    RevokeAll,
+    Bind(usize, Option<bool>),
+    DecryptFailed(usize),
+    Check(usize),
+    ReadUser,
+    /// The alarm: forget what has expired.
+    Alarm,
+}
+
+fn listed() -> impl Strategy<Value = Option<bool>> {
+    prop_oneof![4 => Just(None), 1 => Just(Some(true)), 1 => Just(Some(false))]
+}
+
+fn presented() -> impl Strategy<Value = Presented> {
+    prop_oneof![
+        6 => Just(Presented::Current),
+        2 => Just(Presented::Previous),
+        1 => (0usize..20).prop_map(Presented::Retired),
+        1 => Just(Presented::Unknown),
+    ]
+}
+
+fn action() -> impl Strategy<Value = Action> {
+    // Mostly the latest session, so that some live long and rotate often.
+    let pick = prop_oneof![6 => Just(0usize), 2 => 1usize..3, 1 => 0usize..9];
+    prop_oneof![
+        2 => listed().prop_map(Action::Login),
+        12 => (pick.clone(), presented(), listed()).prop_map(|(i, p, l)| Action::Refresh(i, p, l)),
+        2 => (pick.clone(), 1usize..24).prop_map(|(i, n)| Action::Rotate(i, n)),
+        1 => pick.clone().prop_map(Action::Logout),
+        1 => Just(Action::RevokeAll),
+        2 => (pick.clone(), listed()).prop_map(|(i, l)| Action::Bind(i, l)),
+        2 => pick.clone().prop_map(Action::DecryptFailed),
+        1 => pick.prop_map(Action::Check),
+        1 => Just(Action::ReadUser),
+        1 => Just(Action::Alarm),
+    ]
+}
+
+/// Seconds before the next step: mostly within the grace, sometimes past
+/// a session's life.
+fn pause() -> impl Strategy<Value = i64> {
+    prop_oneof![12 => 0i64..12, 2 => 12i64..250, 1 => 250i64..2_500]
+}
+
+fn phone() -> Phone {
+    Phone::for_tests("13800138000", "13800138000", "86")
+}
+
+/// The machine, the replica its effects built, and what was seen.
+struct Run {
+    openid: OpenId,
+    state: UserState,
+    kv: BTreeMap<SessionId, Replica>,
+    /// Every session ever made, in order.
+    made: Vec<SessionId>,
+    /// Sessions seen ended, with their revocation instant if any.
+    ended: BTreeMap<SessionId, Option<i64>>,
+    hashes: u32,
+}
+
+impl Run {
+    fn fresh_hash(&mut self) -> RefreshHash {
+        self.hashes += 1;
+        RefreshHash::new(format!("h{}", self.hashes))
+    }
+
+    fn sid(&self, back: usize) -> SessionId {
+        let n = self.made.len();
+        match back % (n + 1) {
+            b if b < n => self.made[n - 1 - b].clone(),
+            _ => SessionId::new("never"),
+        }
+    }
+
+    fn perform(&mut self, effects: Vec<Effect>) {
+        for e in effects {
+            match e {
+                Effect::Put(sid, r) => {
+                    self.kv.insert(sid, r);
+                }
+                Effect::Delete(sid) => {
+                    self.kv.remove(&sid);
+                }
+            }
+        }
+    }
+
+    fn apply<S: Step>(&mut self, step: S, now: i64, phone_listed: Option<bool>) -> S::Reply {
+        let at = Context {
+            openid: &self.openid,
+            now,
+            rules: RULES,
+            phone_listed,
+        };
+        let (reply, effects) = self.state.apply(step, &at);
+        self.perform(effects);
+        reply
+    }
+
+    /// The session as kept now, which a reply about it must show.
+    fn view_of(&self, sid: &SessionId) -> Option<SessionView> {
+        self.state.sessions.get(sid).map(|s| s.view(&self.openid))
+    }
+
+    /// A refresh presenting `which` of the session's hashes.
+    fn refresh(
+        &mut self,
+        i: usize,
+        which: Presented,
+        l: Option<bool>,
+        now: i64,
+    ) -> Result<(), TestCaseError> {
+        let sid = self.sid(i);
+        let s = self.state.sessions.get(&sid);
+        let presented = match (which, s) {
+            (Presented::Current, Some(s)) => s.refresh_hash.clone(),
+            (Presented::Previous, Some(s)) if s.prev_hash.is_some() => {
+                s.prev_hash.clone().expect("checked")
+            }
+            (Presented::Retired(k), Some(s)) if !s.retired.is_empty() => {
+                s.retired[k % s.retired.len()].clone()
+            }
+            _ => RefreshHash::new("unknown"),
+        };
+        let next_hash = self.fresh_hash();
+        let refresh = Refresh {
+            sid: sid.clone(),
+            presented_hash: presented,
+            next_hash: next_hash.clone(),
+            next_sealed: "sealed".into(),
+        };
+        let before = self
+            .state
+            .sessions
+            .get(&sid)
+            .map(|s| s.refresh_hash.clone());
+        match self.apply(refresh, now, l) {
+            Ok(Refreshed::Rotated(view)) => {
+                prop_assert_eq!(Some(view), self.view_of(&sid));
+                prop_assert_eq!(&self.state.sessions[&sid].refresh_hash, &next_hash);
+            }
+            Ok(Refreshed::Repeated { session, .. }) => {
+                prop_assert_eq!(Some(session), self.view_of(&sid));
+                let after = self
+                    .state
+                    .sessions
+                    .get(&sid)
+                    .map(|s| s.refresh_hash.clone());
+                prop_assert_eq!(before, after, "a repeat rotated");
+            }
+            Err(_) => {
+                let after = self
+                    .state
+                    .sessions
+                    .get(&sid)
+                    .map(|s| s.refresh_hash.clone());
+                prop_assert!(after.is_none() || after == before, "a refusal rotated");
+            }
+        }
+        Ok(())
+    }
+
+    fn step(&mut self, action: Action, now: i64) -> Result<(), TestCaseError> {
+        match action {
+            Action::Login(l) => {
+                let sid = SessionId::new(format!("s{}", self.made.len()));
+                self.made.push(sid.clone());
+                let login = Login {
+                    sid: sid.clone(),
+                    session_key: SessionKey::from_base64("tiihtNczf5v6AKRyjwEUhQ==")
+                        .expect("16 bytes"),
+                    unionid: None,
+                    refresh_hash: self.fresh_hash(),
+                    ip: None,
+                };
+                let view = self.apply(login, now, l);
+                prop_assert_eq!(Some(view), self.view_of(&sid));
+            }
+            Action::Refresh(i, which, l) => self.refresh(i, which, l, now)?,
+            Action::Rotate(i, n) => {
+                for _ in 0..n {
+                    self.step(Action::Refresh(i, Presented::Current, None), now)?;
+                }
+            }
+            Action::Logout(i) => {
+                let sid = self.sid(i);
+                self.apply(Logout { sid }, now, None);
+            }
+            Action::RevokeAll => {
+                self.apply(RevokeAll, now, None);
+            }
+            Action::Bind(i, l) => {
+                let sid = self.sid(i);
+                let bind = BindPhone {
+                    sid: sid.clone(),
+                    phone: phone(),
+                    next_hash: self.fresh_hash(),
+                };
+                if let Ok(bound) = self.apply(bind, now, l) {
+                    prop_assert_eq!(Some(bound.session), self.view_of(&sid));
+                    prop_assert_eq!(self.state.user_phone(), Some(&phone()));
+                }
+            }
+            Action::DecryptFailed(i) => {
+                let sid = self.sid(i);
+                self.apply(DecryptFailed { sid }, now, None);
+            }
+            Action::Check(i) => {
+                let sid = self.sid(i);
+                let live = self
+                    .state
+                    .sessions
+                    .get(&sid)
+                    .is_some_and(|s| s.is_live(now));
+                let reply = self.apply(CheckSession { sid: sid.clone() }, now, None);
+                prop_assert_eq!(reply.is_ok(), live);
+                if let Ok(view) = reply {
+                    prop_assert_eq!(Some(view), self.view_of(&sid));
+                }
+            }
+            Action::ReadUser => {
+                let live = self
+                    .state
+                    .sessions
+                    .values()
+                    .filter(|s| s.is_live(now))
+                    .count();
+                let summary = self.apply(ReadUser, now, None);
+                prop_assert_eq!(summary.live_sessions, live);
+            }
+            Action::Alarm => {
+                let effects = self.state.prune(now);
+                self.perform(effects);
+            }
+        }
+        Ok(())
+    }
+
+    fn check(&mut self, now: i64) -> Result<(), TestCaseError> {
+        let expected: BTreeMap<SessionId, Replica> = self
+            .state
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.revoked_at.is_none())
+            .map(|(sid, s)| (sid.clone(), Replica::of(&self.openid, s)))
+            .collect();
+        prop_assert_eq!(&self.kv, &expected, "the replica strayed from the state");
+        for (sid, revoked_at) in &self.ended {
+            if let Some(s) = self.state.sessions.get(sid) {
+                prop_assert!(!s.is_live(now), "{:?} came back", sid);
+                if revoked_at.is_some() {
+                    prop_assert_eq!(s.revoked_at, *revoked_at, "{:?}: revocation moved", sid);
+                }
+            }
+        }
+        for s in self.state.sessions.values() {
+            prop_assert!(s.retired.len() <= RETIRED_KEPT);
+        }
+        let known: BTreeSet<&SessionId> = self.made.iter().collect();
+        prop_assert!(self.state.sessions.keys().all(|sid| known.contains(sid)));
+        for sid in &self.made {
+            let s = self.state.sessions.get(sid);
+            if !s.is_some_and(|s| s.is_live(now)) {
+                let revoked_at = s.and_then(|s| s.revoked_at);
+                let seen = self.ended.entry(sid.clone()).or_insert(revoked_at);
+                if seen.is_none() {
+                    *seen = revoked_at;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn random_steps_keep_the_machines_promises(
+        steps in prop::collection::vec((pause(), action()), 1..160),
+    ) {
+        let mut run = Run {
+            openid: OpenId::new("oUser1"),
+            state: UserState::default(),
+            kv: BTreeMap::new(),
+            made: Vec::new(),
+            ended: BTreeMap::new(),
+            hashes: 0,
+        };
+        let mut now = T0;
+        for (pause, action) in steps {
+            now += pause;
+            run.step(action, now)?;
+            run.check(now)?;
+        }
+    }
+}

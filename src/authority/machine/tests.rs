@@ -1,0 +1,341 @@
+use super::*;
+use crate::authority::protocol::{
+    BindDenied, BindPhone, CheckSession, Login, Logout, ReadUser, Refresh, RefreshDenied,
+    Refreshed, RevokeAll, SessionEnded, UserSummary,
+};
+
+const T0: i64 = 1_764_000_000;
+const RULES: Rules = Rules {
+    refresh_ttl: 3_600,
+    max_age: 86_400,
+    grace: 10,
+};
+
+fn user() -> OpenId {
+    OpenId::new("oUser1")
+}
+
+fn sid(n: u8) -> SessionId {
+    SessionId::new(format!("sid{n}"))
+}
+
+fn key() -> SessionKey {
+    SessionKey::from_base64("tiihtNczf5v6AKRyjwEUhQ==").expect("16 bytes")
+}
+
+fn h(s: &str) -> RefreshHash {
+    RefreshHash::new(s)
+}
+
+fn phone() -> Phone {
+    Phone::for_tests("13800138000", "13800138000", "86")
+}
+
+/// Applies `step` at `now` for [`user`], the allowlist off.
+fn run<S: Step>(st: &mut UserState, step: S, now: i64) -> (S::Reply, Vec<Effect>) {
+    run_listed(st, step, now, None)
+}
+
+fn run_listed<S: Step>(
+    st: &mut UserState,
+    step: S,
+    now: i64,
+    phone_listed: Option<bool>,
+) -> (S::Reply, Vec<Effect>) {
+    let openid = user();
+    let at = Context {
+        openid: &openid,
+        now,
+        rules: RULES,
+        phone_listed,
+    };
+    st.apply(step, &at)
+}
+
+fn login(n: u8, hash: &str) -> Login {
+    Login {
+        sid: sid(n),
+        session_key: key(),
+        unionid: Some("u1".into()),
+        refresh_hash: h(hash),
+        ip: Some("203.0.113.7".into()),
+    }
+}
+
+fn refresh(n: u8, presented: &str, next: &str) -> Refresh {
+    Refresh {
+        sid: sid(n),
+        presented_hash: h(presented),
+        next_hash: h(next),
+        next_sealed: format!("sealed:{next}"),
+    }
+}
+
+fn bind(n: u8, next: &str) -> BindPhone {
+    BindPhone {
+        sid: sid(n),
+        phone: phone(),
+        next_hash: h(next),
+    }
+}
+
+/// A state with session 1 logged in at T0 with hash "h0".
+fn one_session() -> UserState {
+    let mut st = UserState::default();
+    run(&mut st, login(1, "h0"), T0);
+    st
+}
+
+/// Every step on a session that is missing, revoked or expired: none
+/// brings it back, none rotates it, none writes its replica.
+#[test]
+fn nothing_revives_a_missing_revoked_or_expired_session() {
+    let setups: Vec<(&str, UserState, i64)> = vec![
+        ("missing", UserState::default(), T0 + 1),
+        (
+            "revoked",
+            {
+                let mut st = one_session();
+                run(&mut st, Logout { sid: sid(1) }, T0 + 1);
+                st
+            },
+            T0 + 2,
+        ),
+        ("expired", one_session(), T0 + 3_600),
+    ];
+    for (name, st, now) in setups {
+        let check = |what: &str, st: &UserState, effects: &[Effect]| {
+            assert!(
+                !effects.iter().any(|e| matches!(e, Effect::Put(..))),
+                "{name}: {what} wrote a replica"
+            );
+            if let Some(s) = st.sessions.get(&sid(1)) {
+                assert_eq!(s.refresh_hash, h("h0"), "{name}: {what} rotated");
+                assert!(!s.is_live(now), "{name}: {what} revived");
+            }
+        };
+        let mut s = st.clone();
+        let (r, e) = run(&mut s, refresh(1, "h0", "h1"), now);
+        assert_eq!(r, Err(RefreshDenied::InvalidRefreshToken), "{name}");
+        check("refresh", &s, &e);
+        let mut s = st.clone();
+        let (r, e) = run(&mut s, bind(1, "h1"), now);
+        assert_eq!(r, Err(BindDenied::SessionRevoked), "{name}");
+        check("bind", &s, &e);
+        let mut s = st.clone();
+        let (r, e) = run(&mut s, CheckSession { sid: sid(1) }, now);
+        assert_eq!(r, Err(SessionEnded), "{name}");
+        check("check", &s, &e);
+        let mut s = st.clone();
+        let ((), e) = run(&mut s, DecryptFailed { sid: sid(1) }, now);
+        check("decrypt failure", &s, &e);
+        let mut s = st.clone();
+        let ((), e) = run(&mut s, Logout { sid: sid(1) }, now);
+        check("logout", &s, &e);
+    }
+}
+
+#[test]
+fn login_opens_a_session_and_records_the_user() {
+    let mut st = UserState::default();
+    let (view, effects) = run(&mut st, login(1, "h0"), T0);
+    assert_eq!(view.issued_at, T0);
+    assert_eq!(view.expires_at, T0 + 3_600);
+    assert_eq!(effects.len(), 1);
+    assert!(matches!(&effects[0], Effect::Put(s, r) if *s == sid(1) && r.expires_at == T0 + 3_600));
+    let u = st.user.as_ref().expect("user");
+    assert_eq!((u.login_count, u.first_login_at), (1, T0));
+    run(&mut st, login(2, "x0"), T0 + 5);
+    let u = st.user.as_ref().expect("user");
+    assert_eq!(
+        (u.login_count, u.first_login_at, u.last_login_at),
+        (2, T0, T0 + 5)
+    );
+}
+
+#[test]
+fn rotation_grace_and_reuse() {
+    let mut st = one_session();
+    let (r, _) = run(&mut st, refresh(1, "h0", "h1"), T0 + 100);
+    assert!(matches!(r, Ok(Refreshed::Rotated(_))), "{r:?}");
+    // The previous token within the grace: the sealed pair, no rotation.
+    for dt in [0, 10] {
+        let (r, effects) = run(&mut st, refresh(1, "h0", "zz"), T0 + 100 + dt);
+        let Ok(Refreshed::Repeated { session, sealed }) = r else {
+            panic!("{r:?}")
+        };
+        assert_eq!(sealed, "sealed:h1");
+        assert_eq!(session.issued_at, T0 + 100);
+        assert!(effects.is_empty());
+        assert_eq!(st.sessions[&sid(1)].refresh_hash, h("h1"));
+    }
+    // After the grace: reuse, revoked, replica deleted.
+    let (r, effects) = run(&mut st, refresh(1, "h0", "zz"), T0 + 111);
+    assert_eq!(r, Err(RefreshDenied::RefreshReused));
+    assert_eq!(effects, vec![Effect::Delete(sid(1))]);
+    assert_eq!(st.sessions[&sid(1)].revoked_at, Some(T0 + 111));
+    // And the current token is dead too.
+    let (r, _) = run(&mut st, refresh(1, "h1", "h2"), T0 + 112);
+    assert_eq!(r, Err(RefreshDenied::InvalidRefreshToken));
+}
+
+#[test]
+fn an_unknown_hash_is_invalid_and_harmless() {
+    let mut st = one_session();
+    let (r, effects) = run(&mut st, refresh(1, "nope", "h1"), T0 + 1);
+    assert_eq!(r, Err(RefreshDenied::InvalidRefreshToken));
+    assert!(effects.is_empty());
+    assert!(st.sessions[&sid(1)].is_live(T0 + 1));
+    assert_eq!(st.sessions[&sid(1)].refresh_hash, h("h0"));
+}
+
+#[test]
+fn refreshes_slide_the_expiry_up_to_the_max_age() {
+    let mut st = one_session();
+    let mut hash = "h0".to_string();
+    let mut t = T0;
+    for i in 0..60 {
+        t += 3_000;
+        let next = format!("h{}", i + 1);
+        let (r, _) = run(&mut st, refresh(1, &hash, &next), t);
+        if t >= T0 + 86_400 {
+            assert_eq!(r, Err(RefreshDenied::InvalidRefreshToken), "at {t}");
+            break;
+        }
+        let Ok(Refreshed::Rotated(view)) = r else {
+            panic!("at {t}: {r:?}")
+        };
+        assert_eq!(view.expires_at, (t + 3_600).min(T0 + 86_400));
+        hash = next;
+    }
+}
+
+#[test]
+fn revoke_all_ends_every_live_session_and_counts_them() {
+    let mut st = one_session();
+    run(&mut st, login(2, "x0"), T0 + 1);
+    run(&mut st, login(3, "y0"), T0 + 2);
+    run(&mut st, Logout { sid: sid(3) }, T0 + 3);
+    let (revoked, effects) = run(&mut st, RevokeAll, T0 + 4);
+    assert_eq!(revoked, 2);
+    assert_eq!(
+        effects,
+        vec![Effect::Delete(sid(1)), Effect::Delete(sid(2))]
+    );
+    let (summary, _) = run(&mut st, ReadUser, T0 + 5);
+    assert!(matches!(
+        summary,
+        UserSummary {
+            live_sessions: 0,
+            user: Some(_)
+        }
+    ));
+    // A new login works.
+    let (view, _) = run(&mut st, login(4, "z0"), T0 + 6);
+    assert_eq!(view.issued_at, T0 + 6);
+}
+
+#[test]
+fn binding_rotates_and_records_the_phone_and_later_refreshes_carry_it() {
+    let mut st = one_session();
+    run(&mut st, login(2, "x0"), T0 + 1);
+    let (r, effects) = run(&mut st, bind(1, "h1"), T0 + 2);
+    let bound = r.expect("bound");
+    assert_eq!(bound.phone, phone());
+    assert_eq!(bound.session.phone, Some(phone()));
+    assert!(matches!(&effects[0], Effect::Put(_, rep) if rep.phone == Some(phone())));
+    assert_eq!(st.user_phone(), Some(&phone()));
+    // The other device gets it at its next refresh...
+    let (r, _) = run(&mut st, refresh(2, "x0", "x1"), T0 + 3);
+    let Ok(Refreshed::Rotated(view)) = r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(view.phone, Some(phone()));
+    // ...unless the allowlist dropped it.
+    let (r, _) = run_listed(&mut st, refresh(2, "x1", "x2"), T0 + 4, Some(false));
+    let Ok(Refreshed::Rotated(view)) = r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(view.phone, None);
+}
+
+#[test]
+fn an_unlisted_phone_is_refused_before_anything_changes() {
+    let mut st = one_session();
+    let (r, effects) = run_listed(&mut st, bind(1, "h1"), T0 + 1, Some(false));
+    assert_eq!(r, Err(BindDenied::NotInternalUser));
+    assert!(effects.is_empty());
+    assert_eq!(st.sessions[&sid(1)].refresh_hash, h("h0"));
+    assert_eq!(st.user_phone(), None);
+}
+
+#[test]
+fn five_failed_decryptions_revoke_the_session() {
+    let mut st = one_session();
+    for i in 1..MAX_FAILED_DECRYPTS {
+        let ((), effects) = run(&mut st, DecryptFailed { sid: sid(1) }, T0 + i64::from(i));
+        assert!(effects.is_empty());
+        assert!(st.sessions[&sid(1)].is_live(T0 + 10));
+    }
+    let ((), effects) = run(&mut st, DecryptFailed { sid: sid(1) }, T0 + 9);
+    assert_eq!(effects, vec![Effect::Delete(sid(1))]);
+    let (r, _) = run(&mut st, CheckSession { sid: sid(1) }, T0 + 10);
+    assert_eq!(r, Err(SessionEnded));
+}
+
+#[test]
+fn logins_beyond_the_cap_revoke_the_oldest() {
+    let mut st = UserState::default();
+    for i in 0..=MAX_SESSIONS {
+        let n = u8::try_from(i).expect("small");
+        let (_, effects) = run(&mut st, login(n, "h"), T0 + i64::from(n));
+        if i == MAX_SESSIONS {
+            assert_eq!(effects.last(), Some(&Effect::Delete(sid(0))));
+        }
+    }
+    let live = st.sessions.values().filter(|s| s.is_live(T0 + 100)).count();
+    assert_eq!(live, MAX_SESSIONS);
+}
+
+#[test]
+fn expired_sessions_are_forgotten_revoked_ones_only_at_their_end() {
+    let mut st = one_session();
+    run(&mut st, login(2, "x0"), T0 + 10);
+    run(&mut st, Logout { sid: sid(2) }, T0 + 20);
+    assert_eq!(st.next_expiry(), Some(T0 + 3_600));
+    let effects = st.prune(T0 + 3_600);
+    assert_eq!(effects, vec![Effect::Delete(sid(1))]);
+    assert!(
+        st.sessions.contains_key(&sid(2)),
+        "revoked, kept to its end"
+    );
+    assert!(st.prune(T0 + 3_610).is_empty());
+    assert!(st.sessions.is_empty());
+}
+
+#[test]
+fn the_alarm_is_a_second_after_the_first_expiry_never_in_the_past() {
+    let mut st = one_session();
+    assert_eq!(st.alarm_ms(T0), Some((T0 + 3_601) * 1000));
+    run(&mut st, login(2, "x0"), T0 + 10);
+    assert_eq!(st.alarm_ms(T0 + 10), Some((T0 + 3_601) * 1000));
+    // Already past (the alarm ran late): a second from now.
+    assert_eq!(st.alarm_ms(T0 + 5_000), Some((T0 + 5_001) * 1000));
+    assert_eq!(UserState::default().alarm_ms(T0), None);
+}
+
+#[test]
+fn the_state_round_trips_through_json_without_the_key_in_clear_view() {
+    let st = one_session();
+    let text = serde_json::to_string(&st).expect("json");
+    let back: UserState = serde_json::from_str(&text).expect("parses");
+    assert_eq!(back.sessions[&sid(1)].refresh_hash, h("h0"));
+    assert_eq!(back.sessions[&sid(1)].session_key.bytes(), key().bytes());
+    // The hashes are stored as bare strings, as before they had a type.
+    assert!(text.contains(r#""refresh_hash":"h0""#), "{text}");
+    // Nothing the authority answers carries the key.
+    let mut st = st;
+    let (r, _) = run(&mut st, CheckSession { sid: sid(1) }, T0 + 1);
+    let shown = serde_json::to_string(&r.expect("live")).expect("json");
+    assert!(!shown.contains("tiihtN"), "{shown}");
+}

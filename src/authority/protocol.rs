@@ -1,0 +1,439 @@
+//! The wire between a worker and a user's authority: one request type per
+//! operation, each with its own reply type (as oauth2-rs has one request
+//! type per grant), so a caller can only be handed the kind of answer its
+//! request has.
+//!
+//! The vocabulary, from the wire to the state machine:
+//! - an *operation* is one of the request types below ([`Login`],
+//!   [`Refresh`], …); [`Operation::Reply`] is what it is answered;
+//! - a [`Request`] is any one of them, as the worker sends it inside an
+//!   [`Envelope`] (wire version [`WIRE_VERSION`]);
+//! - a refusal is the `Err` of a reply: [`RefreshDenied`], [`BindDenied`],
+//!   [`SessionEnded`];
+//! - the state machine applies the same types (`machine::Step`), and
+//!   answers with the same replies plus its effects on the KV replica.
+//!
+//! On the wire a request is serde's default, externally tagged form
+//! (`{"login":{…}}`, `"read_user"`): an internally tagged enum (or a
+//! flattened one) is read through serde's buffering `Content` type, which
+//! cost the wasm about 40 KB and every call a second pass over its fields.
+//! A reply is its type's own JSON (a `Result` as `{"Ok":…}`/`{"Err":…}`).
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::machine::UserRecord;
+use crate::ids::{OpenId, SessionId, UnionId};
+use crate::phone::Phone;
+use crate::secret::{RefreshHash, SessionKey};
+use crate::wechat::open_data::{EncryptedPhone, OpenDataError};
+
+/// The wire's version, carried in every [`Envelope`] as `"v"`. Version 1
+/// (never labelled) had one `Outcome` answering every operation; an
+/// authority refuses a request of another version (400, so the worker
+/// answers 503 and the client retries), and a worker cannot read the
+/// replies of another version (503 too): never a misread.
+pub(crate) const WIRE_VERSION: u32 = 2;
+
+/// A request type and the reply it is answered with.
+pub(crate) trait Operation: Into<Request> {
+    type Reply: Serialize + DeserializeOwned;
+}
+
+/// A login: a new session holding WeChat's session_key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Login {
+    pub(crate) sid: SessionId,
+    pub(crate) session_key: SessionKey,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) unionid: Option<UnionId>,
+    pub(crate) refresh_hash: RefreshHash,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) ip: Option<String>,
+}
+
+/// A refresh: rotate, hand out the same pair again, or detect reuse.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Refresh {
+    pub(crate) sid: SessionId,
+    pub(crate) presented_hash: RefreshHash,
+    pub(crate) next_hash: RefreshHash,
+    /// The next token sealed under the presented one (for the grace).
+    pub(crate) next_sealed: String,
+}
+
+/// Logout: revoke one session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Logout {
+    pub(crate) sid: SessionId,
+}
+
+/// An operator's revoke: every session of the user.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RevokeAll;
+
+/// A phone WeChat vouched for (getuserphonenumber, checked by the worker),
+/// to bind; the pair is rotated.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct BindPhone {
+    pub(crate) sid: SessionId,
+    pub(crate) phone: Phone,
+    pub(crate) next_hash: RefreshHash,
+}
+
+/// Legacy `encryptedData`/`iv`: opened by the authority with the session's
+/// key, which never leaves it, then bound as [`BindPhone`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct BindEncrypted {
+    pub(crate) sid: SessionId,
+    pub(crate) encrypted: EncryptedPhone,
+    pub(crate) next_hash: RefreshHash,
+}
+
+impl BindEncrypted {
+    /// The binding of the phone this opened to.
+    pub(crate) fn opened(self, phone: Phone) -> BindPhone {
+        BindPhone {
+            sid: self.sid,
+            phone,
+            next_hash: self.next_hash,
+        }
+    }
+}
+
+/// Is this session live? (`SESSION_CHECK=authority`, `/auth/session`.)
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct CheckSession {
+    pub(crate) sid: SessionId,
+}
+
+/// The operator's view of the user.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReadUser;
+
+/// Any one operation, as sent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Request {
+    Login(Login),
+    Refresh(Refresh),
+    Logout(Logout),
+    RevokeAll,
+    BindPhone(BindPhone),
+    BindEncrypted(BindEncrypted),
+    CheckSession(CheckSession),
+    ReadUser,
+}
+
+/// What a session looks like from outside: no key, no hashes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SessionView {
+    pub(crate) openid: OpenId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) unionid: Option<UnionId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) phone: Option<Phone>,
+    pub(crate) created_at: i64,
+    pub(crate) expires_at: i64,
+    /// When the current pair was issued: access tokens are issued at this
+    /// instant, so a pair handed out twice is the same pair.
+    pub(crate) issued_at: i64,
+}
+
+/// A refresh the authority honoured.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Refreshed {
+    /// Rotated: the caller's own new token is now current.
+    Rotated(SessionView),
+    /// The previous token again, within the grace: the pair already
+    /// issued, its refresh token sealed under the one presented (only the
+    /// caller can open it).
+    Repeated {
+        session: SessionView,
+        sealed: String,
+    },
+}
+
+/// Why a refresh was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RefreshDenied {
+    /// Unknown, expired, revoked, or a token the rules do not honour.
+    InvalidRefreshToken,
+    /// A rotated token came back: the session is now revoked.
+    RefreshReused,
+}
+
+/// A phone bound: the session with its new pair, and the phone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Bound {
+    pub(crate) phone: Phone,
+    pub(crate) session: SessionView,
+}
+
+/// Why a phone was not bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum BindDenied {
+    /// The session is gone (logged out, revoked, expired).
+    SessionRevoked,
+    /// The phone is not on the staff allowlist.
+    NotInternalUser,
+    /// Legacy phone data that did not open.
+    OpenData(OpenDataError),
+}
+
+/// The session is gone (logged out, revoked, expired) or never was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SessionEnded;
+
+/// The operator's view of a user: the record and the live sessions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct UserSummary {
+    pub(crate) user: Option<UserRecord>,
+    pub(crate) live_sessions: usize,
+}
+
+/// `$op` is answered with `$reply`, and is sent as `Request::$op`.
+macro_rules! operation {
+    ($op:ident => $reply:ty) => {
+        impl Operation for $op {
+            type Reply = $reply;
+        }
+        impl From<$op> for Request {
+            fn from(op: $op) -> Self {
+                Request::$op(op)
+            }
+        }
+    };
+    ($op:ident => $reply:ty, carrying nothing) => {
+        impl Operation for $op {
+            type Reply = $reply;
+        }
+        impl From<$op> for Request {
+            fn from(_: $op) -> Self {
+                Request::$op
+            }
+        }
+    };
+}
+
+operation!(Login => SessionView);
+operation!(Refresh => Result<Refreshed, RefreshDenied>);
+operation!(Logout => ());
+// How many sessions were live (or expired, not yet forgotten) and are now
+// revoked.
+operation!(RevokeAll => usize, carrying nothing);
+operation!(BindPhone => Result<Bound, BindDenied>);
+operation!(BindEncrypted => Result<Bound, BindDenied>);
+operation!(CheckSession => Result<SessionView, SessionEnded>);
+operation!(ReadUser => UserSummary, carrying nothing);
+
+/// The wire's version mark: writes [`WIRE_VERSION`], reads nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Version;
+
+impl Serialize for Version {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u32(WIRE_VERSION)
+    }
+}
+
+impl<'de> Deserialize<'de> for Version {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match u32::deserialize(d)? {
+            WIRE_VERSION => Ok(Version),
+            _ => Err(serde::de::Error::custom("another version of the wire")),
+        }
+    }
+}
+
+/// A request to a user's authority: which wire, whose, and what.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Envelope {
+    pub(crate) v: Version,
+    pub(crate) openid: OpenId,
+    pub(crate) request: Request,
+}
+
+impl Envelope {
+    pub(crate) fn new(openid: OpenId, request: impl Into<Request>) -> Self {
+        Envelope {
+            v: Version,
+            openid,
+            request: request.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sid() -> SessionId {
+        SessionId::parse("AAAAAAAAAAAAAAAAAAAAAA").expect("a session id")
+    }
+
+    fn wire(request: impl Into<Request>) -> serde_json::Value {
+        serde_json::to_value(Envelope::new(OpenId::new("o1"), request)).expect("serializes")
+    }
+
+    /// The worker and its authorities are deployed together but not
+    /// restarted at the same instant: the wire's shape is pinned here, so a
+    /// change to it is a decision (and a new [`WIRE_VERSION`]), not an
+    /// accident.
+    #[test]
+    fn the_requests_are_pinned() {
+        let sid = sid();
+        let s = sid.as_str();
+        let h = || RefreshHash::new("h");
+        assert_eq!(
+            wire(ReadUser),
+            json!({"v": 2, "openid": "o1", "request": "read_user"})
+        );
+        assert_eq!(
+            wire(RevokeAll),
+            json!({"v": 2, "openid": "o1", "request": "revoke_all"})
+        );
+        assert_eq!(
+            wire(Logout { sid: sid.clone() }),
+            json!({"v": 2, "openid": "o1", "request": {"logout": {"sid": s}}})
+        );
+        assert_eq!(
+            wire(CheckSession { sid: sid.clone() }),
+            json!({"v": 2, "openid": "o1", "request": {"check_session": {"sid": s}}})
+        );
+        let key = SessionKey::from_base64("tiihtNczf5v6AKRyjwEUhQ==").expect("16 bytes");
+        let login = wire(Login {
+            sid: sid.clone(),
+            session_key: key,
+            unionid: None,
+            refresh_hash: h(),
+            ip: None,
+        });
+        assert_eq!(
+            login,
+            json!({"v": 2, "openid": "o1", "request": {"login": {
+                "sid": s, "session_key": "tiihtNczf5v6AKRyjwEUhQ==", "refresh_hash": "h",
+            }}})
+        );
+        let back: Envelope = serde_json::from_value(login).expect("parses");
+        assert!(matches!(
+            back.request,
+            Request::Login(Login {
+                unionid: None,
+                ip: None,
+                ..
+            })
+        ));
+        assert_eq!(
+            wire(Refresh {
+                sid: sid.clone(),
+                presented_hash: h(),
+                next_hash: RefreshHash::new("n"),
+                next_sealed: "x".into(),
+            }),
+            json!({"v": 2, "openid": "o1", "request": {"refresh": {
+                "sid": s, "presented_hash": "h", "next_hash": "n", "next_sealed": "x",
+            }}})
+        );
+        let phone = Phone::for_tests("13800138000", "13800138000", "86");
+        assert_eq!(
+            wire(BindPhone {
+                sid: sid.clone(),
+                phone,
+                next_hash: h(),
+            }),
+            json!({"v": 2, "openid": "o1", "request": {"bind_phone": {
+                "sid": s,
+                "phone": {"phone_number": "13800138000", "pure_phone_number": "13800138000", "country_code": "86"},
+                "next_hash": "h",
+            }}})
+        );
+        assert_eq!(
+            wire(BindEncrypted {
+                sid: sid.clone(),
+                encrypted: EncryptedPhone {
+                    encrypted_data: "ZA==".into(),
+                    iv: "aQ==".into(),
+                },
+                next_hash: h(),
+            }),
+            json!({"v": 2, "openid": "o1", "request": {"bind_encrypted": {
+                "sid": s, "encrypted": {"encryptedData": "ZA==", "iv": "aQ=="}, "next_hash": "h",
+            }}})
+        );
+    }
+
+    #[test]
+    fn the_replies_are_pinned() {
+        let view = SessionView {
+            openid: OpenId::new("o1"),
+            unionid: None,
+            phone: None,
+            created_at: 1,
+            expires_at: 3,
+            issued_at: 2,
+        };
+        let v = json!({"openid": "o1", "created_at": 1, "expires_at": 3, "issued_at": 2});
+        let rotated: <Refresh as Operation>::Reply = Ok(Refreshed::Rotated(view.clone()));
+        assert_eq!(to(&rotated), json!({"Ok": {"rotated": v}}));
+        let repeated: <Refresh as Operation>::Reply = Ok(Refreshed::Repeated {
+            session: view.clone(),
+            sealed: "s".into(),
+        });
+        assert_eq!(
+            to(&repeated),
+            json!({"Ok": {"repeated": {"session": v, "sealed": "s"}}})
+        );
+        let reused: <Refresh as Operation>::Reply = Err(RefreshDenied::RefreshReused);
+        assert_eq!(to(&reused), json!({"Err": "refresh_reused"}));
+        let ended: <CheckSession as Operation>::Reply = Err(SessionEnded);
+        assert_eq!(to(&ended), json!({"Err": null}));
+        let live: <CheckSession as Operation>::Reply = Ok(view);
+        assert_eq!(to(&live), json!({"Ok": v}));
+        let undecryptable: <BindEncrypted as Operation>::Reply =
+            Err(BindDenied::OpenData(OpenDataError::DecryptFailed));
+        assert_eq!(
+            to(&undecryptable),
+            json!({"Err": {"open_data": "decrypt_failed"}})
+        );
+        let unlisted: <BindPhone as Operation>::Reply = Err(BindDenied::NotInternalUser);
+        assert_eq!(to(&unlisted), json!({"Err": "not_internal_user"}));
+        let logout: <Logout as Operation>::Reply = ();
+        assert_eq!(to(&logout), json!(null));
+        let revoked: <RevokeAll as Operation>::Reply = 2;
+        assert_eq!(to(&revoked), json!(2));
+        let summary: <ReadUser as Operation>::Reply = UserSummary {
+            user: None,
+            live_sessions: 0,
+        };
+        assert_eq!(to(&summary), json!({"user": null, "live_sessions": 0}));
+    }
+
+    fn to(reply: &impl Serialize) -> serde_json::Value {
+        serde_json::to_value(reply).expect("serializes")
+    }
+
+    /// Another version, or none (the first wire, and the internally tagged
+    /// form before it), is refused, not misread: an authority answers it
+    /// 400 and the worker 503, retryable.
+    #[test]
+    fn other_versions_are_refused() {
+        let s = "AAAAAAAAAAAAAAAAAAAAAA";
+        for old in [
+            format!(r#"{{"openid":"o1","op":{{"logout":{{"sid":"{s}"}}}}}}"#),
+            format!(r#"{{"openid":"o1","op":"logout","sid":"{s}"}}"#),
+            r#"{"openid":"o1","op":"info"}"#.to_string(),
+            format!(r#"{{"v":1,"openid":"o1","request":{{"logout":{{"sid":"{s}"}}}}}}"#),
+            format!(r#"{{"v":3,"openid":"o1","request":{{"logout":{{"sid":"{s}"}}}}}}"#),
+        ] {
+            assert!(serde_json::from_str::<Envelope>(&old).is_err(), "{old}");
+        }
+        let now = format!(r#"{{"v":2,"openid":"o1","request":{{"logout":{{"sid":"{s}"}}}}}}"#);
+        let parsed: Envelope = serde_json::from_str(&now).expect("parses");
+        assert!(matches!(parsed.request, Request::Logout(_)));
+    }
+}
