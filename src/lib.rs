@@ -55,6 +55,9 @@ mod error;
 mod flows;
 mod http;
 mod ids;
+// The rooms' rules (import cycles, file lengths), checked on the source.
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod layout_rules;
 mod limits;
 mod logs;
 mod phone;
