@@ -8,12 +8,19 @@
 //!   with `cargo test` on the host. `shell` (wasm32 only) wires Workers KV,
 //!   `fetch`, `Date.now()`, `crypto.getRandomValues` and WebCrypto's
 //!   Ed25519, and moves bytes.
-//! - **Rooms by flow.** `flows` holds one type, `Edge`, with one file per
-//!   flow: `login`, `refresh`, `session` (the token check, `/auth/session`,
-//!   logout), `phone` and `proxy`. What the flows share lives beside them:
-//!   `token` (access, refresh, identity assertion), `wechat` (the calls,
-//!   the access_token cache, open-data decryption), `http` (routing,
-//!   bodies, headers, paths), `store` (records and keys).
+//! - **Rooms by flow.** `flows` holds one type, `Edge<P: Platform>`, with
+//!   one file per flow: `login`, `refresh`, `session` (the token check,
+//!   `/auth/session`, logout), `phone`, `proxy` and `admin` (the operator
+//!   endpoints); `serve` turns one request into one answer and the
+//!   verified user its log line names. What the flows share lives beside
+//!   them: `authority` (the per-user session authority: its versioned
+//!   `protocol`, the pure `machine`, the `server` around it and the client
+//!   the flows call), `token` (access, refresh, identity assertion),
+//!   `wechat` (the calls, the access_token cache, open-data decryption),
+//!   `http` (routing, bodies, headers, paths, response heads), `store`
+//!   (the KV port and keys), `limits` (rate limits), `logs` (operator log
+//!   lines from plain facts), `phone` and `ids` (the values everything is
+//!   about). Imports between these rooms form no cycle (`layout_rules`).
 //! - **Errors by phase.** Each phase has its own error type; `error` maps
 //!   every one onto the contract's table with an exhaustive `From`, and
 //!   holds every message a client sees.
