@@ -61,6 +61,8 @@ mod phone;
 mod random;
 mod secret;
 mod store;
+#[cfg(test)]
+mod testkit;
 mod token;
 mod wechat;
 
