@@ -151,9 +151,9 @@ fn the_decryption_failure_answer_is_pinned() {
 
 #[test]
 fn configured_public_paths_match_by_folder() {
-    let mut v = crate::config::tests::vars();
+    let mut v = crate::testkit::config::vars();
     v.insert("PUBLIC_PATHS", "/health, /public/".into());
-    let c = crate::config::tests::load(&v).expect("valid");
+    let c = crate::testkit::config::load(&v).expect("valid");
     let public = |p: &str| is_public(&c.public_paths, p);
     assert!(public("/health"));
     assert!(public("/public/x"));

@@ -361,29 +361,9 @@ fn boolean(v: Option<&str>, name: &'static str) -> Result<bool, ConfigError> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use std::collections::HashMap;
-
-    pub(crate) use crate::token::tests::{TEST_IDENTITY_SEED, TEST_SECRET};
-
-    pub(crate) fn vars() -> HashMap<&'static str, String> {
-        HashMap::from([
-            ("WX_APPID", "wxd930ea5d5a258f4f".to_string()),
-            ("WX_APPSECRET", "appsecret-value-123".to_string()),
-            ("ORIGIN_URL", "https://api.example.com/v1/".to_string()),
-            ("TOKEN_SECRET", TEST_SECRET.to_string()),
-            ("IDENTITY_KEY", TEST_IDENTITY_SEED.to_string()),
-        ])
-    }
-
-    pub(crate) fn load(vars: &HashMap<&'static str, String>) -> Result<Config, ConfigError> {
-        Config::from_lookup(|k| vars.get(k).cloned())
-    }
-
-    pub(crate) fn test_config() -> Config {
-        load(&vars()).expect("test config is valid")
-    }
+    use crate::testkit::config::{load, test_config, vars, TEST_IDENTITY_SEED, TEST_SECRET};
 
     #[test]
     fn defaults_apply() {

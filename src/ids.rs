@@ -151,11 +151,11 @@ impl WxCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::random::OsRandom;
+    use crate::testkit::SeededRandom;
 
     #[test]
     fn session_ids_round_trip_and_refuse_anything_else() {
-        let sid = SessionId::generate(&OsRandom).expect("random");
+        let sid = SessionId::generate(&SeededRandom::default()).expect("random");
         assert_eq!(SessionId::parse(sid.as_str()), Some(sid.clone()));
         for bad in [
             "",

@@ -71,6 +71,8 @@ mod phone;
 mod random;
 mod secret;
 mod store;
+#[cfg(test)]
+mod testkit;
 mod token;
 mod wechat;
 

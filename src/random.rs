@@ -37,23 +37,8 @@ pub(crate) fn bytes<const N: usize>(rng: &impl Random) -> Result<[u8; N], Random
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use std::cell::Cell;
-
-    /// Deterministic bytes for tests: a counter, so each call differs.
-    #[derive(Default)]
-    pub(crate) struct CountingRandom(Cell<u8>);
-
-    impl Random for CountingRandom {
-        fn fill(&self, buf: &mut [u8]) -> Result<(), RandomError> {
-            for b in buf.iter_mut() {
-                *b = self.0.get();
-                self.0.set(self.0.get().wrapping_add(1));
-            }
-            Ok(())
-        }
-    }
 
     #[test]
     fn os_random_differs_between_calls() {

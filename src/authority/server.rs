@@ -261,144 +261,9 @@ impl<St: StateStore, K: Store, Tm: Timer> Run<'_, '_, St, K, Tm> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use std::cell::{Cell, RefCell};
-    use std::collections::HashMap;
-    use std::rc::Rc;
-
+mod tests {
     use super::*;
-    use crate::authority::machine::UserState;
-    use crate::authority::{AuthorityClient, CallFailure};
-    use crate::store::tests::MemoryStore;
-    use crate::wechat::tests::YieldOnce;
-
-    /// One authority's storage, in memory. With `yields`, every load and
-    /// save gives way to the other futures of a join first, as real I/O
-    /// would.
-    #[derive(Default)]
-    pub(crate) struct MemoryState {
-        pub(crate) text: RefCell<Option<String>>,
-        /// When it asked to be woken, in ms since the epoch.
-        pub(crate) alarm_ms: Cell<Option<i64>>,
-    }
-
-    impl StateStore for MemoryState {
-        async fn load(&self) -> Result<Option<String>, StoreError> {
-            YieldOnce(false).await;
-            Ok(self.text.borrow().clone())
-        }
-        async fn save(&self, state: &str, alarm_ms: Option<i64>) -> Result<(), StoreError> {
-            YieldOnce(false).await;
-            *self.text.borrow_mut() = Some(state.to_string());
-            self.alarm_ms.set(alarm_ms);
-            Ok(())
-        }
-    }
-
-    /// A timer that only gives way.
-    pub(crate) struct YieldTimer;
-
-    impl Timer for YieldTimer {
-        async fn pause(&self, _ms: u32) {
-            YieldOnce(false).await;
-        }
-    }
-
-    #[derive(Default)]
-    struct Slot {
-        state: MemoryState,
-        serial: Serial,
-    }
-
-    /// Every user's authority in memory, as the Durable Objects would be:
-    /// one slot per openid, each handling its requests one at a time, with
-    /// KV (`kv`) as the replica. Requests and answers go through JSON, as
-    /// over the wire.
-    pub(crate) struct MemoryAuthority {
-        pub(crate) kv: Rc<MemoryStore>,
-        pub(crate) cfg: Rc<Config>,
-        slots: RefCell<HashMap<OpenId, Rc<Slot>>>,
-        /// Every call fails (the authority is unreachable).
-        pub(crate) fail: Cell<bool>,
-        /// How many calls reached an authority.
-        pub(crate) calls: Cell<usize>,
-    }
-
-    impl MemoryAuthority {
-        pub(crate) fn new(kv: Rc<MemoryStore>, cfg: Rc<Config>) -> Self {
-            MemoryAuthority {
-                kv,
-                cfg,
-                slots: RefCell::default(),
-                fail: Cell::new(false),
-                calls: Cell::new(0),
-            }
-        }
-
-        /// What `openid`'s authority has saved.
-        pub(crate) fn state(&self, openid: &OpenId) -> Option<UserState> {
-            let slots = self.slots.borrow();
-            let text = slots.get(openid)?.state.text.borrow().clone()?;
-            Some(serde_json::from_str(&text).expect("saved state parses"))
-        }
-
-        /// Every saved state, with its user.
-        pub(crate) fn states(&self) -> Vec<(OpenId, UserState)> {
-            let ids: Vec<OpenId> = self.slots.borrow().keys().cloned().collect();
-            ids.into_iter()
-                .filter_map(|id| self.state(&id).map(|s| (id, s)))
-                .collect()
-        }
-
-        /// Runs `openid`'s alarm at the KV clock's time.
-        pub(crate) async fn alarm(&self, openid: &OpenId) -> Result<(), StoreError> {
-            let slot = self.slot(openid);
-            self.server(&slot).alarm(self.kv.now.get()).await
-        }
-
-        /// When `openid`'s authority asked to be woken, in ms since the
-        /// epoch.
-        pub(crate) fn alarm_ms(&self, openid: &OpenId) -> Option<i64> {
-            self.slots.borrow().get(openid)?.state.alarm_ms.get()
-        }
-
-        fn slot(&self, openid: &OpenId) -> Rc<Slot> {
-            Rc::clone(self.slots.borrow_mut().entry(openid.clone()).or_default())
-        }
-
-        fn server<'a>(
-            &'a self,
-            slot: &'a Slot,
-        ) -> Server<'a, MemoryState, MemoryStore, YieldTimer> {
-            Server {
-                state: &slot.state,
-                kv: &self.kv,
-                timer: &YieldTimer,
-                cfg: &self.cfg,
-                serial: &slot.serial,
-            }
-        }
-    }
-
-    impl AuthorityClient for MemoryAuthority {
-        async fn post(&self, openid: &OpenId, body: String) -> Result<Answered, CallFailure> {
-            YieldOnce(false).await;
-            if self.fail.get() {
-                return Err(CallFailure::Unreachable);
-            }
-            self.calls.set(self.calls.get() + 1);
-            let slot = self.slot(openid);
-            let answered = self.server(&slot).answer(&body, self.kv.now.get()).await;
-            YieldOnce(false).await;
-            Ok(answered)
-        }
-
-        /// The in-memory authority always answers: the timeout never runs
-        /// out.
-        async fn sleep(&self, _ms: u32) {
-            std::future::pending::<()>().await;
-        }
-    }
+    use crate::testkit::{test_config, MemoryState, MemoryStore, YieldTimer};
 
     /// Storage whose state is not one this version can read.
     struct Unreadable;
@@ -414,7 +279,7 @@ pub(crate) mod tests {
 
     /// `body` answered by an authority with `state` as its storage.
     fn answer_with(state: &impl StateStore, body: &str) -> Answered {
-        let cfg = crate::config::tests::test_config();
+        let cfg = test_config();
         let server = Server {
             state,
             kv: &MemoryStore::default(),

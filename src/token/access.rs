@@ -269,7 +269,7 @@ fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::token::tests::TEST_SECRET;
+    use crate::testkit::TEST_SECRET;
     use chrono::{DateTime, Utc};
     use jwt_compact::alg::{Hs256, Hs256Key};
     use jwt_compact::{AlgorithmExt, Claims, Header, UntrustedToken};

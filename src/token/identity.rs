@@ -298,7 +298,7 @@ pub(crate) async fn sign_identity(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::token::tests::TEST_IDENTITY_SEED;
+    use crate::testkit::TEST_IDENTITY_SEED;
     use ed25519_compact::{PublicKey, Signature};
     use pollster::block_on;
 

@@ -16,10 +16,3 @@ pub(crate) struct SigningError;
 
 /// The `iss` of every token the worker signs.
 pub(crate) const ISSUER: &str = "wx-edge";
-
-#[cfg(test)]
-pub(crate) mod tests {
-    /// The `TOKEN_SECRET` and `IDENTITY_KEY` of every test.
-    pub(crate) const TEST_SECRET: &str = "test-only-token-secret-0123456789abcdefghijklmnop";
-    pub(crate) const TEST_IDENTITY_SEED: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-}

@@ -122,20 +122,20 @@ fn seal_pad(secret: &[u8; 32]) -> [u8; 32] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::random::tests::CountingRandom;
-    use crate::random::OsRandom;
+    use crate::testkit::SeededRandom;
 
     #[test]
     fn session_ids_are_128_bit_and_distinct() {
-        let a = SessionId::generate(&OsRandom).expect("id");
-        let b = SessionId::generate(&OsRandom).expect("id");
+        let rng = SeededRandom::default();
+        let a = SessionId::generate(&rng).expect("id");
+        let b = SessionId::generate(&rng).expect("id");
         assert_ne!(a, b);
         assert_eq!(B64URL.decode(a.as_str()).expect("b64").len(), 16);
     }
 
     #[test]
     fn refresh_tokens_parse_hash_and_seal() {
-        let rng = CountingRandom::default();
+        let rng = SeededRandom::default();
         let sid = SessionId::generate(&rng).expect("sid");
         let user = OpenId::new("oGZUI0egBJY1zhBYw2KhdUfwVJJE");
         let first = NewRefresh::generate(&user, &sid, &rng).expect("gen");
@@ -160,10 +160,11 @@ mod tests {
 
     #[test]
     fn malformed_refresh_tokens_do_not_parse() {
+        let rng = SeededRandom::default();
         let good = NewRefresh::generate(
             &OpenId::new("oUser1"),
-            &SessionId::generate(&OsRandom).expect("sid"),
-            &OsRandom,
+            &SessionId::generate(&rng).expect("sid"),
+            &rng,
         )
         .expect("gen");
         let good = good.token.secret();

@@ -150,8 +150,7 @@ pub(crate) fn parse_phone_number(resp: &HttpResponse) -> Result<serde_json::Valu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::tests::test_config;
-    use crate::wechat::tests::{ok, Scripted, GOOD};
+    use crate::testkit::{ok, test_config, Scripted, GOOD};
     use crate::wechat::TransportError;
 
     /// A login's WeChat half as the login flow runs it (how each failure

@@ -6,7 +6,7 @@
 use std::cell::Cell;
 
 use super::*;
-use crate::wechat::tests::YieldOnce;
+use crate::testkit::YieldOnce;
 
 /// How many starting offsets each race is run with.
 const SHIFTS: usize = 24;

@@ -115,26 +115,7 @@ impl Random for BrokenRandom {
 fn a_failing_random_source_is_internal() {
     let w = World::new();
     let r = w.login_at(NOW, GOOD);
-    struct Broken;
-    impl Platform for Broken {
-        type Store = MemoryStore;
-        type WeChat = Scripted;
-        type Rng = BrokenRandom;
-        type Authority = MemoryAuthority;
-        type Limits = MemoryLimiter;
-        type Signer = Compact;
-    }
-    let edge: Edge<'_, Broken> = Edge {
-        cfg: &w.cfg,
-        store: &w.store,
-        wechat: &w.wx,
-        rng: &BrokenRandom,
-        isolate: &w.isolate,
-        authority: &w.authority,
-        limits: &w.limits,
-        ed25519: &Compact,
-        now: NOW + 1,
-    };
+    let edge = w.with_rng(NOW + 1, &BrokenRandom);
     w.reply(&format!(
         r#"{{"openid":"oOther","session_key":"{GOOD_KEY}"}}"#
     ));

@@ -1,14 +1,14 @@
-//! Behaviour tests of the login flows over an in-memory KV, a scripted
-//! WeChat and the OS random source. Time is whatever each test says: an
-//! [`Edge`] is built per "request" with its own `now`, and the store's clock
-//! follows it (see [`World::at`]).
+//! Behaviour tests of the login flows over the testkit's doubles: an
+//! in-memory KV, a scripted WeChat and seeded randomness, so every run is
+//! the same. Time is whatever each test says: an [`Edge`] is built per
+//! "request" with its own `now`, and the store's clock follows it (see
+//! [`World::at`]).
 
 use std::rc::Rc;
 
 use super::session::SessionInfo;
 use super::*;
 use crate::authority::machine::{SessionState, UserRecord, RETIRED_KEPT};
-use crate::authority::server::tests::MemoryAuthority;
 use crate::authority::server::REFRESH_GRACE;
 use crate::authority::Replica;
 use crate::config::Config;
@@ -17,7 +17,6 @@ use crate::error::ApiError;
 use crate::http::body::PhoneRequest;
 use crate::http::headers::Identity;
 use crate::ids::{AppId, OpenId, SessionId, Subject};
-use crate::limits::tests::MemoryLimiter;
 use crate::limits::Limit;
 use crate::phone::Phone;
 use crate::secret::RefreshHash;
@@ -33,19 +32,16 @@ use base64::Engine;
 use pollster::block_on;
 use serde_json::{json, Value};
 
-use crate::config::tests::test_config;
-use crate::random::{OsRandom, RandomError};
-use crate::store::tests::MemoryStore;
-use crate::wechat::tests::{ok, Scripted, GOOD};
+use crate::random::RandomError;
+use crate::testkit::{
+    ok, test_config, MemoryAuthority, MemoryLimiter, MemoryStore, Scripted, SeededRandom, APPID,
+    APP_SECRET, GOOD, GOOD_KEY,
+};
 use crate::wechat::Method;
 
 const NOW: i64 = 1_764_000_000;
-const APPID: &str = "wxd930ea5d5a258f4f";
-const APP_SECRET: &str = "appsecret-value-123";
 /// An operator token for the admin endpoints.
 const ADMIN: &str = "test-only-admin-token-0123456789abcdef";
-/// The session_key of [`GOOD`].
-const GOOD_KEY: &str = "tiihtNczf5v6AKRyjwEUhQ==";
 const IP: &str = "203.0.113.7";
 const API: &str = "https://api.weixin.qq.com";
 
@@ -55,13 +51,14 @@ const PHONE_REPLY: &str = r#"{"errcode":0,"errmsg":"ok","phone_info":{"phoneNumb
 const PHONE_REPLY_FOREIGN: &str = r#"{"errcode":0,"errmsg":"ok","phone_info":{"phoneNumber":"13800138000","purePhoneNumber":"13800138000","countryCode":"86","watermark":{"timestamp":1764000000,"appid":"wx0000000000000000"}}}"#;
 const PURE: &str = "13800138000";
 
-/// The tests' doubles as the [`Edge`]'s ports.
-struct Test;
+/// The tests' doubles as the [`Edge`]'s ports; randomness is seeded
+/// unless a test brings its own (see [`World::with_rng`]).
+struct Test<R = SeededRandom>(std::marker::PhantomData<R>);
 
-impl Platform for Test {
+impl<R: Random> Platform for Test<R> {
     type Store = MemoryStore;
     type WeChat = Scripted;
-    type Rng = OsRandom;
+    type Rng = R;
     type Authority = MemoryAuthority;
     type Limits = MemoryLimiter;
     type Signer = Compact;
@@ -75,7 +72,7 @@ struct World {
     cfg: Rc<Config>,
     store: Rc<MemoryStore>,
     wx: Scripted,
-    rng: OsRandom,
+    rng: SeededRandom,
     /// One isolate's shared state: every request of a test runs in it.
     isolate: IsolateState,
     authority: MemoryAuthority,
@@ -95,7 +92,7 @@ impl World {
             cfg,
             store,
             wx: Scripted::default(),
-            rng: OsRandom,
+            rng: SeededRandom::default(),
             isolate: IsolateState::default(),
             limits: MemoryLimiter::default(),
         }
@@ -104,12 +101,17 @@ impl World {
     /// A request handled at `now` (the KV's and the authorities' clock is
     /// set to it too).
     fn at(&self, now: i64) -> TestEdge<'_> {
+        self.with_rng(now, &self.rng)
+    }
+
+    /// [`World::at`] with another source of randomness.
+    fn with_rng<'a, R: Random>(&'a self, now: i64, rng: &'a R) -> Edge<'a, Test<R>> {
         self.store.now.set(now);
         Edge {
             cfg: &self.cfg,
             store: &self.store,
             wechat: &self.wx,
-            rng: &self.rng,
+            rng,
             isolate: &self.isolate,
             authority: &self.authority,
             limits: &self.limits,
