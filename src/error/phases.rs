@@ -14,26 +14,74 @@ use crate::wechat::access_token::WxTokenError;
 use crate::wechat::open_data::OpenDataError;
 use crate::wechat::{CallError, TransportError};
 
+/// An error that is one answer, whatever it holds.
+macro_rules! one_answer {
+    ($($error:ty => $answer:expr;)+) => {$(
+        impl From<$error> for ApiError {
+            fn from(_: $error) -> Self {
+                $answer
+            }
+        }
+    )+};
+}
+
+/// An error whose variants carry nothing: each is one answer (the `match`
+/// is exhaustive all the same).
+macro_rules! answer_by_variant {
+    ($($error:ident { $($variant:ident => $answer:expr,)+ })+) => {$(
+        impl From<$error> for ApiError {
+            fn from(e: $error) -> Self {
+                match e {
+                    $($error::$variant => $answer,)+
+                }
+            }
+        }
+    )+};
+}
+
+one_answer! {
+    StoreError => ApiError::StoreUnavailable;
+    SessionEnded => ApiError::SessionRevoked;
+    RandomError => ApiError::Internal;
+    SigningError => ApiError::Internal;
+}
+
+answer_by_variant! {
+    RefreshDenied {
+        InvalidRefreshToken => ApiError::InvalidRefreshToken,
+        RefreshReused => ApiError::RefreshReused,
+    }
+    AccessError {
+        Invalid => ApiError::InvalidToken,
+        Expired => ApiError::TokenExpired,
+    }
+    BadCode {
+        Missing => ApiError::InvalidRequest("code is missing"),
+        Malformed => ApiError::InvalidRequest(
+            "code is not a WeChat code (printable ASCII, at most 256 characters)",
+        ),
+    }
+    OpenDataError {
+        BadCiphertext => ApiError::InvalidRequest("encryptedData must be base64 of whole AES blocks"),
+        BadIv => ApiError::InvalidRequest("iv must be the base64 of 16 bytes"),
+        DecryptFailed => ApiError::DecryptFailed,
+        WatermarkMismatch => ApiError::WatermarkMismatch,
+        NotPhone => ApiError::InvalidRequest(
+            "the data decrypts but is not a phone number: send what the getPhoneNumber button gave",
+        ),
+    }
+    PhoneInfoError {
+        // WeChat's own reply is unusable: not the client's fault.
+        Malformed => ApiError::WechatUnavailable { errcode: None },
+        WatermarkMismatch => ApiError::WatermarkMismatch,
+    }
+}
+
 impl From<ConfigError> for ApiError {
     fn from(e: ConfigError) -> Self {
         ApiError::ServerMisconfigured {
             variable: e.variable,
             problem: e.problem,
-        }
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(_: StoreError) -> Self {
-        ApiError::StoreUnavailable
-    }
-}
-
-impl From<RefreshDenied> for ApiError {
-    fn from(r: RefreshDenied) -> Self {
-        match r {
-            RefreshDenied::InvalidRefreshToken => ApiError::InvalidRefreshToken,
-            RefreshDenied::RefreshReused => ApiError::RefreshReused,
         }
     }
 }
@@ -45,44 +93,6 @@ impl From<BindDenied> for ApiError {
             BindDenied::NotInternalUser => ApiError::NotInternalUser,
             BindDenied::OpenData(e) => ApiError::from(e),
         }
-    }
-}
-
-impl From<SessionEnded> for ApiError {
-    fn from(_: SessionEnded) -> Self {
-        ApiError::SessionRevoked
-    }
-}
-
-impl From<RandomError> for ApiError {
-    fn from(_: RandomError) -> Self {
-        ApiError::Internal
-    }
-}
-
-impl From<BadCode> for ApiError {
-    fn from(e: BadCode) -> Self {
-        match e {
-            BadCode::Missing => ApiError::InvalidRequest("code is missing"),
-            BadCode::Malformed => ApiError::InvalidRequest(
-                "code is not a WeChat code (printable ASCII, at most 256 characters)",
-            ),
-        }
-    }
-}
-
-impl From<AccessError> for ApiError {
-    fn from(e: AccessError) -> Self {
-        match e {
-            AccessError::Invalid => ApiError::InvalidToken,
-            AccessError::Expired => ApiError::TokenExpired,
-        }
-    }
-}
-
-impl From<SigningError> for ApiError {
-    fn from(_: SigningError) -> Self {
-        ApiError::Internal
     }
 }
 
@@ -138,32 +148,6 @@ impl From<PhoneCallError> for ApiError {
                 ApiError::InvalidPhoneCode { errcode: code }
             }
             other => ApiError::from(other),
-        }
-    }
-}
-
-impl From<OpenDataError> for ApiError {
-    fn from(e: OpenDataError) -> Self {
-        match e {
-            OpenDataError::BadCiphertext => {
-                ApiError::InvalidRequest("encryptedData must be base64 of whole AES blocks")
-            }
-            OpenDataError::BadIv => ApiError::InvalidRequest("iv must be the base64 of 16 bytes"),
-            OpenDataError::DecryptFailed => ApiError::DecryptFailed,
-            OpenDataError::WatermarkMismatch => ApiError::WatermarkMismatch,
-            OpenDataError::NotPhone => ApiError::InvalidRequest(
-                "the data decrypts but is not a phone number: send what the getPhoneNumber button gave",
-            ),
-        }
-    }
-}
-
-impl From<PhoneInfoError> for ApiError {
-    fn from(e: PhoneInfoError) -> Self {
-        match e {
-            // WeChat's own reply is unusable: not the client's fault.
-            PhoneInfoError::Malformed => ApiError::WechatUnavailable { errcode: None },
-            PhoneInfoError::WatermarkMismatch => ApiError::WatermarkMismatch,
         }
     }
 }

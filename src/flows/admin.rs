@@ -63,6 +63,17 @@ impl<P: Platform> Edge<'_, P> {
         }
     }
 
+    /// The user an operator request is about, once the operator is
+    /// admitted (admission is decided first: 404/401 before a bad openid).
+    fn operator_target(
+        &self,
+        authorization: Option<&str>,
+        openid: &str,
+    ) -> Result<OpenId, ApiError> {
+        self.admit_operator(authorization)?;
+        openid_from_path(openid)
+    }
+
     /// Whom an operator request is about, once the operator is admitted
     /// (for the log line only: decides nothing).
     pub(crate) fn operator_subject(
@@ -70,8 +81,7 @@ impl<P: Platform> Edge<'_, P> {
         authorization: Option<&str>,
         openid: &str,
     ) -> Option<OpenId> {
-        self.admit_operator(authorization).ok()?;
-        openid_from_path(openid).ok()
+        self.operator_target(authorization, openid).ok()
     }
 
     /// `GET /auth/admin/users/{openid}`.
@@ -80,8 +90,7 @@ impl<P: Platform> Edge<'_, P> {
         authorization: Option<&str>,
         openid: &str,
     ) -> Result<AdminUser, ApiError> {
-        self.admit_operator(authorization)?;
-        let openid = openid_from_path(openid)?;
+        let openid = self.operator_target(authorization, openid)?;
         let UserSummary {
             user,
             live_sessions,
@@ -106,8 +115,7 @@ impl<P: Platform> Edge<'_, P> {
         authorization: Option<&str>,
         openid: &str,
     ) -> Result<Revoked, ApiError> {
-        self.admit_operator(authorization)?;
-        let openid = openid_from_path(openid)?;
+        let openid = self.operator_target(authorization, openid)?;
         let revoked = self.authority.call(&openid, RevokeAll).await?;
         Ok(Revoked { revoked })
     }

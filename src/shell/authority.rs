@@ -23,6 +23,7 @@ use wasm_bindgen::JsValue;
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::{console_error, Delay, Env, ObjectNamespace, Request};
 
+use super::js::{read_text, settled, written};
 use super::kv::KvStore;
 use super::{config, now_secs, KV_BINDING};
 use crate::authority::server::{Serial, Server, StateStore, Timer};
@@ -70,38 +71,20 @@ extern "C" {
 
 impl StateStore for DurableObjectStorage {
     async fn load(&self) -> Result<Option<String>, StoreError> {
-        let value = settle(self.get(STATE_KEY)).await.map_err(|e| {
-            console_error!("authority storage read failed: {e:?}");
-            StoreError
-        })?;
-        if value.is_undefined() || value.is_null() {
-            return Ok(None);
-        }
-        value.as_string().map(Some).ok_or_else(|| {
-            console_error!("authority storage holds something other than text");
-            StoreError
-        })
+        read_text(self.get(STATE_KEY), "authority storage read").await
     }
 
     async fn save(&self, state: &str, alarm_ms: Option<i64>) -> Result<(), StoreError> {
-        settle(self.put(STATE_KEY, state)).await.map_err(|e| {
-            console_error!("authority storage write failed: {e:?}");
-            StoreError
-        })?;
+        written(self.put(STATE_KEY, state), "authority storage write").await?;
         if let Some(at) = alarm_ms {
             // ms since the epoch fit an f64 exactly.
             #[allow(clippy::cast_precision_loss)]
-            if let Err(e) = settle(self.set_alarm(at as f64)).await {
+            if let Err(e) = settled(self.set_alarm(at as f64)).await {
                 console_error!("authority alarm not set: {e:?}");
             }
         }
         Ok(())
     }
-}
-
-/// Awaits what a binding returned; a call that threw is that error.
-async fn settle(called: Result<Promise, JsValue>) -> Result<JsValue, JsValue> {
-    JsFuture::from(called?).await
 }
 
 struct DelayTimer;

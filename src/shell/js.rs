@@ -9,7 +9,9 @@
 use js_sys::{Promise, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::Env;
+use worker::{console_error, Env};
+
+use crate::store::StoreError;
 
 /// The binding `env[name]`, if there is one (an object): the names are
 /// the configuration's (`wrangler.toml`), so this one lookup is by name.
@@ -22,6 +24,38 @@ pub(super) fn binding<T: JsCast>(env: &Env, name: &str) -> Option<T> {
 /// error.
 pub(super) async fn settled(called: Result<Promise, JsValue>) -> Result<JsValue, JsValue> {
     JsFuture::from(called?).await
+}
+
+/// The text a storage read settled to, `None` where there is nothing
+/// (`null`, `undefined`). A failed call, or anything but a string, is a
+/// [`StoreError`], logged as `what` failing.
+pub(super) async fn read_text(
+    called: Result<Promise, JsValue>,
+    what: &str,
+) -> Result<Option<String>, StoreError> {
+    let value = settled(called).await.map_err(|e| {
+        console_error!("{what} failed: {e:?}");
+        StoreError
+    })?;
+    if value.is_null() || value.is_undefined() {
+        return Ok(None);
+    }
+    value.as_string().map(Some).ok_or_else(|| {
+        console_error!("{what} returned something other than text");
+        StoreError
+    })
+}
+
+/// A storage write (or delete) settled; a failed one is a [`StoreError`],
+/// logged as `what` failing.
+pub(super) async fn written(
+    called: Result<Promise, JsValue>,
+    what: &str,
+) -> Result<(), StoreError> {
+    settled(called).await.map(|_| ()).map_err(|e| {
+        console_error!("{what} failed: {e:?}");
+        StoreError
+    })
 }
 
 /// The clock, in milliseconds since the epoch (`Date.now()`, without the

@@ -8,10 +8,9 @@
 use js_sys::{Object, Promise};
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
-use worker::console_error;
 use worker::Env;
 
-use super::js::{binding, settled};
+use super::js::{binding, read_text, written};
 
 use crate::store::{Store, StoreError};
 
@@ -58,17 +57,7 @@ impl KvStore {
 
 impl Store for KvStore {
     async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
-        let value = settled(self.0.get(key)).await.map_err(|e| {
-            console_error!("kv get failed: {e:?}");
-            StoreError
-        })?;
-        if value.is_null() || value.is_undefined() {
-            return Ok(None);
-        }
-        value.as_string().map(Some).ok_or_else(|| {
-            console_error!("kv get returned something other than text");
-            StoreError
-        })
+        read_text(self.0.get(key), "kv get").await
     }
 
     async fn put(&self, key: &str, value: &str, ttl: Option<u64>) -> Result<(), StoreError> {
@@ -78,19 +67,10 @@ impl Store for KvStore {
             #[allow(clippy::cast_precision_loss)]
             options.set_expiration_ttl(ttl.max(MIN_KV_TTL) as f64);
         }
-        settled(self.0.put(key, value, &options))
-            .await
-            .map(|_| ())
-            .map_err(|e| {
-                console_error!("kv put failed: {e:?}");
-                StoreError
-            })
+        written(self.0.put(key, value, &options), "kv put").await
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        settled(self.0.delete(key)).await.map(|_| ()).map_err(|e| {
-            console_error!("kv delete failed: {e:?}");
-            StoreError
-        })
+        written(self.0.delete(key), "kv delete").await
     }
 }

@@ -73,11 +73,12 @@ impl WxTokenCache {
         now: i64,
         refused: Option<&WxAccessToken>,
     ) -> Result<WxAccessToken, WxTokenError> {
-        let usable = |t: &CachedWxToken| {
-            t.expires_at - now > WX_TOKEN_EARLY
-                && refused.is_none_or(|bad| {
-                    !ct_eq(t.access_token.secret().as_bytes(), bad.secret().as_bytes())
-                })
+        let want = Want {
+            store,
+            wechat,
+            cfg,
+            now,
+            refused,
         };
         // Another request of this isolate is fetching: wait for its result
         // by polling, not by being woken from that request (workerd forbids
@@ -87,7 +88,7 @@ impl WxTokenCache {
         loop {
             {
                 let mut memo = self.0.borrow_mut();
-                if let Some(t) = memo.token.as_ref().filter(|t| usable(t)) {
+                if let Some(t) = memo.token.as_ref().filter(|t| want.usable(t)) {
                     return Ok(t.access_token.clone());
                 }
                 if !memo.in_flight || waited_ms >= limit_ms {
@@ -99,46 +100,71 @@ impl WxTokenCache {
             waited_ms += u64::from(POLL_MS);
         }
         let guard = InFlight(self);
-        let result = fetch(store, wechat, cfg, now, refused).await;
+        let result = want.fetch().await;
         guard.finish(&result);
         result.map(|t| t.access_token)
     }
 }
 
-async fn fetch<S: Store, T: Transport>(
-    store: &S,
-    wechat: &T,
-    cfg: &Config,
+/// One caller's want of the token: where to look, when, and which token
+/// WeChat has just refused.
+struct Want<'a, S, T> {
+    store: &'a S,
+    wechat: &'a T,
+    cfg: &'a Config,
     now: i64,
-    refused: Option<&WxAccessToken>,
-) -> Result<CachedWxToken, WxTokenError> {
-    if refused.is_none() {
-        if let Some(c) = get_json::<S, CachedWxToken>(store, WX_TOKEN_KEY).await? {
-            if c.expires_at - now > WX_TOKEN_EARLY {
-                return Ok(c);
+    refused: Option<&'a WxAccessToken>,
+}
+
+impl<S: Store, T: Transport> Want<'_, S, T> {
+    /// Is `token` the one WeChat refused? (Compared in constant time.)
+    fn is_refused(&self, token: &WxAccessToken) -> bool {
+        self.refused
+            .is_some_and(|bad| ct_eq(token.secret().as_bytes(), bad.secret().as_bytes()))
+    }
+
+    /// Good for more than [`WX_TOKEN_EARLY`] seconds, and not refused.
+    fn usable(&self, t: &CachedWxToken) -> bool {
+        t.expires_at - self.now > WX_TOKEN_EARLY && !self.is_refused(&t.access_token)
+    }
+
+    /// KV's copy (not when a token was refused: KV's is likely that one), else
+    /// `stable_token`, whose answer KV keeps for the other isolates.
+    async fn fetch(&self) -> Result<CachedWxToken, WxTokenError> {
+        if self.refused.is_none() {
+            if let Some(c) = get_json::<S, CachedWxToken>(self.store, WX_TOKEN_KEY).await? {
+                if self.usable(&c) {
+                    return Ok(c);
+                }
             }
         }
-    }
-    let call = |force: bool| {
-        call_with_retry(
-            wechat,
-            api::stable_token_request(cfg, force),
-            api::parse_stable_token,
-        )
-    };
-    let mut t = call(false).await?;
-    if let Some(bad) = refused {
-        if ct_eq(t.access_token.secret().as_bytes(), bad.secret().as_bytes()) {
+        let call = |force: bool| {
+            call_with_retry(
+                self.wechat,
+                api::stable_token_request(self.cfg, force),
+                api::parse_stable_token,
+            )
+        };
+        let mut t = call(false).await?;
+        if self.is_refused(&t.access_token) {
             // Normal mode handed back the token WeChat just refused.
             t = call(true).await?;
         }
+        let cached = CachedWxToken {
+            access_token: t.access_token,
+            expires_at: self
+                .now
+                .saturating_add(i64::try_from(t.expires_in).unwrap_or(i64::MAX)),
+        };
+        put_json(
+            self.store,
+            WX_TOKEN_KEY,
+            &cached,
+            Some(t.expires_in.max(60)),
+        )
+        .await?;
+        Ok(cached)
     }
-    let cached = CachedWxToken {
-        access_token: t.access_token,
-        expires_at: now.saturating_add(i64::try_from(t.expires_in).unwrap_or(i64::MAX)),
-    };
-    put_json(store, WX_TOKEN_KEY, &cached, Some(t.expires_in.max(60))).await?;
-    Ok(cached)
 }
 
 /// Marks a fetch in flight; cleared however the fetch ends, even if the

@@ -147,7 +147,7 @@ impl SessionState {
 
     /// Revokes the session now, and tells the replica; `false` if it
     /// already was.
-    fn revoke(&mut self, sid: &SessionId, now: i64, effects: &mut Vec<Effect>) -> bool {
+    fn revoke(&mut self, sid: &SessionId, now: i64, effects: &mut Effects) -> bool {
         if self.revoked_at.is_some() {
             return false;
         }
@@ -190,13 +190,11 @@ pub(crate) trait Step {
     const READS_ONLY: bool = false;
     /// Applies the step to `state` (already pruned at `at.now`), pushing
     /// what the replica must learn onto `effects`.
-    fn apply(
-        self,
-        state: &mut UserState,
-        at: &Context<'_>,
-        effects: &mut Vec<Effect>,
-    ) -> Self::Reply;
+    fn apply(self, state: &mut UserState, at: &Context<'_>, effects: &mut Effects) -> Self::Reply;
 }
+
+/// What a step tells the KV replica, in order.
+pub(crate) type Effects = Vec<Effect>;
 
 /// What the KV replica must be told, in order, after the state is saved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -256,7 +254,7 @@ impl UserState {
 
     /// Revokes the oldest live sessions beyond [`MAX_SESSIONS`] (never
     /// `keep`, the one just made).
-    fn cap_sessions(&mut self, keep: &SessionId, now: i64, effects: &mut Vec<Effect>) {
+    fn cap_sessions(&mut self, keep: &SessionId, now: i64, effects: &mut Effects) {
         let mut live: Vec<(i64, SessionId)> = self
             .sessions
             .iter()
@@ -283,6 +281,11 @@ impl UserState {
     pub(crate) fn alarm_ms(&self, now: i64) -> Option<i64> {
         self.next_expiry()
             .map(|at| at.max(now).saturating_add(1).saturating_mul(1000))
+    }
+
+    /// The session `sid`, if it is live at `now`.
+    fn live_session(&mut self, sid: &SessionId, now: i64) -> Option<&mut SessionState> {
+        self.sessions.get_mut(sid).filter(|s| s.is_live(now))
     }
 
     /// The session's key, if the session is live (for legacy decryption).

@@ -2,7 +2,9 @@
 //! answers, what the replica must learn.
 
 use super::MAX_FAILED_DECRYPTS;
-use super::{carried_phone, Context, Effect, Replica, SessionState, Step, UserRecord, UserState};
+use super::{
+    carried_phone, Context, Effect, Effects, Replica, SessionState, Step, UserRecord, UserState,
+};
 use crate::authority::protocol::{
     BindDenied, BindPhone, Bound, CheckSession, Login, Logout, ReadUser, Refresh, RefreshDenied,
     Refreshed, RevokeAll, SessionEnded, SessionView, UserSummary,
@@ -19,12 +21,7 @@ pub(crate) struct DecryptFailed {
 impl Step for Login {
     type Reply = SessionView;
 
-    fn apply(
-        self,
-        state: &mut UserState,
-        at: &Context<'_>,
-        effects: &mut Vec<Effect>,
-    ) -> SessionView {
+    fn apply(self, state: &mut UserState, at: &Context<'_>, effects: &mut Effects) -> SessionView {
         let (openid, now, rules) = (at.openid, at.now, at.rules);
         let user = state
             .user
@@ -60,17 +57,11 @@ impl Step for Login {
 impl Step for Refresh {
     type Reply = Result<Refreshed, RefreshDenied>;
 
-    fn apply(
-        self,
-        state: &mut UserState,
-        at: &Context<'_>,
-        effects: &mut Vec<Effect>,
-    ) -> Self::Reply {
+    fn apply(self, state: &mut UserState, at: &Context<'_>, effects: &mut Effects) -> Self::Reply {
         let (openid, now, rules) = (at.openid, at.now, at.rules);
         let user_phone = state.user_phone().cloned();
-        let s = match state.sessions.get_mut(&self.sid) {
-            Some(s) if s.is_live(now) => s,
-            _ => return Err(RefreshDenied::InvalidRefreshToken),
+        let Some(s) = state.live_session(&self.sid, now) else {
+            return Err(RefreshDenied::InvalidRefreshToken);
         };
         let presented = self.presented_hash;
         if presented == s.refresh_hash {
@@ -114,7 +105,7 @@ impl Step for Refresh {
 impl Step for Logout {
     type Reply = ();
 
-    fn apply(self, state: &mut UserState, at: &Context<'_>, effects: &mut Vec<Effect>) {
+    fn apply(self, state: &mut UserState, at: &Context<'_>, effects: &mut Effects) {
         if let Some(s) = state.sessions.get_mut(&self.sid) {
             s.revoke(&self.sid, at.now, effects);
         }
@@ -126,7 +117,7 @@ impl Step for RevokeAll {
     /// now revoked.
     type Reply = usize;
 
-    fn apply(self, state: &mut UserState, at: &Context<'_>, effects: &mut Vec<Effect>) -> usize {
+    fn apply(self, state: &mut UserState, at: &Context<'_>, effects: &mut Effects) -> usize {
         let mut revoked = 0;
         for (sid, s) in &mut state.sessions {
             if s.revoke(sid, at.now, effects) {
@@ -140,19 +131,13 @@ impl Step for RevokeAll {
 impl Step for BindPhone {
     type Reply = Result<Bound, BindDenied>;
 
-    fn apply(
-        self,
-        state: &mut UserState,
-        at: &Context<'_>,
-        effects: &mut Vec<Effect>,
-    ) -> Self::Reply {
+    fn apply(self, state: &mut UserState, at: &Context<'_>, effects: &mut Effects) -> Self::Reply {
         let (openid, now) = (at.openid, at.now);
         if at.phone_listed == Some(false) {
             return Err(BindDenied::NotInternalUser);
         }
-        let s = match state.sessions.get_mut(&self.sid) {
-            Some(s) if s.is_live(now) => s,
-            _ => return Err(BindDenied::SessionRevoked),
+        let Some(s) = state.live_session(&self.sid, now) else {
+            return Err(BindDenied::SessionRevoked);
         };
         s.rotate(self.next_hash, None, now);
         s.phone = Some(self.phone.clone());
@@ -173,7 +158,7 @@ impl Step for BindPhone {
 impl Step for DecryptFailed {
     type Reply = ();
 
-    fn apply(self, state: &mut UserState, at: &Context<'_>, effects: &mut Vec<Effect>) {
+    fn apply(self, state: &mut UserState, at: &Context<'_>, effects: &mut Effects) {
         if let Some(s) = state.sessions.get_mut(&self.sid) {
             s.failed_decrypts = s.failed_decrypts.saturating_add(1);
             if s.failed_decrypts >= MAX_FAILED_DECRYPTS {
@@ -187,7 +172,7 @@ impl Step for CheckSession {
     type Reply = Result<SessionView, SessionEnded>;
     const READS_ONLY: bool = true;
 
-    fn apply(self, state: &mut UserState, at: &Context<'_>, _: &mut Vec<Effect>) -> Self::Reply {
+    fn apply(self, state: &mut UserState, at: &Context<'_>, _: &mut Effects) -> Self::Reply {
         match state.sessions.get(&self.sid) {
             Some(s) if s.is_live(at.now) => Ok(s.view(at.openid)),
             _ => Err(SessionEnded),
@@ -199,7 +184,7 @@ impl Step for ReadUser {
     type Reply = UserSummary;
     const READS_ONLY: bool = true;
 
-    fn apply(self, state: &mut UserState, at: &Context<'_>, _: &mut Vec<Effect>) -> UserSummary {
+    fn apply(self, state: &mut UserState, at: &Context<'_>, _: &mut Effects) -> UserSummary {
         UserSummary {
             user: state.user.clone(),
             live_sessions: state
