@@ -16,6 +16,7 @@
 
 pub(crate) mod authority;
 pub(crate) mod config;
+pub(crate) mod faults;
 pub(crate) mod limits;
 pub(crate) mod random;
 pub(crate) mod store;
