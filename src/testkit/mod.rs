@@ -9,6 +9,7 @@
 //! - [`authority`]: every user's session authority in memory.
 //! - [`random`]: seeded, reproducible randomness.
 //! - [`config`]: the configuration and secrets of every test.
+//! - [`faults`]: wrappers that fail the Nth call, and an authority on them.
 //!
 //! Every I/O double gives way once per operation ([`YieldOnce`]), as a real
 //! round trip would, so the futures of a join interleave and the
@@ -16,6 +17,7 @@
 
 pub(crate) mod authority;
 pub(crate) mod config;
+pub(crate) mod faults;
 pub(crate) mod limits;
 pub(crate) mod random;
 pub(crate) mod store;

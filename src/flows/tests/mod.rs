@@ -351,6 +351,7 @@ fn published_key(key: &crate::token::identity::IdentityKey) -> ed25519_compact::
 mod admin;
 mod concurrency;
 mod failures;
+mod faults;
 mod limits;
 mod login;
 mod phone;
