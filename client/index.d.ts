@@ -124,6 +124,24 @@ export interface SessionInfo {
   [key: string]: any;
 }
 
+/**
+ * What `POST /auth/phone` answers: the phone and a new access token carrying
+ * it. No `refresh_token`: binding does not rotate it; keep the one you hold.
+ */
+export interface PhoneAnswer {
+  phoneNumber?: string;
+  purePhoneNumber: string;
+  countryCode: string;
+  access_token: string;
+  token_type: string;
+  expires_in: number;
+  openid: string;
+  unionid?: string;
+  phone_bound: boolean;
+  refresh_token?: never;
+  refresh_expires_in?: never;
+}
+
 /** What `bindPhone` resolves with. */
 export interface PhoneInfo {
   phoneNumber: string;
@@ -212,7 +230,9 @@ export interface Auth {
   /**
    * Bind the phone from a getPhoneNumber button's `e.detail` (or the event).
    * Never calls wx.login for encryptedData/iv: they are encrypted with the
-   * CURRENT session's session_key.
+   * CURRENT session's session_key. The worker's answer (`PhoneAnswer`) has
+   * a new access token and no refresh token: binding does not rotate it, so
+   * the stored refresh token is kept.
    */
   bindPhone(detail: PhoneDetail): Promise<PhoneInfo>;
   /** GET /auth/session; refreshes if needed, never logs in (rejects not_logged_in). */

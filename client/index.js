@@ -137,17 +137,21 @@ function createAuth(options) {
     var sentAt = now();
     var keep = s.storeUnlessLoggedOut();
     var used = null;
+    var mark = null;
     return s
       .withToken(function (access) {
         sentAt = now();
         used = store.get();
+        mark = s.sessionMark();
         return net.callWorker('POST', '/auth/phone', p.body, access);
       }, allowLogin)
       .then(
         function (res) {
           if (!isOk(res)) throw net.errorFrom(res, '/auth/phone');
           var b = bodyOf(res);
-          keep(b, sentAt, used);
+          // No refresh_token in the answer: binding does not rotate it, and
+          // the one the client holds is kept.
+          s.keepPhoneAnswer(keep, b, sentAt, used, mark);
           var out = { phoneNumber: b.phoneNumber, purePhoneNumber: b.purePhoneNumber, countryCode: b.countryCode };
           return out;
         },

@@ -59,6 +59,12 @@ function createSession(o) {
 
   /** Bumped by logout: a login or refresh that started before it must not store its result. */
   var epoch = 0;
+  /**
+   * Bumped whenever the stored record starts another session (a login, a
+   * logout): a refresh stays in the session, so an access token issued for
+   * it goes with whatever refresh token the record holds now.
+   */
+  var generation = 0;
   /** The single in-flight wx.login + /auth/login, and the single in-flight /auth/refresh. */
   var loggingIn = null;
   var refreshing = null;
@@ -78,19 +84,52 @@ function createSession(o) {
    */
   function storeUnlessLoggedOut() {
     var startEpoch = epoch;
-    return function keep(body, sentAt, previous) {
+    function check() {
       if (startEpoch !== epoch) {
         throw new AuthError('logged_out', 'logout() was called while this login or refresh was in flight');
       }
+    }
+    function keep(body, sentAt, previous) {
+      check();
       var r = storage.recordFrom(body, sentAt, previous);
       store.set(r);
       return r;
-    };
+    }
+    keep.check = check;
+    return keep;
+  }
+
+  /**
+   * Store a POST /auth/phone answer to a request sent with record `used` at
+   * `mark` (sessionMark() when it was sent); `keep` is from
+   * storeUnlessLoggedOut(). Binding does not rotate the refresh token: the
+   * answer brings a new access token carrying the phone and no
+   * refresh_token, so the refresh token the record holds NOW is kept (a
+   * refresh may have rotated it while the binding was in flight; the one
+   * sent with must never come back). When a login replaced the session
+   * meanwhile, or the record is gone, the answer's access token belongs to
+   * no stored session and nothing is stored. An answer that does carry a
+   * refresh_token (a worker before bindings stopped rotating) replaces the
+   * record as before.
+   */
+  function keepPhoneAnswer(keep, body, sentAt, used, mark) {
+    if (!body || (typeof body.refresh_token === 'string' && body.refresh_token)) return keep(body, sentAt, used);
+    var current = store.get();
+    if (current && mark === generation) return keep(body, sentAt, current);
+    // Nothing to store; still refuse the answer after a logout, as keep() does.
+    keep.check();
+    return current;
+  }
+
+  /** What keepPhoneAnswer needs to know of the session a request is sent in. */
+  function sessionMark() {
+    return generation;
   }
 
   /** Forget the tokens and invalidate whatever is in flight. */
   function end() {
     epoch++;
+    generation++;
     store.clear();
   }
 
@@ -114,7 +153,9 @@ function createSession(o) {
       })
       .then(function (res) {
         if (!isOk(res)) throw net.errorFrom(res, '/auth/login');
-        return keep(bodyOf(res), sentAt, null);
+        var r = keep(bodyOf(res), sentAt, null);
+        generation++;
+        return r;
       });
     loggingIn = always(attempt, function () {
       loggingIn = null;
@@ -257,6 +298,8 @@ function createSession(o) {
     usable: usable,
     withToken: withToken,
     storeUnlessLoggedOut: storeUnlessLoggedOut,
+    keepPhoneAnswer: keepPhoneAnswer,
+    sessionMark: sessionMark,
     logout: logout,
     /** Tokens are stored and the refresh token has not expired (no request). */
     isLoggedIn: function () {

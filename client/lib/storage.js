@@ -65,8 +65,9 @@ function load(api, key) {
 /**
  * Turn a token response (login, refresh, phone) into the record to store.
  * `sentAt` (ms) is when the request left, so lifetimes never run long;
- * `previous` (or null) fills what the response leaves out (a refresh may
- * keep the refresh token, openid and unionid).
+ * `previous` (or null) fills what the response leaves out (a phone
+ * binding's answer has no refresh token nor its lifetime: binding does not
+ * rotate it; a refresh may leave out openid and unionid).
  */
 function recordFrom(body, sentAt, previous) {
   if (!body || typeof body.access_token !== 'string' || !body.access_token) {

@@ -25,6 +25,7 @@ after(async () => {
 beforeEach(() => {
   worker.resetCounts();
   worker.alwaysExpired = false;
+  worker.phoneRotates = false;
   worker.delay = {};
   worker.fail = {};
 });
@@ -618,7 +619,7 @@ describe("retries after the worker's 429 rate_limited and 503 store_unavailable"
 });
 
 describe('bindPhone', () => {
-  test('code path: POST /auth/phone {code}, fresh tokens stored, phone returned', async () => {
+  test('code path: POST /auth/phone {code}, new access token stored, refresh token kept, phone returned', async () => {
     const { wx, auth } = setup({ wxOptions: { user: 'pat' } });
     const before = await auth.login();
     const out = await auth.bindPhone({ code: 'phone-13800138000', errMsg: 'getPhoneNumber:ok' });
@@ -629,9 +630,76 @@ describe('bindPhone', () => {
     const t = auth.tokens();
     assert.equal(t.phone_bound, true);
     assert.notEqual(t.access_token, before.access_token);
+    // The answer has no refresh_token: the one from the login is kept, with its expiry.
+    assert.equal(t.refresh_token, before.refresh_token);
+    assert.equal(t.refresh_expires_at, before.refresh_expires_at);
+    assert.equal(t.openid, before.openid);
     assert.equal(wx.storage.get('wx-edge.auth').phone_bound, true);
+    assert.equal(wx.storage.get('wx-edge.auth').refresh_token, before.refresh_token);
     const res = await auth.request({ url: '/phone-only' });
     assert.equal(res.data.headers['x-wx-phone'], '13800138000');
+  });
+
+  test('a double tap: two binds, then the kept refresh token still refreshes', async () => {
+    const { auth, now } = setup({ wxOptions: { user: 'dee' } });
+    const before = await auth.login();
+    const [a, b] = await Promise.all([
+      auth.bindPhone({ code: 'phone-13800138001' }),
+      auth.bindPhone({ code: 'phone-13800138002' }),
+    ]);
+    assert.equal(a.phoneNumber, '13800138001');
+    assert.equal(b.phoneNumber, '13800138002');
+    assert.equal(auth.tokens().refresh_token, before.refresh_token);
+    now.advance(3600);
+    assert.equal((await auth.request({ url: '/api/after' })).statusCode, 200);
+    assert.equal(worker.count('/auth/refresh'), 1);
+    assert.notEqual(auth.tokens().refresh_token, before.refresh_token);
+  });
+
+  test('a bind answered after a refresh rotated the token keeps the rotated one, never the one it was sent with', async () => {
+    const { wx, auth, now } = setup({ wxOptions: { user: 'ray' } });
+    const before = await auth.login();
+    worker.delay['/auth/phone'] = 100;
+    const bound = auth.bindPhone({ code: 'phone-13800138003' });
+    // While the binding is in flight, the access token runs out and a request refreshes.
+    while (worker.count('/auth/phone') === 0) await new Promise((r) => setTimeout(r, 5));
+    now.advance(3600);
+    assert.equal((await auth.request({ url: '/api/during' })).statusCode, 200);
+    const rotated = auth.tokens().refresh_token;
+    assert.notEqual(rotated, before.refresh_token);
+    await bound;
+    const t = auth.tokens();
+    assert.equal(t.refresh_token, rotated, 'the rotated refresh token survives the bind answer');
+    assert.equal(t.phone_bound, true);
+    // The next refresh presents the rotated token: no reuse, no new login.
+    now.advance(3600);
+    assert.equal((await auth.request({ url: '/api/after' })).statusCode, 200);
+    assert.equal(worker.count('/auth/refresh'), 2);
+    assert.equal(wx.logins, 1, 'the session survived');
+  });
+
+  test('a bind answered after a new login leaves the new session alone', async () => {
+    const { wx, auth } = setup({ wxOptions: { user: 'kim' } });
+    await auth.login();
+    worker.delay['/auth/phone'] = 100;
+    const bound = auth.bindPhone({ code: 'phone-13800138004' });
+    while (worker.count('/auth/phone') === 0) await new Promise((r) => setTimeout(r, 5));
+    const second = await auth.login();
+    const out = await bound;
+    assert.equal(out.phoneNumber, '13800138004');
+    assert.deepEqual(auth.tokens(), second, 'the new login is untouched');
+    assert.equal(wx.logins, 2);
+  });
+
+  test('an older worker that rotates on binding: its refresh_token is stored', async () => {
+    const { auth } = setup({ wxOptions: { user: 'old' } });
+    const before = await auth.login();
+    worker.phoneRotates = true;
+    await auth.bindPhone({ code: 'phone-13800138005' });
+    const t = auth.tokens();
+    assert.notEqual(t.refresh_token, before.refresh_token);
+    assert.equal(t.phone_bound, true);
+    await auth.logout();
   });
 
   test('code path logs in first when there is no session (the code does not need the session_key)', async () => {

@@ -210,7 +210,7 @@ describe('e2e: client against the real worker', { skip }, () => {
     assert.equal(res.data.headers['x-wx-openid'], first.openid, 'same WeChat user, new session');
   });
 
-  test('bindPhone, current path: {code} binds the phone, fresh tokens, x-wx-phone on the proxy', async () => {
+  test('bindPhone, current path: {code} binds the phone, a new access token, the refresh token kept, x-wx-phone on the proxy', async () => {
     const { wx, auth } = client('gus');
     const before = await auth.login();
     const out = await auth.bindPhone({ code: 'phone-13800138000', errMsg: 'getPhoneNumber:ok' });
@@ -220,6 +220,7 @@ describe('e2e: client against the real worker', { skip }, () => {
     const t = auth.tokens();
     assert.equal(t.phone_bound, true);
     assert.notEqual(t.access_token, before.access_token);
+    assert.equal(t.refresh_token, before.refresh_token, 'binding does not rotate the refresh token');
     assert.equal(wx.storage.get('wx-edge.auth').access_token, t.access_token);
     const res = await auth.request({ url: '/api/profile' });
     assert.equal(res.data.headers['x-wx-phone'], '13800138000');

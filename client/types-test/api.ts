@@ -7,6 +7,7 @@ import defaultExport, {
   DEFAULT_STORAGE_KEY,
   type Auth,
   type AuthErrorCode,
+  type PhoneAnswer,
   type PlatformApi,
   type RequestResult,
   type Tokens,
@@ -70,6 +71,20 @@ export function describe(e: unknown): string {
   return `${code} ${status} ${wechat ?? ''} ${e.errMsg ?? ''} ${e.message}`;
 }
 export const made = new AuthError('network_error', 'offline', { statusCode: 0, errMsg: 'request:fail' });
+
+// The worker's /auth/phone answer: no refresh token (binding does not rotate it).
+export const answer: PhoneAnswer = {
+  phoneNumber: '13800138000',
+  purePhoneNumber: '13800138000',
+  countryCode: '86',
+  access_token: 'a.b.c',
+  token_type: 'Bearer',
+  expires_in: 600,
+  openid: 'o1',
+  phone_bound: true,
+};
+// @ts-expect-error a phone answer never carries a refresh token
+export const rotated: PhoneAnswer = { ...answer, refresh_token: 'rt' };
 
 // @ts-expect-error tokens() is read-only
 auth.tokens()!.access_token = 'x';

@@ -73,12 +73,13 @@ pub(crate) struct Logout {
 pub(crate) struct RevokeAll;
 
 /// A phone WeChat vouched for (getuserphonenumber, checked by the worker),
-/// to bind; the pair is rotated.
+/// to bind to the user record and the session. The refresh token is not
+/// rotated: a double tap, a lost answer or a bind racing a refresh never
+/// leaves a client holding a token that was rotated away.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct BindPhone {
     pub(crate) sid: SessionId,
     pub(crate) phone: Phone,
-    pub(crate) next_hash: RefreshHash,
 }
 
 /// Legacy `encryptedData`/`iv`: opened by the authority with the session's
@@ -87,7 +88,6 @@ pub(crate) struct BindPhone {
 pub(crate) struct BindEncrypted {
     pub(crate) sid: SessionId,
     pub(crate) encrypted: EncryptedPhone,
-    pub(crate) next_hash: RefreshHash,
 }
 
 impl BindEncrypted {
@@ -96,7 +96,6 @@ impl BindEncrypted {
         BindPhone {
             sid: self.sid,
             phone,
-            next_hash: self.next_hash,
         }
     }
 }
@@ -165,7 +164,7 @@ pub(crate) enum RefreshDenied {
     RefreshReused,
 }
 
-/// A phone bound: the session with its new pair, and the phone.
+/// A phone bound: the session (its pair unchanged), and the phone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Bound {
     pub(crate) phone: Phone,
@@ -344,12 +343,10 @@ mod tests {
             wire(BindPhone {
                 sid: sid.clone(),
                 phone,
-                next_hash: h(),
             }),
             json!({"v": 2, "openid": "o1", "request": {"bind_phone": {
                 "sid": s,
                 "phone": {"phone_number": "13800138000", "pure_phone_number": "13800138000", "country_code": "86"},
-                "next_hash": "h",
             }}})
         );
         assert_eq!(
@@ -359,10 +356,9 @@ mod tests {
                     encrypted_data: "ZA==".into(),
                     iv: "aQ==".into(),
                 },
-                next_hash: h(),
             }),
             json!({"v": 2, "openid": "o1", "request": {"bind_encrypted": {
-                "sid": s, "encrypted": {"encryptedData": "ZA==", "iv": "aQ=="}, "next_hash": "h",
+                "sid": s, "encrypted": {"encryptedData": "ZA==", "iv": "aQ=="},
             }}})
         );
     }

@@ -83,20 +83,34 @@ pub(crate) struct IsolateState {
     pub(crate) assertions: AssertionCache,
 }
 
-/// The body of a successful login, refresh or phone binding.
+/// The body of a successful login or refresh: a token pair.
 #[derive(Debug, Serialize, PartialEq, Eq)]
 pub(crate) struct TokenResponse {
-    #[serde(rename = "phoneNumber", skip_serializing_if = "Option::is_none")]
-    pub(crate) phone_number: Option<String>,
-    #[serde(rename = "purePhoneNumber", skip_serializing_if = "Option::is_none")]
-    pub(crate) pure_phone_number: Option<String>,
-    #[serde(rename = "countryCode", skip_serializing_if = "Option::is_none")]
-    pub(crate) country_code: Option<String>,
     pub(crate) access_token: String,
     pub(crate) token_type: &'static str,
     pub(crate) expires_in: u64,
     pub(crate) refresh_token: String,
     pub(crate) refresh_expires_in: u64,
+    pub(crate) openid: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) unionid: Option<UnionId>,
+    pub(crate) phone_bound: bool,
+}
+
+/// The body of a successful phone binding: the phone, and an access token
+/// carrying it. No refresh token: binding does not rotate it, and the
+/// client keeps the one it holds.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub(crate) struct PhoneResponse {
+    #[serde(rename = "phoneNumber", skip_serializing_if = "Option::is_none")]
+    pub(crate) phone_number: Option<String>,
+    #[serde(rename = "purePhoneNumber")]
+    pub(crate) pure_phone_number: String,
+    #[serde(rename = "countryCode")]
+    pub(crate) country_code: String,
+    pub(crate) access_token: String,
+    pub(crate) token_type: &'static str,
+    pub(crate) expires_in: u64,
     pub(crate) openid: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) unionid: Option<UnionId>,
@@ -122,6 +136,25 @@ impl<P: Platform> Edge<'_, P> {
         }
     }
 
+    /// An access token for the session as `view` shows it (its unionid and
+    /// phone), issued at `issued_at`.
+    fn access_token(
+        &self,
+        sid: &SessionId,
+        view: &SessionView,
+        issued_at: i64,
+    ) -> Result<String, ApiError> {
+        let mut claims = AccessClaims::new(self.cfg.appid.as_str(), &view.openid, sid);
+        claims.subject.unionid.clone_from(&view.unionid);
+        claims.subject.phone.clone_from(&view.phone);
+        Ok(issue_access(
+            &self.cfg.token_key,
+            &claims,
+            issued_at,
+            self.cfg.access_ttl,
+        )?)
+    }
+
     /// The token pair for a session as its authority issued it: the access
     /// token is made at the pair's issue instant, so a pair handed out
     /// again (the refresh grace) is the same pair.
@@ -131,20 +164,9 @@ impl<P: Platform> Edge<'_, P> {
         view: &SessionView,
         refresh_token: &RefreshToken,
     ) -> Result<TokenResponse, ApiError> {
-        let mut claims = AccessClaims::new(self.cfg.appid.as_str(), &view.openid, sid);
-        claims.subject.unionid.clone_from(&view.unionid);
-        claims.subject.phone.clone_from(&view.phone);
-        let access_token = issue_access(
-            &self.cfg.token_key,
-            &claims,
-            view.issued_at,
-            self.cfg.access_ttl,
-        )?;
+        let access_token = self.access_token(sid, view, view.issued_at)?;
         let access_expires = view.issued_at.saturating_add(self.cfg.access_ttl_secs());
         Ok(TokenResponse {
-            phone_number: None,
-            pure_phone_number: None,
-            country_code: None,
             access_token,
             token_type: "Bearer",
             expires_in: secs_until(access_expires, self.now).min(self.cfg.access_ttl),

@@ -1,7 +1,7 @@
 //! `POST /auth/phone`: binds a phone WeChat vouches for, by the current
 //! `code` API or the legacy `encryptedData`/`iv`.
 
-use super::{Edge, Platform, TokenResponse};
+use super::{Edge, PhoneResponse, Platform};
 use crate::authority::{AuthorityClient, BindEncrypted, BindPhone};
 use crate::config::SessionCheck;
 use crate::error::{ApiError, PhoneCallError};
@@ -10,19 +10,21 @@ use crate::ids::{OpenId, WxCode};
 use crate::limits::Limit;
 use crate::phone::Phone;
 use crate::secret::WxAccessToken;
-use crate::token::refresh::NewRefresh;
 use crate::wechat::{api, call_with_retry};
 
 impl<P: Platform> Edge<'_, P> {
     /// Verifies the phone and has the user's authority bind it (after the
-    /// allowlist check) to the user record and this session; answers a
-    /// fresh pair carrying it. Legacy data is decrypted by the authority,
-    /// with the session's key, which never leaves it.
+    /// allowlist check) to the user record and this session; answers the
+    /// phone and an access token issued now, carrying it. The refresh
+    /// token is not rotated (the client keeps the one it holds), so a
+    /// repeated, lost or racing bind never ends the session. Legacy data
+    /// is decrypted by the authority, with the session's key, which never
+    /// leaves it.
     pub(crate) async fn bind_phone(
         &self,
         authorization: Option<&str>,
         request: PhoneRequest<'_>,
-    ) -> Result<TokenResponse, ApiError> {
+    ) -> Result<PhoneResponse, ApiError> {
         // A dead session is refused before WeChat is asked; the authority
         // checks again at the moment it binds.
         let check = match self.cfg.session_check {
@@ -34,7 +36,6 @@ impl<P: Platform> Edge<'_, P> {
             .await?;
         let openid = auth.access.claims.subject.openid;
         let sid = auth.access.claims.sid;
-        let next = NewRefresh::generate(&openid, &sid, self.rng)?;
 
         let bound = match request {
             PhoneRequest::Code(code) => {
@@ -43,7 +44,6 @@ impl<P: Platform> Edge<'_, P> {
                 let bind = BindPhone {
                     sid: sid.clone(),
                     phone: Phone::from_phone_info(&info, self.cfg.appid.as_str())?,
-                    next_hash: next.hash.clone(),
                 };
                 self.authority.call(&openid, bind).await??
             }
@@ -51,17 +51,22 @@ impl<P: Platform> Edge<'_, P> {
                 let bind = BindEncrypted {
                     sid: sid.clone(),
                     encrypted,
-                    next_hash: next.hash.clone(),
                 };
                 self.authority.call(&openid, bind).await??
             }
         };
-        let phone = bound.phone;
-        let mut resp = self.token_response(&sid, &bound.session, &next.token)?;
-        resp.phone_number = phone.phone_number().map(str::to_owned);
-        resp.pure_phone_number = Some(phone.pure_phone_number().to_owned());
-        resp.country_code = Some(phone.country_code().to_owned());
-        Ok(resp)
+        let (phone, view) = (bound.phone, bound.session);
+        Ok(PhoneResponse {
+            phone_number: phone.phone_number().map(str::to_owned),
+            pure_phone_number: phone.pure_phone_number().to_owned(),
+            country_code: phone.country_code().to_owned(),
+            access_token: self.access_token(&sid, &view, self.now)?,
+            token_type: "Bearer",
+            expires_in: self.cfg.access_ttl,
+            openid: view.openid.to_string(),
+            unionid: view.unionid,
+            phone_bound: view.phone.is_some(),
+        })
     }
 
     /// getuserphonenumber, with the cached access_token; on a token error

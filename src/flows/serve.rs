@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::proxy::{Outgoing, Passed};
-use super::{Edge, Platform, TokenResponse};
+use super::{Edge, PhoneResponse, Platform, TokenResponse};
 use crate::error::ApiError;
 use crate::http::body::{login_code, parse_object, phone_request, refresh_token, BodyError};
 use crate::http::response::Payload;
@@ -133,7 +133,7 @@ impl<P: Platform> Edge<'_, P> {
         self.refresh(refresh_token(&body)?, req.client_ip).await
     }
 
-    async fn phone_with(&self, req: &Request<'_>) -> Result<TokenResponse, ApiError> {
+    async fn phone_with(&self, req: &Request<'_>) -> Result<PhoneResponse, ApiError> {
         let body = body_of(req)?;
         self.bind_phone(req.authorization, phone_request(&body)?)
             .await

@@ -61,10 +61,10 @@ function assertBound(r, { pure, cc = '86', openid }) {
   assert.ok(j.access_token.split('.').length === 3, 'access_token is a JWT');
   assert.equal(j.token_type, 'Bearer');
   assert.equal(j.expires_in, 600);
-  assert.equal(typeof j.refresh_token, 'string');
-  assert.ok(j.refresh_token.length > 0);
-  assert.equal(typeof j.refresh_expires_in, 'number');
-  assert.ok(j.refresh_expires_in > 0);
+  // Binding does not rotate the refresh token: the answer has none, and the
+  // client keeps the one it holds (issue 16).
+  assert.ok(!('refresh_token' in j), `no refresh_token in the answer: ${JSON.stringify(Object.keys(j))}`);
+  assert.ok(!('refresh_expires_in' in j), `no refresh_expires_in in the answer: ${JSON.stringify(Object.keys(j))}`);
   if (openid) assert.equal(j.openid, openid);
   assert.equal(j.phone_bound, true);
 }
@@ -241,12 +241,13 @@ test('bad input → 400 invalid_request; no bearer → 401 unauthorized', async 
   assertBound(await phone(stack, tok, enc), { pure: '13800138003', openid: t.openid });
 });
 
-test('the refresh token from a binding works and keeps the phone; method, size and session checks', async () => {
+test("the login's refresh token works after a binding and keeps the phone; method, size and session checks", async () => {
   const t = await loginAs(stack, 'judy.1');
   const enc = encrypt(stack, { user: 'judy', phone: '13800138004' });
   const b = await phone(stack, t.access_token, enc);
   assertBound(b, { pure: '13800138004', openid: t.openid });
-  const r = await call(stack, 'POST', '/auth/refresh', { body: { refresh_token: b.json.refresh_token } });
+  assert.equal(jwtPayload(b.json.access_token).phone, '13800138004', 'the new access token carries the phone');
+  const r = await call(stack, 'POST', '/auth/refresh', { body: { refresh_token: t.refresh_token } });
   assert.equal(r.status, 200, r.text);
   assert.equal(r.json.phone_bound, true);
   const p = await call(stack, 'GET', '/api/judy', { headers: bearer(r.json.access_token) });
@@ -393,6 +394,45 @@ test('5 concurrent code bindings on a cold cache share one stable_token fetch', 
   // One isolate (Miniflare): the requests share a single fetch.
   assert.equal(st.stable_token, 1, `stable_token calls: ${st.stable_token}`);
   assert.equal(st.getuserphonenumber, 5 + st.token_errors);
+});
+
+// ---------------------------------------------------- binding never ends a session
+
+const refresh = (s, token) => call(s, 'POST', '/auth/refresh', { body: { refresh_token: token } });
+
+test("two concurrent binds (a double tap), then a refresh with the login's refresh token → 200", async () => {
+  const t = await loginAs(stack, 'tapper.1');
+  // Phone codes are single use: each tap brings its own.
+  const [a, b] = await Promise.all([
+    phone(stack, t.access_token, { code: 'phone-13800138020' }),
+    phone(stack, t.access_token, { code: 'phone-13800138021' }),
+  ]);
+  assertBound(a, { pure: '13800138020', openid: t.openid });
+  assertBound(b, { pure: '13800138021', openid: t.openid });
+  const r = await refresh(stack, t.refresh_token);
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.phone_bound, true);
+  // Exactly one rotation: the new token goes on.
+  const r2 = await refresh(stack, r.json.refresh_token);
+  assert.equal(r2.status, 200, r2.text);
+});
+
+test('a bind whose answer is thrown away, then a refresh after the 10 s grace window → 200', async () => {
+  const t = await loginAs(stack, 'lost.1');
+  const res = await fetch(stack.url + '/auth/phone', {
+    method: 'POST',
+    headers: { ...bearer(t.access_token), 'content-type': 'application/json' },
+    body: JSON.stringify({ code: 'phone-13800138022' }),
+  });
+  assert.equal(res.status, 200);
+  await res.body?.cancel(); // the answer is lost: its tokens are never read
+  // Past the refresh grace (10 s, a constant): a token rotated away would now be reuse.
+  await new Promise((r) => setTimeout(r, 11_000));
+  const r = await refresh(stack, t.refresh_token);
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.phone_bound, true);
+  const p = await call(stack, 'GET', '/api/lost', { headers: bearer(r.json.access_token) });
+  assert.equal(p.json.headers['x-wx-phone'], '13800138022');
 });
 
 // ---------------------------------------------------------------- secrets in logs

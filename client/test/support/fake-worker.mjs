@@ -10,6 +10,9 @@
 //   w.alwaysExpired = true     every access token answers 401 token_expired
 //   w.revokeSessions()         every session is deleted (access → session_revoked, refresh → invalid_refresh_token)
 //   w.encryptPhone(user, phone)   {encryptedData, iv} for the user's CURRENT session_key
+//   w.phoneRotates = true      /auth/phone rotates the refresh token and answers it, as workers
+//                              did before binding stopped rotating (default: it does not, and
+//                              the answer has no refresh_token / refresh_expires_in)
 //   w.delay[path] = ms         delay answers on that path (to widen races)
 //   w.fail[path] = {status, body, edge?, headers?}  answer that path with a fixed response once
 //                              (an array: one per request, in order); `edge` sets the worker's
@@ -39,6 +42,7 @@ export async function startFakeWorker({ accessTtl = 600, refreshTtl = 2592000 } 
     delay: {},
     fail: {},
     alwaysExpired: false,
+    phoneRotates: false,
     count: (path) => counts[path] || 0,
     resetCounts() {
       for (const k of Object.keys(counts)) delete counts[k];
@@ -205,10 +209,18 @@ export async function startFakeWorker({ accessTtl = 600, refreshTtl = 2592000 } 
             return err(400, 'invalid_request', 'invalid request: code or encryptedData/iv required');
           }
           a.session.phone = phone;
-          return {
-            status: 200,
-            body: { phoneNumber: phone, purePhoneNumber: phone, countryCode: '86', ...issue(a.sid, a.session) },
-          };
+          if (w.phoneRotates) {
+            a.session.rotated.add(a.session.refresh);
+            serial += 1;
+            a.session.refresh = `rt.${a.sid}.${serial}`;
+            return {
+              status: 200,
+              body: { phoneNumber: phone, purePhoneNumber: phone, countryCode: '86', ...issue(a.sid, a.session) },
+            };
+          }
+          // The contract: the phone and an access token carrying it; the refresh token is not rotated.
+          const { refresh_token, refresh_expires_in, ...tokens } = issue(a.sid, a.session);
+          return { status: 200, body: { phoneNumber: phone, purePhoneNumber: phone, countryCode: '86', ...tokens } };
         }
         default:
           return err(404, 'not_found', 'no such endpoint');

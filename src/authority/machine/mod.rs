@@ -104,7 +104,7 @@ pub(crate) struct SessionState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) phone: Option<Phone>,
     pub(crate) created_at: i64,
-    /// When the current token pair was issued (login, rotation, binding).
+    /// When the current token pair was issued (login, rotation).
     pub(crate) issued_at: i64,
     /// Sliding expiry, capped by `created_at + max_age`.
     pub(crate) expires_at: i64,

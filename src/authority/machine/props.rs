@@ -15,6 +15,8 @@
 //!   the alarm forgets both.
 //! - The replies agree with the state: what a rotation, a binding or a
 //!   check answers is the session as now kept, and it is live.
+//! - **A binding never rotates:** the session's refresh hashes and the
+//!   instant its pair was issued are what they were before it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -249,12 +251,22 @@ impl Run {
                 let bind = BindPhone {
                     sid: sid.clone(),
                     phone: phone(),
-                    next_hash: self.fresh_hash(),
                 };
+                // What a rotation would change (an expired session may be
+                // pruned by the step, never rotated).
+                let pair = |st: &UserState| {
+                    st.sessions.get(&sid).map(|s| {
+                        let hashes = (s.refresh_hash.clone(), s.prev_hash.clone());
+                        (hashes, s.retired.clone(), s.issued_at)
+                    })
+                };
+                let before = pair(&self.state);
                 if let Ok(bound) = self.apply(bind, now, l) {
                     prop_assert_eq!(Some(bound.session), self.view_of(&sid));
                     prop_assert_eq!(self.state.user_phone(), Some(&phone()));
                 }
+                let after = pair(&self.state);
+                prop_assert!(after.is_none() || after == before, "a binding rotated");
             }
             Action::DecryptFailed(i) => {
                 let sid = self.sid(i);

@@ -87,7 +87,8 @@ impl Step for Refresh {
                     session: s.view(openid),
                     sealed: sealed.clone(),
                 }),
-                // Replaced by a phone binding: its owner has the new pair.
+                // Rotated by a phone binding (state saved before bindings
+                // stopped rotating): its owner has the new pair.
                 None => Err(RefreshDenied::InvalidRefreshToken),
             };
         }
@@ -139,7 +140,8 @@ impl Step for BindPhone {
         let Some(s) = state.live_session(&self.sid, now) else {
             return Err(BindDenied::SessionRevoked);
         };
-        s.rotate(self.next_hash, None, now);
+        // No rotation: the refresh hashes, the sealed pair and `issued_at`
+        // stay as they are, so the token the client holds stays current.
         s.phone = Some(self.phone.clone());
         effects.push(Effect::Put(self.sid, Replica::of(openid, s)));
         let session = s.view(openid);

@@ -71,11 +71,10 @@ fn refresh(n: u8, presented: &str, next: &str) -> Refresh {
     }
 }
 
-fn bind(n: u8, next: &str) -> BindPhone {
+fn bind(n: u8) -> BindPhone {
     BindPhone {
         sid: sid(n),
         phone: phone(),
-        next_hash: h(next),
     }
 }
 
@@ -119,7 +118,7 @@ fn nothing_revives_a_missing_revoked_or_expired_session() {
         assert_eq!(r, Err(RefreshDenied::InvalidRefreshToken), "{name}");
         check("refresh", &s, &e);
         let mut s = st.clone();
-        let (r, e) = run(&mut s, bind(1, "h1"), now);
+        let (r, e) = run(&mut s, bind(1), now);
         assert_eq!(r, Err(BindDenied::SessionRevoked), "{name}");
         check("bind", &s, &e);
         let mut s = st.clone();
@@ -236,15 +235,27 @@ fn revoke_all_ends_every_live_session_and_counts_them() {
 }
 
 #[test]
-fn binding_rotates_and_records_the_phone_and_later_refreshes_carry_it() {
+fn binding_records_the_phone_without_rotating_and_later_refreshes_carry_it() {
     let mut st = one_session();
     run(&mut st, login(2, "x0"), T0 + 1);
-    let (r, effects) = run(&mut st, bind(1, "h1"), T0 + 2);
+    let (r, effects) = run(&mut st, bind(1), T0 + 2);
     let bound = r.expect("bound");
     assert_eq!(bound.phone, phone());
     assert_eq!(bound.session.phone, Some(phone()));
+    assert_eq!(bound.session.issued_at, T0, "the pair is the login's");
     assert!(matches!(&effects[0], Effect::Put(_, rep) if rep.phone == Some(phone())));
     assert_eq!(st.user_phone(), Some(&phone()));
+    let s = &st.sessions[&sid(1)];
+    assert_eq!(s.refresh_hash, h("h0"), "not rotated");
+    assert_eq!((s.prev_hash.as_ref(), s.retired.len()), (None, 0));
+    // Bound again (a double tap): still the login's token, which refreshes.
+    let (r, _) = run(&mut st, bind(1), T0 + 3);
+    assert!(r.is_ok());
+    let (r, _) = run(&mut st, refresh(1, "h0", "h1"), T0 + 100);
+    let Ok(Refreshed::Rotated(view)) = r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(view.phone, Some(phone()));
     // The other device gets it at its next refresh...
     let (r, _) = run(&mut st, refresh(2, "x0", "x1"), T0 + 3);
     let Ok(Refreshed::Rotated(view)) = r else {
@@ -262,7 +273,7 @@ fn binding_rotates_and_records_the_phone_and_later_refreshes_carry_it() {
 #[test]
 fn an_unlisted_phone_is_refused_before_anything_changes() {
     let mut st = one_session();
-    let (r, effects) = run_listed(&mut st, bind(1, "h1"), T0 + 1, Some(false));
+    let (r, effects) = run_listed(&mut st, bind(1), T0 + 1, Some(false));
     assert_eq!(r, Err(BindDenied::NotInternalUser));
     assert!(effects.is_empty());
     assert_eq!(st.sessions[&sid(1)].refresh_hash, h("h0"));

@@ -166,10 +166,10 @@ fn logout_racing_a_phone_binding_is_never_undone() {
                 })
             });
             assert_eq!(out, Ok(()));
-            let mut chain = vec![r.refresh_token.clone()];
-            match bound {
-                Ok(b) => chain.push(b.refresh_token),
-                Err(e) => assert_eq!(e, ApiError::SessionRevoked, "shift {shift}"),
+            // Binding does not rotate: the login's token is the whole chain.
+            let chain = vec![r.refresh_token.clone()];
+            if let Err(e) = bound {
+                assert_eq!(e, ApiError::SessionRevoked, "shift {shift}");
             }
             let why = format!("shift {shift}, legacy {legacy}");
             assert_dead(&w, &sid, &chain, NOW + 6, &why);
@@ -208,6 +208,109 @@ fn concurrent_refreshes_of_one_token_make_exactly_one_rotation() {
     }
 }
 
+/// A double tap (or the client's own retry): two binds of one session at
+/// once, met at every point of each other's path, then a refresh with the
+/// login's refresh token past the grace window. Binding rotates nothing,
+/// so that token is current: never reuse, never a session ended.
+#[test]
+fn concurrent_binds_leave_the_logins_refresh_token_current() {
+    for shift in 0..SHIFTS {
+        for legacy in [false, true] {
+            let (w, r) = if legacy {
+                let w = World::new();
+                let r = w.login_at(NOW, &phone_login_reply());
+                (w, r)
+            } else {
+                code_world()
+            };
+            if !legacy {
+                w.reply(STABLE_T1);
+                w.reply(PHONE_REPLY);
+                w.reply(PHONE_REPLY);
+            }
+            let req = |code| {
+                if legacy {
+                    PhoneRequest::Encrypted(encrypted("phone_ok"))
+                } else {
+                    PhoneRequest::Code(code)
+                }
+            };
+            let sid = sid_of(&r.refresh_token);
+            let auth = bearer_of(&r);
+            let edge = w.at(NOW + 5);
+            let (a, b) = block_on(async {
+                futures_util::join!(edge.bind_phone(Some(&auth), req("c1")), async {
+                    after(shift).await;
+                    edge.bind_phone(Some(&auth), req("c2")).await
+                })
+            });
+            let why = format!("shift {shift}, legacy {legacy}");
+            assert!(a.expect(&why).phone_bound, "{why}");
+            assert!(b.expect(&why).phone_bound, "{why}");
+            let s = w.session(&sid).expect("session");
+            assert_eq!(s.refresh_hash, hash_of(&r.refresh_token), "{why}");
+            let r2 = w
+                .refresh(NOW + 5 + REFRESH_GRACE + 1, &r.refresh_token)
+                .unwrap_or_else(|e| panic!("{why}: {e:?}"));
+            assert!(r2.phone_bound, "{why}");
+            assert!(!w.is_revoked(&sid), "{why}");
+        }
+    }
+}
+
+/// A bind racing a refresh of the same session, met at every point of
+/// each other's path, each side first: the refresh rotates once, the bind
+/// binds, no session ends, and the phone reaches the rotated pair (from
+/// the session, or from the user record at the next refresh).
+#[test]
+fn a_bind_racing_a_refresh_never_ends_the_session_nor_rotates_twice() {
+    for shift in 0..SHIFTS {
+        for bind_first in [false, true] {
+            let w = World::new();
+            let r = w.login_at(NOW, &phone_login_reply());
+            let sid = sid_of(&r.refresh_token);
+            let auth = bearer_of(&r);
+            let edge = w.at(NOW + 5);
+            let req = PhoneRequest::Encrypted(encrypted("phone_ok"));
+            let (bound, refreshed) = block_on(async {
+                futures_util::join!(
+                    async {
+                        if !bind_first {
+                            after(shift).await;
+                        }
+                        edge.bind_phone(Some(&auth), req).await
+                    },
+                    async {
+                        if bind_first {
+                            after(shift).await;
+                        }
+                        edge.refresh(&r.refresh_token, None).await
+                    }
+                )
+            });
+            let why = format!("shift {shift}, bind first {bind_first}");
+            assert!(bound.expect(&why).phone_bound, "{why}");
+            let r2 = refreshed.unwrap_or_else(|e| panic!("{why}: {e:?}"));
+            let s = w.session(&sid).expect("session");
+            assert!(s.revoked_at.is_none(), "{why}");
+            assert_eq!(s.refresh_hash, hash_of(&r2.refresh_token), "{why}");
+            assert_eq!(s.prev_hash, Some(hash_of(&r.refresh_token)), "{why}");
+            assert!(s.retired.is_empty(), "{why}: one rotation only");
+            assert_eq!(s.phone, Some(expected_phone()), "{why}");
+            // The login's token within the grace: the same pair again.
+            let again = w
+                .refresh(NOW + 6, &r.refresh_token)
+                .unwrap_or_else(|e| panic!("{why}: {e:?}"));
+            assert_eq!(again.refresh_token, r2.refresh_token, "{why}");
+            // The rotated token goes on, with the phone.
+            let r3 = w
+                .refresh(NOW + 7, &r2.refresh_token)
+                .unwrap_or_else(|e| panic!("{why}: {e:?}"));
+            assert!(r3.phone_bound, "{why}");
+        }
+    }
+}
+
 #[test]
 fn concurrent_phone_bindings_in_one_isolate_fetch_the_wechat_token_once() {
     let (w, r) = code_world();
@@ -222,8 +325,7 @@ fn concurrent_phone_bindings_in_one_isolate_fetch_the_wechat_token_once() {
             edge.bind_phone(Some(&auth), PhoneRequest::Code("c2"))
         )
     });
-    // Both were sent; whichever the authority took second found the pair
-    // replaced by the first, and still bound (the session is live).
+    // Both were sent, and both bound (the session is live).
     assert!(a.expect("first").phone_bound);
     assert!(b.expect("second").phone_bound);
     let urls: Vec<String> = (1..w.sent_len()).map(|i| w.sent_url(i)).collect();

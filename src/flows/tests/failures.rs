@@ -161,9 +161,10 @@ fn nothing_returned_carries_a_session_key_or_the_app_secret() {
         .expect("binds");
     shown.push(format!("{b:?}"));
     json_shown.push(serde_json::to_string(&b).expect("json"));
-    let r2 = w.refresh(NOW + 2, &b.refresh_token).expect("refresh");
+    // Binding did not rotate: the login's refresh token is still current.
+    let r2 = w.refresh(NOW + 2, &r.refresh_token).expect("refresh");
     shown.push(format!("{r2:?}"));
-    let grace = w.refresh(NOW + 3, &b.refresh_token).expect("grace");
+    let grace = w.refresh(NOW + 3, &r.refresh_token).expect("grace");
     shown.push(format!("{grace:?}"));
     let info = block_on(w.at(NOW + 3).session_info(Some(&bearer_of(&r2)))).expect("info");
     shown.push(format!("{info:?}"));
@@ -230,7 +231,7 @@ fn nothing_returned_carries_a_session_key_or_the_app_secret() {
     w.reply(&format!(r#"{{"errcode":40001,"errmsg":"{WX_TOKEN}"}}"#));
     let refused = w.bind(NOW + 8, &g, PhoneRequest::Code("pc2"));
     show_err(&refused.expect_err("refused twice"), &mut shown);
-    let reused = w.refresh(NOW + 100, &b.refresh_token);
+    let reused = w.refresh(NOW + 100, &r.refresh_token);
     show_err(&reused.expect_err("reuse"), &mut shown);
 
     // What went to WeChat is not printable with its secrets either.

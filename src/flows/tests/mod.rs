@@ -140,9 +140,9 @@ impl World {
     fn bind(
         &self,
         now: i64,
-        login: &TokenResponse,
+        login: &impl Access,
         req: PhoneRequest<'_>,
-    ) -> Result<TokenResponse, ApiError> {
+    ) -> Result<PhoneResponse, ApiError> {
         block_on(self.at(now).bind_phone(Some(&bearer_of(login)), req))
     }
 
@@ -233,8 +233,40 @@ impl World {
     }
 }
 
-fn bearer_of(r: &TokenResponse) -> String {
-    format!("Bearer {}", r.access_token)
+/// An answer that carries an access token for a user: a pair, or a phone
+/// binding's.
+trait Access {
+    fn access_token(&self) -> &str;
+    fn openid(&self) -> &str;
+    fn unionid(&self) -> Option<&UnionId>;
+}
+
+impl Access for TokenResponse {
+    fn access_token(&self) -> &str {
+        &self.access_token
+    }
+    fn openid(&self) -> &str {
+        &self.openid
+    }
+    fn unionid(&self) -> Option<&UnionId> {
+        self.unionid.as_ref()
+    }
+}
+
+impl Access for PhoneResponse {
+    fn access_token(&self) -> &str {
+        &self.access_token
+    }
+    fn openid(&self) -> &str {
+        &self.openid
+    }
+    fn unionid(&self) -> Option<&UnionId> {
+        self.unionid.as_ref()
+    }
+}
+
+fn bearer_of(r: &impl Access) -> String {
+    format!("Bearer {}", r.access_token())
 }
 
 fn sid_of(refresh_token: &str) -> SessionId {
@@ -297,11 +329,11 @@ fn public_world() -> World {
     World::with(cfg)
 }
 
-fn identity_of(r: &TokenResponse, phone: Option<&str>) -> Identity {
+fn identity_of(r: &impl Access, phone: Option<&str>) -> Identity {
     Identity {
         subject: Subject {
-            openid: OpenId::new(r.openid.clone()),
-            unionid: r.unionid.clone(),
+            openid: OpenId::new(r.openid()),
+            unionid: r.unionid().cloned(),
             phone: phone.map(|p| Phone::for_tests(p, p, "86")),
         },
         appid: AppId::new(APPID),

@@ -12,22 +12,46 @@ fn legacy_bind_decrypts_with_the_session_key_and_binds_the_phone() {
         .bind(NOW + 10, &r, PhoneRequest::Encrypted(encrypted("phone_ok")))
         .expect("binds");
 
-    assert_eq!(b.pure_phone_number.as_deref(), Some(PURE));
+    assert_eq!(b.pure_phone_number, PURE);
     assert_eq!(b.phone_number.as_deref(), Some(PURE));
-    assert_eq!(b.country_code.as_deref(), Some("86"));
+    assert_eq!(b.country_code, "86");
     assert!(b.phone_bound);
     assert_eq!(b.token_type, "Bearer");
     assert_eq!(b.expires_in, 600);
-    // Binding does not extend the session.
-    assert_eq!(b.refresh_expires_in, w.cfg.refresh_ttl - 10);
     assert_eq!(b.openid, "oUser1");
-    assert_ne!(b.refresh_token, r.refresh_token);
-    assert_eq!(sid_of(&b.refresh_token), sid);
+    // The contract's answer, exactly: no refresh token (binding does not
+    // rotate it; the client keeps the one it holds).
     let v = serde_json::to_value(&b).expect("JSON");
+    let mut keys: Vec<&str> = v
+        .as_object()
+        .expect("an object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "access_token",
+            "countryCode",
+            "expires_in",
+            "openid",
+            "phoneNumber",
+            "phone_bound",
+            "purePhoneNumber",
+            "token_type",
+            "unionid",
+        ]
+    );
     assert_eq!(v["purePhoneNumber"], PURE);
     assert_eq!(v["phoneNumber"], PURE);
     assert_eq!(v["countryCode"], "86");
     assert_eq!(v["phone_bound"], true);
+    assert_eq!(v["unionid"], "uUnion1");
+    // The access token is issued now, not at the login's instant.
+    let access = verify_access(&w.cfg.token_key, APPID, &b.access_token, NOW + 10 + 599)
+        .expect("lives a full TTL from the binding");
+    assert_eq!(access.expires_at, NOW + 10 + 600);
 
     let c = w.claims(&b.access_token, NOW + 10);
     assert_eq!(
@@ -46,12 +70,17 @@ fn legacy_bind_decrypts_with_the_session_key_and_binds_the_phone() {
     assert_eq!(u.phone_bound_at, Some(NOW + 10));
     let s = w.session(&sid).expect("session");
     assert_eq!(s.phone, Some(expected_phone()));
-    assert_eq!(s.refresh_hash, hash_of(&b.refresh_token));
+    assert_eq!(s.refresh_hash, hash_of(&r.refresh_token), "not rotated");
+    assert_eq!(s.prev_hash, None);
+    // Binding neither extends the session nor reissues its pair.
+    let ttl = i64::try_from(w.cfg.refresh_ttl).expect("small");
+    assert_eq!((s.issued_at, s.expires_at), (NOW, NOW + ttl));
     assert_eq!(s.session_key.to_base64(), phone_key());
 
-    // The new refresh token works; a later login of the same user is bound.
+    // The login's refresh token still works, and its pair carries the
+    // phone; a later login of the same user is bound.
     assert!(
-        w.refresh(NOW + 20, &b.refresh_token)
+        w.refresh(NOW + 20, &r.refresh_token)
             .expect("rotates")
             .phone_bound
     );
@@ -69,27 +98,71 @@ fn legacy_bind_decrypts_with_the_session_key_and_binds_the_phone() {
     assert!(info.phone_bound);
 }
 
+/// A lost answer: the client never saw what the bind returned, and keeps
+/// the refresh token it had. Past the grace window that token still
+/// refreshes (binding rotated nothing, so it is not reuse), and the pair
+/// carries the phone.
 #[test]
-fn the_refresh_token_replaced_by_binding_is_retired() {
-    let w = World::new();
-    let r = w.login_at(NOW, &phone_login_reply());
+fn a_bind_whose_answer_is_lost_leaves_the_refresh_token_current() {
+    for legacy in [true, false] {
+        let (w, r) = if legacy {
+            let w = World::new();
+            let r = w.login_at(NOW, &phone_login_reply());
+            (w, r)
+        } else {
+            code_bind_world()
+        };
+        let sid = sid_of(&r.refresh_token);
+        let req = if legacy {
+            PhoneRequest::Encrypted(encrypted("phone_ok"))
+        } else {
+            PhoneRequest::Code("pc")
+        };
+        let _lost = w.bind(NOW + 10, &r, req).expect("binds");
+        let later = NOW + 10 + REFRESH_GRACE + 1;
+        let r2 = w
+            .refresh(later, &r.refresh_token)
+            .unwrap_or_else(|e| panic!("legacy {legacy}: {e:?}"));
+        assert!(r2.phone_bound, "legacy {legacy}");
+        assert!(!w.is_revoked(&sid), "legacy {legacy}");
+        let s = w.session(&sid).expect("session");
+        assert!(s.retired.is_empty(), "legacy {legacy}: one rotation only");
+        assert!(w.refresh(later + 1, &r2.refresh_token).is_ok());
+    }
+}
+
+/// A double tap: two binds in a row (two phone codes, each single use),
+/// both answered, and the login's refresh token is still the one to use.
+#[test]
+fn two_binds_then_the_logins_refresh_token_refreshes() {
+    let (w, r) = code_bind_world();
+    w.reply(PHONE_REPLY);
+    let first = w
+        .bind(NOW + 1, &r, PhoneRequest::Code("c1"))
+        .expect("first");
+    let second = w
+        .bind(NOW + 1, &r, PhoneRequest::Code("c2"))
+        .expect("second");
+    assert!(first.phone_bound && second.phone_bound);
+    // Either answer's access token is good.
+    for b in [&first, &second] {
+        assert!(block_on(w.at(NOW + 2).session_info(Some(&bearer_of(b)))).is_ok());
+    }
     let sid = sid_of(&r.refresh_token);
-    let b = w
-        .bind(NOW + 10, &r, PhoneRequest::Encrypted(encrypted("phone_ok")))
-        .expect("binds");
-    // Within the grace it does not hand out a phone-less pair, nor revoke.
-    assert!(w.refresh(NOW + 11, &r.refresh_token).is_err());
+    let r2 = w
+        .refresh(NOW + 1 + REFRESH_GRACE + 1, &r.refresh_token)
+        .expect("not reuse");
+    assert!(r2.phone_bound);
     assert!(!w.is_revoked(&sid));
-    // After the grace it is reuse.
-    assert_eq!(
-        w.refresh(NOW + 10 + REFRESH_GRACE + 1, &r.refresh_token),
-        Err(ApiError::RefreshReused)
-    );
-    assert!(w.is_revoked(&sid));
-    assert_eq!(
-        w.refresh(NOW + 50, &b.refresh_token),
-        Err(ApiError::InvalidRefreshToken)
-    );
+}
+
+/// A world logged in with [`GOOD`] and WeChat scripted for one code bind
+/// (the stable_token, then the phone).
+fn code_bind_world() -> (World, TokenResponse) {
+    let (w, r) = code_world();
+    w.reply(STABLE_T1);
+    w.reply(PHONE_REPLY);
+    (w, r)
 }
 
 #[test]
@@ -154,7 +227,7 @@ fn legacy_data_survives_plus_turned_into_space() {
     let b = w
         .bind(NOW + 1, &r, PhoneRequest::Encrypted(enc))
         .expect("binds");
-    assert_eq!(b.pure_phone_number.as_deref(), Some(PURE));
+    assert_eq!(b.pure_phone_number, PURE);
 }
 
 #[test]
@@ -202,9 +275,9 @@ fn code_bind_uses_stable_token_then_getuserphonenumber() {
     let b = w
         .bind(NOW + 10, &r, PhoneRequest::Code("phoneCode1"))
         .expect("binds");
-    assert_eq!(b.pure_phone_number.as_deref(), Some(PURE));
+    assert_eq!(b.pure_phone_number, PURE);
     assert_eq!(b.phone_number.as_deref(), Some(PURE));
-    assert_eq!(b.country_code.as_deref(), Some("86"));
+    assert_eq!(b.country_code, "86");
     assert!(b.phone_bound);
     assert_eq!(
         w.claims(&b.access_token, NOW + 10)
@@ -513,8 +586,7 @@ fn a_listed_phone_binds() {
 fn a_phone_taken_off_the_list_is_dropped_from_new_sessions_and_refreshes() {
     let (w, r) = allowlist_world();
     w.allow(PURE);
-    let b = w
-        .bind(NOW + 1, &r, PhoneRequest::Encrypted(encrypted("phone_ok")))
+    w.bind(NOW + 1, &r, PhoneRequest::Encrypted(encrypted("phone_ok")))
         .expect("listed");
     block_on(w.store.delete(&allow_key(&expected_phone()))).expect("delete");
 
@@ -532,14 +604,14 @@ fn a_phone_taken_off_the_list_is_dropped_from_new_sessions_and_refreshes() {
         Some(expected_phone())
     );
 
-    let refreshed = w.refresh(NOW + 20, &b.refresh_token).expect("rotates");
+    let refreshed = w.refresh(NOW + 20, &r.refresh_token).expect("rotates");
     assert!(!refreshed.phone_bound);
     assert_eq!(
         w.claims(&refreshed.access_token, NOW + 20).subject.phone,
         None
     );
     assert!(w
-        .session(&sid_of(&b.refresh_token))
+        .session(&sid_of(&r.refresh_token))
         .expect("session")
         .phone
         .is_none());
@@ -549,7 +621,7 @@ fn a_phone_taken_off_the_list_is_dropped_from_new_sessions_and_refreshes() {
 }
 
 #[test]
-fn repeated_binding_keeps_at_most_retired_kept_hashes() {
+fn repeated_binding_rotates_nothing() {
     let w = World::new();
     let r = w.login_at(NOW, &phone_login_reply());
     for i in 0..(RETIRED_KEPT as i64 + 4) {
@@ -557,11 +629,9 @@ fn repeated_binding_keeps_at_most_retired_kept_hashes() {
             .expect("the same access token binds again");
     }
     let s = w.session(&sid_of(&r.refresh_token)).expect("session");
-    assert!(
-        s.retired.len() <= RETIRED_KEPT,
-        "{} retired hashes kept, RETIRED_KEPT is {RETIRED_KEPT}",
-        s.retired.len()
-    );
+    assert_eq!(s.refresh_hash, hash_of(&r.refresh_token));
+    assert_eq!((s.prev_hash.as_ref(), s.retired.len()), (None, 0));
+    assert!(w.refresh(NOW + 100, &r.refresh_token).is_ok());
 }
 
 #[test]

@@ -153,14 +153,14 @@ fn proxy_phone_comes_from_the_session_or_from_the_token() {
     let b = w
         .bind(NOW + 1, &r, PhoneRequest::Encrypted(encrypted("phone_ok")))
         .expect("binds");
-    let identify = |edge: TestEdge<'_>, tr: &TokenResponse| {
-        block_on(edge.proxy_identity("/api/x", Some(&bearer_of(tr))))
+    let identify = |edge: TestEdge<'_>, bearer: String| {
+        block_on(edge.proxy_identity("/api/x", Some(&bearer)))
             .expect("passes")
             .expect("id")
     };
     // every-request: the session is fresher than the pre-binding token.
     assert_eq!(
-        identify(w.at(NOW + 2), &r)
+        identify(w.at(NOW + 2), bearer_of(&r))
             .subject
             .phone
             .as_ref()
@@ -174,12 +174,15 @@ fn proxy_phone_comes_from_the_session_or_from_the_token() {
         cfg: &cfg,
         ..w.at(NOW + 2)
     };
-    assert_eq!(identify(stateless, &r).subject.phone, None);
+    assert_eq!(identify(stateless, bearer_of(&r)).subject.phone, None);
     let stateless = Edge {
         cfg: &cfg,
         ..w.at(NOW + 2)
     };
-    assert_eq!(identify(stateless, &b), identity_of(&b, Some(PURE)));
+    assert_eq!(
+        identify(stateless, bearer_of(&b)),
+        identity_of(&b, Some(PURE))
+    );
 }
 
 #[test]
