@@ -34,7 +34,7 @@ impl<P: Platform> Edge<'_, P> {
             .await?;
         let openid = auth.access.claims.subject.openid;
         let sid = auth.access.claims.sid;
-        let next = NewRefresh::generate(&openid, &sid, self.rng)?;
+        let next = NewRefresh::generate(&self.cfg.refresh_key, &openid, &sid, self.rng)?;
 
         let bound = match request {
             PhoneRequest::Code(code) => {
