@@ -29,6 +29,7 @@ export const RUST_MODES = [
 export const BENCH_KEYS = {
   appsecret: 'bench-appsecret-' + randomBytes(8).toString('hex'),
   tokenSecret: randomBytes(48).toString('base64'),
+  refreshSecret: randomBytes(48).toString('base64'),
   identityKey: randomBytes(32).toString('base64'),
 }
 
@@ -132,6 +133,7 @@ export function rustWorkerOptions({ wrangler, simUrl, originUrl, mode }) {
     WX_API_BASE: simUrl,
     ORIGIN_URL: originUrl,
     TOKEN_SECRET: BENCH_KEYS.tokenSecret,
+    REFRESH_SECRET: BENCH_KEYS.refreshSecret,
     // Long enough that no access token expires during a long run; the
     // lifetime costs nothing per request.
     ACCESS_TOKEN_TTL: '86400',
@@ -188,6 +190,7 @@ export function jsLoginOptions({ wrangler, simUrl }) {
       WX_APPSECRET: BENCH_KEYS.appsecret,
       WX_API_BASE: simUrl,
       TOKEN_SECRET: BENCH_KEYS.tokenSecret,
+      REFRESH_SECRET: BENCH_KEYS.refreshSecret,
       ACCESS_TOKEN_TTL: '86400',
     },
   }

@@ -36,6 +36,7 @@ const vars = {
   WX_API_BASE: `http://127.0.0.1:${simPort}`,
   ORIGIN_URL: `http://127.0.0.1:${originPort}`,
   TOKEN_SECRET: kept.TOKEN_SECRET ?? randomBytes(48).toString('base64'),
+  REFRESH_SECRET: kept.REFRESH_SECRET ?? randomBytes(48).toString('base64'),
   IDENTITY_KEY: kept.IDENTITY_KEY ?? randomBytes(32).toString('base64'),
   ADMIN_TOKEN: kept.ADMIN_TOKEN ?? randomBytes(36).toString('base64url'),
   ...Object.fromEntries(Object.entries(kept).filter(([k]) => !['WX_API_BASE', 'ORIGIN_URL'].includes(k))),

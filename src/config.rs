@@ -9,6 +9,7 @@ use crate::logs::LogSalt;
 use crate::secret::{AdminToken, AppSecret};
 use crate::token::access::TokenKey;
 use crate::token::identity::IdentityKey;
+use crate::token::refresh::RefreshKey;
 
 /// Where a request's session is checked: for proxied requests, as
 /// `SESSION_CHECK` says; the flows also name one outright (`/auth/session`
@@ -37,6 +38,9 @@ pub(crate) struct Config {
     /// `X-WX-Identity`.
     pub(crate) origin_audience: String,
     pub(crate) token_key: TokenKey,
+    /// Tags refresh tokens (`REFRESH_SECRET`): its own key, so that
+    /// rotating `TOKEN_SECRET` logs nobody out.
+    pub(crate) refresh_key: RefreshKey,
     pub(crate) identity_key: Option<IdentityKey>,
     pub(crate) access_ttl: u64,
     pub(crate) refresh_ttl: u64,
@@ -112,6 +116,9 @@ impl Config {
         let token_key =
             TokenKey::new(&token_secret).map_err(|problem| err("TOKEN_SECRET", problem))?;
         let log_salt = LogSalt::derive(&token_secret);
+        let refresh_key =
+            RefreshKey::new(&get("REFRESH_SECRET").ok_or(err("REFRESH_SECRET", "is missing"))?)
+                .map_err(|problem| err("REFRESH_SECRET", problem))?;
         let identity_key = match get("IDENTITY_KEY") {
             None => None,
             Some(v) => Some(IdentityKey::from_base64_seed(&v).map_err(|p| err("IDENTITY_KEY", p))?),
@@ -200,6 +207,7 @@ impl Config {
             origin_url,
             origin_audience,
             token_key,
+            refresh_key,
             identity_key,
             access_ttl,
             refresh_ttl,
@@ -363,7 +371,9 @@ fn boolean(v: Option<&str>, name: &'static str) -> Result<bool, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testkit::config::{load, test_config, vars, TEST_IDENTITY_SEED, TEST_SECRET};
+    use crate::testkit::config::{
+        load, test_config, vars, TEST_IDENTITY_SEED, TEST_REFRESH_SECRET, TEST_SECRET,
+    };
 
     #[test]
     fn defaults_apply() {
@@ -396,7 +406,13 @@ mod tests {
 
     #[test]
     fn each_required_variable_is_named_when_missing() {
-        for name in ["WX_APPID", "WX_APPSECRET", "ORIGIN_URL", "TOKEN_SECRET"] {
+        for name in [
+            "WX_APPID",
+            "WX_APPSECRET",
+            "ORIGIN_URL",
+            "TOKEN_SECRET",
+            "REFRESH_SECRET",
+        ] {
             let mut v = vars();
             v.remove(name);
             assert_eq!(load(&v).unwrap_err(), err(name, "is missing"));
@@ -413,6 +429,11 @@ mod tests {
             (
                 "TOKEN_SECRET",
                 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            ),
+            ("REFRESH_SECRET", "Zq9xW2kP-tiny"),
+            (
+                "REFRESH_SECRET",
+                "qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq",
             ),
             ("IDENTITY_KEY", "not-base64!!"),
             ("IDENTITY_KEY", "AAECAwQ="),
@@ -665,6 +686,7 @@ mod tests {
         let shown = format!("{:?}", test_config());
         assert!(!shown.contains("appsecret-value"), "{shown}");
         assert!(!shown.contains(TEST_SECRET), "{shown}");
+        assert!(!shown.contains(TEST_REFRESH_SECRET), "{shown}");
         assert!(!shown.contains(TEST_IDENTITY_SEED), "{shown}");
     }
 }

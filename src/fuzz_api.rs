@@ -8,7 +8,7 @@ use crate::http::headers::{rewrite_request_headers, Client};
 use crate::http::path::{is_canonical, is_public, origin_target, path_of};
 use crate::secret::SessionKey;
 use crate::token::access::{verify_access, TokenKey};
-use crate::token::refresh::ParsedRefresh;
+use crate::token::refresh::{ParsedRefresh, RefreshKey};
 use crate::wechat::open_data::{EncryptedPhone, OpenDataError};
 use crate::wechat::HttpResponse;
 
@@ -33,11 +33,26 @@ pub fn body(data: &[u8]) {
     }
 }
 
-/// Refresh tokens as clients present them.
+/// Refresh tokens as clients present them: what parses is exactly what
+/// the tag key minted, spelled the one way it mints it.
 pub fn refresh_token(data: &[u8]) {
-    if let Some(p) = ParsedRefresh::parse(&text(data)) {
+    let key = RefreshKey::new("fuzz-only-refresh-secret-0123456789abcdefghij").expect("strong");
+    let t = text(data);
+    if let Some(p) = ParsedRefresh::parse(&key, &t) {
         let _ = p.hash();
-        let _ = p.unseal("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+        let opened = p.unseal("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+        // Whatever it unseals is a token of the same user and session.
+        if let Some(opened) = opened {
+            let again = ParsedRefresh::parse(&key, opened.token.secret()).expect("verifies");
+            assert!(again.openid == p.openid && again.sid == p.sid);
+        }
+        // Another key refuses it.
+        let other =
+            RefreshKey::new("fuzz-other-refresh-secret-0123456789abcdefgh").expect("strong");
+        assert!(
+            ParsedRefresh::parse(&other, &t).is_none(),
+            "verified under two keys: {t}"
+        );
     }
 }
 

@@ -42,8 +42,8 @@ secret_type!(
     WxAccessToken
 );
 secret_type!(
-    /// A refresh token as handed to the client (`{user}.{sid}.{secret}`,
-    /// see `token::refresh`).
+    /// A refresh token as handed to the client
+    /// (`{user}.{sid}.{secret}.{tag}`, see `token::refresh`).
     RefreshToken
 );
 
@@ -158,6 +158,27 @@ impl<'de> serde::Deserialize<'de> for SessionKey {
         SessionKey::from_base64(&text)
             .ok_or_else(|| serde::de::Error::custom("session_key is not base64 of 16 bytes"))
     }
+}
+
+/// The fewest bytes a keying secret (`TOKEN_SECRET`, `REFRESH_SECRET`) may
+/// have.
+pub(crate) const MIN_SECRET_BYTES: usize = 32;
+
+/// A keying secret's bytes, if it is long and varied enough to be a key:
+/// at least [`MIN_SECRET_BYTES`], and not a few characters repeated. The
+/// problem names neither the value nor its length.
+pub(crate) fn strong_key(secret: &str) -> Result<&[u8], &'static str> {
+    let bytes = secret.as_bytes();
+    if bytes.len() < MIN_SECRET_BYTES {
+        return Err("is too short: use at least 32 random bytes (openssl rand -base64 48)");
+    }
+    let mut distinct = bytes.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() < 12 {
+        return Err("is too predictable: use random bytes (openssl rand -base64 48)");
+    }
+    Ok(bytes)
 }
 
 /// Constant-time equality for secrets and digests.

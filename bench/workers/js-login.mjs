@@ -6,7 +6,9 @@
 //   - read {"code"} from a JSON body (400 otherwise);
 //   - code2Session: GET {WX_API_BASE}/sns/jscode2session with a timeout,
 //     parse the text/plain JSON reply, map errcode to an error;
-//   - a new session: 128-bit id, 256-bit refresh secret, its SHA-256 hash;
+//   - a new session: 128-bit id, 256-bit refresh secret, its SHA-256 hash,
+//     and the refresh token's tag (HMAC-SHA256 under REFRESH_SECRET over
+//     the user and the session, its first 16 bytes);
 //   - the user's session authority, a Durable Object named by the openid
 //     (AUTHORITY, SQLite-backed, as the Rust worker's): it reads its state,
 //     updates the user record (login count, times, IP), adds the session
@@ -21,7 +23,7 @@
 // Not a product: no form bodies, no phone, no refresh, no proxy.
 
 const enc = new TextEncoder()
-let hmacKey // { secret, key } cached per isolate
+const hmacKeys = new Map() // secret → key, imported once per isolate
 
 const b64url = (bytes) => btoa(String.fromCharCode(...new Uint8Array(bytes))).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')
 const b64urlText = (s) => b64url(enc.encode(s))
@@ -33,11 +35,17 @@ function error(status, code, message, extra = {}) {
 }
 
 async function key(secret) {
-  if (hmacKey?.secret !== secret) {
-    const k = await crypto.subtle.importKey('raw', enc.encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign'])
-    hmacKey = { secret, key: k }
+  if (!hmacKeys.has(secret)) {
+    hmacKeys.set(secret, await crypto.subtle.importKey('raw', enc.encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']))
   }
-  return hmacKey.key
+  return hmacKeys.get(secret)
+}
+
+/** The refresh token `{user}.{sid}.{secret}.{tag}`, as the Rust worker mints it. */
+async function refreshToken(env, openid, sid, secret) {
+  const user = b64urlText(openid)
+  const mac = await crypto.subtle.sign('HMAC', await key(env.REFRESH_SECRET), enc.encode(`wx-edge/refresh-tag/v1\0${user}.${sid}`))
+  return `${user}.${sid}.${secret}.${b64url(new Uint8Array(mac).slice(0, 16))}`
 }
 
 async function signAccess(env, claims) {
@@ -97,7 +105,7 @@ async function login(request, env) {
     access_token: await signAccess(env, claims),
     token_type: 'Bearer',
     expires_in: accessTtl,
-    refresh_token: `${sid}.${secret}`,
+    refresh_token: await refreshToken(env, wx.openid, sid, secret),
     refresh_expires_in: refreshTtl,
     openid: wx.openid,
     ...(wx.unionid ? { unionid: wx.unionid } : {}),

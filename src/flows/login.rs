@@ -23,7 +23,7 @@ impl<P: Platform> Edge<'_, P> {
             .await?;
         let wx = api::code2session(self.wechat, self.cfg, &code).await?;
         let sid = SessionId::generate(self.rng)?;
-        let refresh = NewRefresh::generate(&wx.openid, &sid, self.rng)?;
+        let refresh = NewRefresh::generate(&self.cfg.refresh_key, &wx.openid, &sid, self.rng)?;
         let login = Login {
             sid: sid.clone(),
             session_key: wx.session_key,

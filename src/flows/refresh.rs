@@ -18,9 +18,12 @@ impl<P: Platform> Edge<'_, P> {
     ) -> Result<TokenResponse, ApiError> {
         self.within_limit(Limit::Refresh, client_ip.unwrap_or(UNKNOWN_CLIENT))
             .await?;
-        let presented = ParsedRefresh::parse(token).ok_or(ApiError::InvalidRefreshToken)?;
+        // The tag first: a token this deployment did not mint names no
+        // authority, so it never creates one nor waits in a user's queue.
+        let presented = ParsedRefresh::parse(&self.cfg.refresh_key, token)
+            .ok_or(ApiError::InvalidRefreshToken)?;
         let sid = presented.sid.clone();
-        let next = NewRefresh::generate(&presented.openid, &sid, self.rng)?;
+        let next = NewRefresh::generate(&self.cfg.refresh_key, &presented.openid, &sid, self.rng)?;
         let refresh = Refresh {
             sid: sid.clone(),
             presented_hash: presented.hash(),

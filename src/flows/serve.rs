@@ -11,6 +11,7 @@ use crate::http::response::Payload;
 use crate::http::router::{BodyKind, Route};
 use crate::ids::OpenId;
 use crate::token::identity::jwks;
+use crate::token::refresh::ParsedRefresh;
 
 /// What the shell read of a request.
 pub(crate) struct Request<'a> {
@@ -79,9 +80,13 @@ impl<P: Platform> Edge<'_, P> {
             }
             Route::Refresh => {
                 let resp = self.refresh_with(&req).await;
-                // The openid the authority answered for, not the one the
-                // presented token claims.
-                user = resp.as_ref().ok().map(|r| OpenId::new(r.openid.clone()));
+                // The openid of a token whose tag verified (this deployment
+                // minted it for that user), even when the authority then
+                // refused it; nobody for a made-up one.
+                user = match &resp {
+                    Ok(r) => Some(OpenId::new(r.openid.clone())),
+                    Err(_) => self.refresh_subject(&req),
+                };
                 resp.and_then(|r| json(&r))
             }
             Route::Logout => {
@@ -131,6 +136,13 @@ impl<P: Platform> Edge<'_, P> {
     async fn refresh_with(&self, req: &Request<'_>) -> Result<TokenResponse, ApiError> {
         let body = body_of(req)?;
         self.refresh(refresh_token(&body)?, req.client_ip).await
+    }
+
+    /// The user of the presented refresh token, if its tag verifies.
+    fn refresh_subject(&self, req: &Request<'_>) -> Option<OpenId> {
+        let body = body_of(req).ok()?;
+        let token = refresh_token(&body).ok()?;
+        ParsedRefresh::parse(&self.cfg.refresh_key, token).map(|p| p.openid)
     }
 
     async fn phone_with(&self, req: &Request<'_>) -> Result<PhoneResponse, ApiError> {

@@ -25,6 +25,7 @@ const CONFIG_VARS: &[&str] = &[
     "WX_API_BASE",
     "ORIGIN_URL",
     "TOKEN_SECRET",
+    "REFRESH_SECRET",
     "IDENTITY_KEY",
     "ACCESS_TOKEN_TTL",
     "REFRESH_TOKEN_TTL",

@@ -6,6 +6,8 @@ use crate::config::{Config, ConfigError};
 
 /// The `TOKEN_SECRET` of every test.
 pub(crate) const TEST_SECRET: &str = "test-only-token-secret-0123456789abcdefghijklmnop";
+/// The `REFRESH_SECRET` of every test.
+pub(crate) const TEST_REFRESH_SECRET: &str = "test-only-refresh-secret-0123456789abcdefghijklmnop";
 /// The `IDENTITY_KEY` (an Ed25519 seed) of every test.
 pub(crate) const TEST_IDENTITY_SEED: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
@@ -21,6 +23,7 @@ pub(crate) fn vars() -> HashMap<&'static str, String> {
         ("WX_APPSECRET", APP_SECRET.to_string()),
         ("ORIGIN_URL", "https://api.example.com/v1/".to_string()),
         ("TOKEN_SECRET", TEST_SECRET.to_string()),
+        ("REFRESH_SECRET", TEST_REFRESH_SECRET.to_string()),
         ("IDENTITY_KEY", TEST_IDENTITY_SEED.to_string()),
     ])
 }

@@ -35,20 +35,9 @@ impl std::fmt::Debug for TokenKey {
     }
 }
 
-pub(crate) const MIN_SECRET_BYTES: usize = 32;
-
 impl TokenKey {
     pub(crate) fn new(secret: &str) -> Result<Self, &'static str> {
-        let bytes = secret.as_bytes();
-        if bytes.len() < MIN_SECRET_BYTES {
-            return Err("is too short: use at least 32 random bytes (openssl rand -base64 48)");
-        }
-        let mut distinct = bytes.to_vec();
-        distinct.sort_unstable();
-        distinct.dedup();
-        if distinct.len() < 12 {
-            return Err("is too predictable: use random bytes (openssl rand -base64 48)");
-        }
+        let bytes = crate::secret::strong_key(secret)?;
         let mac = Hmac::<Sha256>::new_from_slice(bytes).map_err(|_| "is not a usable key")?;
         Ok(TokenKey(mac))
     }

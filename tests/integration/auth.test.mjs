@@ -413,12 +413,24 @@ test('refresh: the previous token after the 10 s grace window → 401 refresh_re
 
 test('refresh: garbage or unknown tokens → 401 invalid_refresh_token; a missing field → 400 invalid_request', async () => {
   const l = await login('refgarbage.1');
-  const [user, sid] = l.refresh_token.split('.');
-  const unknown = `${user}.${randomBytes(16).toString('base64url')}.${randomBytes(32).toString('base64url')}`;
-  const wrongSecret = `${user}.${sid}.${randomBytes(32).toString('base64url')}`;
-  const otherUser = `${Buffer.from('oSomeoneElse').toString('base64url')}.${sid}.${l.refresh_token.split('.')[2]}`;
-  const oldFormat = `${sid}.${l.refresh_token.split('.')[2]}`;
-  for (const tok of ['garbage', 'a.b', unknown, wrongSecret, otherUser, oldFormat, l.access_token, 'x'.repeat(400)]) {
+  const [user, sid, secret, tag] = l.refresh_token.split('.');
+  const unknown = `${user}.${randomBytes(16).toString('base64url')}.${randomBytes(32).toString('base64url')}.${tag}`;
+  // The right tag (it covers the user and the session), the wrong secret.
+  const wrongSecret = `${user}.${sid}.${randomBytes(32).toString('base64url')}.${tag}`;
+  const otherUser = `${Buffer.from('oSomeoneElse').toString('base64url')}.${sid}.${secret}.${tag}`;
+  const oldFormat = `${sid}.${secret}`;
+  const untagged = `${user}.${sid}.${secret}`;
+  for (const tok of [
+    'garbage',
+    'a.b',
+    unknown,
+    wrongSecret,
+    otherUser,
+    oldFormat,
+    untagged,
+    l.access_token,
+    'x'.repeat(400),
+  ]) {
     assertError(await refresh(tok), 401, 'invalid_refresh_token');
   }
   // A wrong guess did not hurt the real session.
@@ -608,6 +620,7 @@ test('logs: no session_key, AppSecret, TOKEN_SECRET, IDENTITY_KEY or refresh tok
   }
   assert.ok(!logs.includes(stack.appsecret), 'the AppSecret is in the logs');
   assert.ok(!logs.includes(stack.tokenSecret), 'TOKEN_SECRET is in the logs');
+  assert.ok(!logs.includes(stack.refreshSecret), 'REFRESH_SECRET is in the logs');
   assert.ok(!logs.includes(stack.identityKey), 'IDENTITY_KEY is in the logs');
   // The log is not empty: WeChat failures are there, as JSON event lines,
   // by code only.

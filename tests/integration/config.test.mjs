@@ -10,12 +10,18 @@ import {
   bearer,
   TEST_APPSECRET,
   TEST_TOKEN_SECRET,
+  TEST_REFRESH_SECRET,
   TEST_IDENTITY_KEY,
 } from '../support/stack.mjs';
 
 // ---------------------------------------------------------------- helpers
 
-const SECRETS = { WX_APPSECRET: TEST_APPSECRET, TOKEN_SECRET: TEST_TOKEN_SECRET, IDENTITY_KEY: TEST_IDENTITY_KEY };
+const SECRETS = {
+  WX_APPSECRET: TEST_APPSECRET,
+  TOKEN_SECRET: TEST_TOKEN_SECRET,
+  REFRESH_SECRET: TEST_REFRESH_SECRET,
+  IDENTITY_KEY: TEST_IDENTITY_KEY,
+};
 
 /** Every stack started here (closed after its test), so the last test can read all their logs. */
 const stacks = [];
@@ -72,7 +78,7 @@ async function logsMention(s, text, ms = 2000) {
 
 // -------------------------------------------------------- missing variables
 
-for (const variable of ['WX_APPID', 'WX_APPSECRET', 'ORIGIN_URL', 'TOKEN_SECRET']) {
+for (const variable of ['WX_APPID', 'WX_APPSECRET', 'ORIGIN_URL', 'TOKEN_SECRET', 'REFRESH_SECRET']) {
   test(`${variable} missing: every request → 500 server_misconfigured naming it; the log names it`, async (t) => {
     const s = await start(t, { omit: [variable] });
     await assertEveryRequestMisconfigured(s, variable);
@@ -109,6 +115,15 @@ test('TOKEN_SECRET too short or too predictable → 500 naming it, never its val
     await assertEveryRequestMisconfigured(s, 'TOKEN_SECRET', { notContaining: [value] });
     assert.ok(await logsMention(s, 'TOKEN_SECRET'));
     assert.ok(!s.logs().includes(value), 'the log echoes the TOKEN_SECRET value');
+  }
+});
+
+test('REFRESH_SECRET too short or too predictable → 500 naming it, never its value', async (t) => {
+  for (const value of ['Zq9xW2kP-tiny', 'r'.repeat(48)]) {
+    const s = await start(t, { vars: { REFRESH_SECRET: value } });
+    await assertEveryRequestMisconfigured(s, 'REFRESH_SECRET', { notContaining: [value] });
+    assert.ok(await logsMention(s, 'REFRESH_SECRET'));
+    assert.ok(!s.logs().includes(value), 'the log echoes the REFRESH_SECRET value');
   }
 });
 

@@ -28,6 +28,7 @@ export const TEST_APPID = 'wxd930ea5d5a258f4f';
 export const TEST_APPSECRET = 'test-appsecret-' + randomBytes(8).toString('hex');
 // Test-only keys, made fresh for each run.
 export const TEST_TOKEN_SECRET = randomBytes(48).toString('base64');
+export const TEST_REFRESH_SECRET = randomBytes(48).toString('base64');
 export const TEST_IDENTITY_KEY = randomBytes(32).toString('base64');
 export const TEST_ADMIN_TOKEN = randomBytes(48).toString('base64');
 
@@ -53,6 +54,7 @@ export async function startStack({
     WX_API_BASE: sim.url,
     ORIGIN_URL: origin.url,
     TOKEN_SECRET: TEST_TOKEN_SECRET,
+    REFRESH_SECRET: TEST_REFRESH_SECRET,
     IDENTITY_KEY: TEST_IDENTITY_KEY,
     ADMIN_TOKEN: TEST_ADMIN_TOKEN,
     WX_TIMEOUT_MS: '1500',
@@ -99,6 +101,7 @@ export async function startStack({
     appid: TEST_APPID,
     appsecret: TEST_APPSECRET,
     tokenSecret: bindings.TOKEN_SECRET,
+    refreshSecret: bindings.REFRESH_SECRET,
     identityKey: bindings.IDENTITY_KEY,
     vars: bindings,
     sim,

@@ -18,7 +18,7 @@ fn login_returns_a_bearer_pair() {
         assert!(v.get(field).is_none(), "{field} is for /auth/phone only");
     }
     assert_eq!(r.access_token.split('.').count(), 3, "a JWT");
-    assert!(ParsedRefresh::parse(&r.refresh_token).is_some());
+    assert!(parsed(&r.refresh_token).is_some());
 }
 
 /// The authority reads its own clock, which may have passed the next

@@ -23,7 +23,7 @@ use crate::secret::RefreshHash;
 use crate::store::{allow_key, get_json, replica_key, WX_TOKEN_KEY};
 use crate::token::access::{verify_access, AccessClaims};
 use crate::token::identity::{Compact, IdentityClaims};
-use crate::token::refresh::ParsedRefresh;
+use crate::token::refresh::{NewRefresh, ParsedRefresh, RefreshKey};
 use crate::wechat::access_token::{CachedWxToken, WX_TOKEN_EARLY};
 use crate::wechat::open_data::EncryptedPhone;
 
@@ -269,16 +269,23 @@ fn bearer_of(r: &impl Access) -> String {
     format!("Bearer {}", r.access_token())
 }
 
+/// The refresh-token key of [`test_config`].
+fn refresh_key() -> RefreshKey {
+    RefreshKey::new(crate::testkit::config::TEST_REFRESH_SECRET).expect("strong")
+}
+
+fn parsed(refresh_token: &str) -> Option<ParsedRefresh> {
+    ParsedRefresh::parse(&refresh_key(), refresh_token)
+}
+
 fn sid_of(refresh_token: &str) -> SessionId {
-    ParsedRefresh::parse(refresh_token)
-        .expect("refresh token is user.sid.secret")
+    parsed(refresh_token)
+        .expect("refresh token is user.sid.secret.tag")
         .sid
 }
 
 fn hash_of(refresh_token: &str) -> RefreshHash {
-    ParsedRefresh::parse(refresh_token)
-        .expect("refresh token parses")
-        .hash()
+    parsed(refresh_token).expect("refresh token parses").hash()
 }
 
 fn jwt_part(token: &str, i: usize) -> Value {

@@ -104,26 +104,53 @@ fn a_token_two_rotations_back_is_reuse_even_within_the_grace() {
     );
 }
 
+/// A token this deployment minted (its tag verifies) for `user` and `sid`,
+/// with a secret no authority knows.
+fn minted(user: &str, sid: &SessionId) -> String {
+    let rng = SeededRandom::new(0x5eed);
+    NewRefresh::generate(&refresh_key(), &OpenId::new(user), sid, &rng)
+        .expect("gen")
+        .token
+        .secret()
+        .to_string()
+}
+
 #[test]
-fn unknown_or_malformed_refresh_tokens_are_invalid_and_harmless() {
+fn unknown_refresh_tokens_with_a_valid_tag_are_invalid_and_harmless() {
     let w = World::new();
     let r = w.login_at(NOW, GOOD);
     let sid = sid_of(&r.refresh_token);
-    let user = r.refresh_token.split('.').next().expect("user part");
-    let unknown_sid = format!(
-        "{user}.{}.{}",
-        B64URL.encode([7u8; 16]),
-        B64URL.encode([9u8; 32])
+    // A session this user never had, and this session with another
+    // secret: the authority is asked, and refuses.
+    let unknown_sid = minted(
+        "oUser1",
+        &SessionId::parse(&B64URL.encode([7u8; 16])).expect("sid"),
     );
-    let wrong_secret = format!("{user}.{sid}.{}", B64URL.encode([9u8; 32]));
-    // Someone else's user part with this session: another authority, which
-    // knows no such session.
-    let other_user = format!(
-        "{}.{sid}.{}",
-        B64URL.encode("oSomeoneElse"),
-        r.refresh_token.rsplit('.').next().expect("secret")
-    );
-    let old_format = format!("{sid}.{}", B64URL.encode([9u8; 32]));
+    let wrong_secret = minted("oUser1", &sid);
+    let calls = w.authority.calls.get();
+    for t in [&unknown_sid, &wrong_secret] {
+        assert_eq!(
+            w.refresh(NOW + 1, t),
+            Err(ApiError::InvalidRefreshToken),
+            "{t}"
+        );
+    }
+    assert_eq!(w.authority.calls.get(), calls + 2);
+    // A wrong secret for a real session neither revokes nor rotates it.
+    let s = w.session(&sid).expect("session intact");
+    assert_eq!(s.refresh_hash, hash_of(&r.refresh_token));
+    assert!(w.refresh(NOW + 2, &r.refresh_token).is_ok());
+}
+
+#[test]
+fn malformed_or_forged_refresh_tokens_are_refused_before_any_authority() {
+    let w = World::new();
+    let r = w.login_at(NOW, GOOD);
+    let sid = sid_of(&r.refresh_token);
+    let p: Vec<&str> = r.refresh_token.split('.').collect();
+    assert_eq!(p.len(), 4, "user.sid.secret.tag");
+    let someone = minted("oSomeoneElse", &sid);
+    let someone: Vec<&str> = someone.split('.').collect();
     let cases = [
         String::new(),
         "garbage".to_string(),
@@ -131,11 +158,27 @@ fn unknown_or_malformed_refresh_tokens_are_invalid_and_harmless() {
         format!("{sid}.short"),
         format!("{}.x.y", r.refresh_token),
         r.access_token.clone(),
-        unknown_sid,
-        wrong_secret,
-        other_user,
-        old_format,
+        // The first format (no user) and the three-part one (no tag).
+        format!("{sid}.{}", B64URL.encode([9u8; 32])),
+        format!("{}.{}.{}", p[0], p[1], p[2]),
+        // Someone else's name with this token's tag, and the other way
+        // round: the tag binds the user.
+        format!(
+            "{}.{}.{}.{}",
+            B64URL.encode("oSomeoneElse"),
+            p[1],
+            p[2],
+            p[3]
+        ),
+        format!("{}.{}.{}.{}", p[0], p[1], p[2], someone[3]),
+        // Another session with this token's tag: the tag binds the session.
+        format!("{}.{}.{}.{}", p[0], B64URL.encode([7u8; 16]), p[2], p[3]),
+        // A tag made up, or cut short.
+        format!("{}.{}.{}.{}", p[0], p[1], p[2], B64URL.encode([0u8; 16])),
+        format!("{}.{}.{}.{}", p[0], p[1], p[2], &p[3][..20]),
     ];
+    let calls = w.authority.calls.get();
+    let states = w.authority.states().len();
     for t in &cases {
         assert_eq!(
             w.refresh(NOW + 1, t),
@@ -143,10 +186,85 @@ fn unknown_or_malformed_refresh_tokens_are_invalid_and_harmless() {
             "{t}"
         );
     }
-    // A wrong secret for a real session neither revokes nor rotates it.
-    let s = w.session(&sid).expect("session intact");
-    assert_eq!(s.refresh_hash, hash_of(&r.refresh_token));
+    assert_eq!(w.authority.calls.get(), calls, "no authority was asked");
+    assert_eq!(w.authority.states().len(), states, "no authority was made");
+    // The real session is untouched.
+    assert_eq!(
+        w.session(&sid).expect("session").refresh_hash,
+        hash_of(&r.refresh_token)
+    );
     assert!(w.refresh(NOW + 2, &r.refresh_token).is_ok());
+}
+
+#[test]
+fn forged_tokens_for_any_name_never_reach_an_authority() {
+    let w = World::new();
+    let rng = SeededRandom::new(0xf0f0);
+    for i in 0..50 {
+        let bytes: [u8; 8] = crate::random::bytes(&rng).expect("rng");
+        let name = format!("o{}{i}", crate::random::hex(&bytes));
+        let user = B64URL.encode(&name);
+        let sid = SessionId::generate(&rng).expect("sid");
+        let secret = B64URL.encode(crate::random::bytes::<32>(&rng).expect("rng"));
+        let tag = B64URL.encode(crate::random::bytes::<16>(&rng).expect("rng"));
+        for forged in [
+            format!("{user}.{sid}.{secret}.{tag}"),
+            format!("{user}.{sid}.{secret}"),
+        ] {
+            assert_eq!(
+                w.refresh(NOW, &forged),
+                Err(ApiError::InvalidRefreshToken),
+                "{forged}"
+            );
+        }
+    }
+    assert_eq!(w.authority.calls.get(), 0, "an authority was asked");
+    assert!(w.authority.states().is_empty(), "an authority saved state");
+}
+
+#[test]
+fn a_token_tagged_under_another_refresh_secret_is_refused() {
+    // Another deployment (or the key before a leak): same user, valid shape.
+    let mut v = crate::testkit::config::vars();
+    v.insert(
+        "REFRESH_SECRET",
+        "another-deployment-refresh-secret-0123456789abc".into(),
+    );
+    let theirs = World::with(crate::testkit::config::load(&v).expect("valid"));
+    let r = theirs.login_at(NOW, GOOD);
+    assert!(theirs.refresh(NOW + 1, &r.refresh_token).is_ok());
+
+    let ours = World::new();
+    let mine = ours.login_at(NOW, GOOD);
+    let calls = ours.authority.calls.get();
+    assert_eq!(
+        ours.refresh(NOW + 1, &r.refresh_token),
+        Err(ApiError::InvalidRefreshToken)
+    );
+    assert_eq!(ours.authority.calls.get(), calls);
+    assert!(ours.refresh(NOW + 2, &mine.refresh_token).is_ok());
+}
+
+#[test]
+fn the_refresh_key_is_not_the_access_token_key() {
+    // Rotating TOKEN_SECRET (issue 17) must leave refresh tokens valid:
+    // the tag depends on REFRESH_SECRET alone.
+    let mut v = crate::testkit::config::vars();
+    v.insert(
+        "TOKEN_SECRET",
+        "a-rotated-token-secret-0123456789-ABCDEFGHIJKL".into(),
+    );
+    let rotated = crate::testkit::config::load(&v).expect("valid");
+    let sid = SessionId::parse(&B64URL.encode([3u8; 16])).expect("sid");
+    let rng = SeededRandom::new(1);
+    let token = NewRefresh::generate(
+        &test_config().refresh_key,
+        &OpenId::new("oUser1"),
+        &sid,
+        &rng,
+    )
+    .expect("gen");
+    assert!(ParsedRefresh::parse(&rotated.refresh_key, token.token.secret()).is_some());
 }
 
 #[test]

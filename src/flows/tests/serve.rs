@@ -64,7 +64,7 @@ fn a_login_names_the_user_wechat_vouched_for_and_a_failed_one_nobody() {
 }
 
 #[test]
-fn a_refresh_names_the_user_only_once_the_authority_accepted_the_token() {
+fn a_refresh_names_the_user_only_when_the_token_s_tag_verifies() {
     let w = World::new();
     let r = w.login_at(NOW, GOOD);
     let body = json!({ "refresh_token": r.refresh_token }).to_string();
@@ -72,16 +72,20 @@ fn a_refresh_names_the_user_only_once_the_authority_accepted_the_token() {
     assert_eq!(s.user, Some(OpenId::new("oUser1")));
     assert!(json_of(&s)["access_token"].is_string());
 
+    // The same token again after the grace: reuse, refused by the
+    // authority, and still a token minted for oUser1.
+    let late = NOW + 2 + REFRESH_GRACE;
+    let s = serve(&w, late, request("POST", REFRESH, None, body.as_bytes()));
+    assert_eq!(s.user, Some(OpenId::new("oUser1")));
+    assert_eq!(error_of(s), ApiError::RefreshReused);
+
     // A token naming another user, made up by the client: nobody.
-    let sid = sid_of(&r.refresh_token);
-    let forged = format!(
-        "oVictim.{}.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-        sid.as_str()
-    );
+    let p: Vec<&str> = r.refresh_token.split('.').collect();
+    let forged = format!("{}.{}.{}.{}", B64URL.encode("oVictim"), p[1], p[2], p[3]);
     let body = json!({ "refresh_token": forged }).to_string();
-    let s = serve(&w, NOW + 2, request("POST", REFRESH, None, body.as_bytes()));
+    let s = serve(&w, late, request("POST", REFRESH, None, body.as_bytes()));
     assert_eq!(s.user, None);
-    assert!(s.reply.is_err());
+    assert_eq!(error_of(s), ApiError::InvalidRefreshToken);
 }
 
 #[test]
