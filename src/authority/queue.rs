@@ -21,7 +21,10 @@
 //! 503 stays true, and a stale refresh cannot rotate after the client's
 //! retry (which would make that retry, or the next, count as reuse). An
 //! operation that started in time finishes, bounded by the KV timeouts
-//! (`timeout`); its change is then the one the client's retry finds.
+//! (`timeout`); its change is then the one the client's retry finds. The
+//! deadline is the worker's clock and the turn is timed by the object's:
+//! both are Cloudflare's synchronised clocks, and a skew between them only
+//! moves the cut-off by as much.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
