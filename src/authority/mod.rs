@@ -8,19 +8,21 @@
 //!   reply, effects on the KV replica.
 //! - `server` — one authority's request handling around it: load, gather
 //!   what the step needs (allowlist, decryption), apply, save, replicate.
+//! - `queue` — its requests one at a time, first come first served, each
+//!   dropped unapplied when its worker's deadline passed before its turn.
+//! - `timeout` — its clock, and the timeout on each KV call it makes.
 //! - this file — [`AuthorityClient`], how the flows reach an authority:
 //!   the request's bytes out, the reply's in, within a timeout.
 
-use std::future::Future;
-use std::pin::pin;
-use std::task::Poll;
-
 use crate::ids::OpenId;
 use crate::store::StoreError;
+use timeout::{first, Either};
 
 pub(crate) mod machine;
 pub(crate) mod protocol;
+pub(crate) mod queue;
 pub(crate) mod server;
+pub(crate) mod timeout;
 
 pub(crate) use machine::Replica;
 pub(crate) use protocol::{
@@ -29,7 +31,9 @@ pub(crate) use protocol::{
 };
 pub(crate) use server::Answered;
 
-/// The longest a worker waits for an authority before answering 503.
+/// The longest a worker waits for an authority before answering 503. It
+/// is also the request's deadline: an authority does not apply a request
+/// whose turn comes later.
 pub(crate) const CALL_TIMEOUT_MS: u32 = 5_000;
 
 /// Why a call to an authority failed. The change it asked for may or may
@@ -41,7 +45,8 @@ pub(crate) enum CallFailure {
     /// No answer within [`CALL_TIMEOUT_MS`].
     TimedOut,
     /// The authority answered another status than 200 (400: the request
-    /// was of another wire version; 503: its storage failed).
+    /// was of another wire version; 503: its storage or KV failed; 504:
+    /// the deadline passed before its turn, so it was not applied).
     Status(u16),
     /// A 200 whose body is not this request's reply (another version).
     Unreadable,
@@ -58,14 +63,19 @@ pub(crate) trait AuthorityClient {
     /// Resolves after `ms` milliseconds.
     async fn sleep(&self, ms: u32);
 
+    /// Now, in ms since the epoch (the clock [`CALL_TIMEOUT_MS`] runs on).
+    fn now_ms(&self) -> i64;
+
     /// Hears why a call failed (the worker logs it).
     fn failed(&self, _why: CallFailure) {}
 
     /// Sends `op` to `openid`'s authority: its reply, or `Err` when the
     /// authority could not be reached, failed, or took longer than
-    /// [`CALL_TIMEOUT_MS`] (the change may or may not have been made).
+    /// [`CALL_TIMEOUT_MS`] (the change may or may not have been made; the
+    /// authority does not start it once that time has passed).
     async fn call<O: Operation>(&self, openid: &OpenId, op: O) -> Result<O::Reply, StoreError> {
-        let envelope = Envelope::new(openid.clone(), op);
+        let deadline_ms = self.now_ms().saturating_add(i64::from(CALL_TIMEOUT_MS));
+        let envelope = Envelope::new(openid.clone(), op, deadline_ms);
         let body = serde_json::to_string(&envelope).map_err(|_| StoreError)?;
         let answered = match first(self.post(openid, body), self.sleep(CALL_TIMEOUT_MS)).await {
             Either::Left(answered) => answered,
@@ -85,27 +95,6 @@ fn read_reply<R: serde::de::DeserializeOwned>(answered: &Answered) -> Result<R, 
         return Err(CallFailure::Status(answered.status));
     }
     serde_json::from_str(&answered.body).map_err(|_| CallFailure::Unreadable)
-}
-
-enum Either<A, B> {
-    Left(A),
-    Right(B),
-}
-
-/// Whichever of `a` and `b` finishes first (`a` when both are ready).
-async fn first<A: Future, B: Future>(a: A, b: B) -> Either<A::Output, B::Output> {
-    let mut a = pin!(a);
-    let mut b = pin!(b);
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(x) = a.as_mut().poll(cx) {
-            return Poll::Ready(Either::Left(x));
-        }
-        if let Poll::Ready(y) = b.as_mut().poll(cx) {
-            return Poll::Ready(Either::Right(y));
-        }
-        Poll::Pending
-    })
-    .await
 }
 
 #[cfg(test)]
@@ -151,10 +140,16 @@ mod tests {
                 std::future::pending::<()>().await;
             }
         }
+        fn now_ms(&self) -> i64 {
+            NOW_MS
+        }
         fn failed(&self, why: CallFailure) {
             self.failures.borrow_mut().push(why);
         }
     }
+
+    /// The client's clock.
+    const NOW_MS: i64 = 1_764_000_000_123;
 
     fn logout() -> Logout {
         Logout {
@@ -180,6 +175,9 @@ mod tests {
         assert!(client.failures.borrow().is_empty());
         let sent = client.sent.borrow();
         assert!(sent[0].starts_with(r#"{"v":2,"openid":"o1","request":{"logout""#));
+        // The deadline: when this client stops waiting.
+        let sent: Envelope = serde_json::from_str(&sent[0]).expect("an envelope");
+        assert_eq!(sent.deadline_ms, NOW_MS + i64::from(CALL_TIMEOUT_MS));
     }
 
     #[test]
@@ -195,6 +193,11 @@ mod tests {
                 answered(503, "storage unavailable"),
                 false,
                 CallFailure::Status(503),
+            ),
+            (
+                answered(504, "deadline passed"),
+                false,
+                CallFailure::Status(504),
             ),
             (
                 answered(400, "bad request"),

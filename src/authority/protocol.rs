@@ -248,20 +248,32 @@ impl<'de> Deserialize<'de> for Version {
     }
 }
 
-/// A request to a user's authority: which wire, whose, and what.
+/// A request to a user's authority: which wire, whose, what, and by
+/// when.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Envelope {
     pub(crate) v: Version,
     pub(crate) openid: OpenId,
     pub(crate) request: Request,
+    /// When the worker stops waiting for the answer, in ms since the
+    /// epoch: a request whose turn comes later is not applied
+    /// (`authority::queue`). Absent (a worker from before the deadline),
+    /// the request has none.
+    #[serde(default = "no_deadline")]
+    pub(crate) deadline_ms: i64,
+}
+
+fn no_deadline() -> i64 {
+    i64::MAX
 }
 
 impl Envelope {
-    pub(crate) fn new(openid: OpenId, request: impl Into<Request>) -> Self {
+    pub(crate) fn new(openid: OpenId, request: impl Into<Request>, deadline_ms: i64) -> Self {
         Envelope {
             v: Version,
             openid,
             request: request.into(),
+            deadline_ms,
         }
     }
 }
@@ -275,8 +287,11 @@ mod tests {
         SessionId::parse("AAAAAAAAAAAAAAAAAAAAAA").expect("a session id")
     }
 
+    /// The deadline every pinned request carries.
+    const BY: i64 = 1_764_000_005_000;
+
     fn wire(request: impl Into<Request>) -> serde_json::Value {
-        serde_json::to_value(Envelope::new(OpenId::new("o1"), request)).expect("serializes")
+        serde_json::to_value(Envelope::new(OpenId::new("o1"), request, BY)).expect("serializes")
     }
 
     /// The worker and its authorities are deployed together but not
@@ -288,21 +303,27 @@ mod tests {
         let sid = sid();
         let s = sid.as_str();
         let h = || RefreshHash::new("h");
+        // In the bytes, the deadline comes last.
+        assert_eq!(
+            serde_json::to_string(&Envelope::new(OpenId::new("o1"), ReadUser, BY))
+                .expect("serializes"),
+            r#"{"v":2,"openid":"o1","request":"read_user","deadline_ms":1764000005000}"#
+        );
         assert_eq!(
             wire(ReadUser),
-            json!({"v": 2, "openid": "o1", "request": "read_user"})
+            json!({"v": 2, "openid": "o1", "deadline_ms": BY, "request": "read_user"})
         );
         assert_eq!(
             wire(RevokeAll),
-            json!({"v": 2, "openid": "o1", "request": "revoke_all"})
+            json!({"v": 2, "openid": "o1", "deadline_ms": BY, "request": "revoke_all"})
         );
         assert_eq!(
             wire(Logout { sid: sid.clone() }),
-            json!({"v": 2, "openid": "o1", "request": {"logout": {"sid": s}}})
+            json!({"v": 2, "openid": "o1", "deadline_ms": BY, "request": {"logout": {"sid": s}}})
         );
         assert_eq!(
             wire(CheckSession { sid: sid.clone() }),
-            json!({"v": 2, "openid": "o1", "request": {"check_session": {"sid": s}}})
+            json!({"v": 2, "openid": "o1", "deadline_ms": BY, "request": {"check_session": {"sid": s}}})
         );
         let key = SessionKey::from_base64("tiihtNczf5v6AKRyjwEUhQ==").expect("16 bytes");
         let login = wire(Login {
@@ -314,7 +335,7 @@ mod tests {
         });
         assert_eq!(
             login,
-            json!({"v": 2, "openid": "o1", "request": {"login": {
+            json!({"v": 2, "openid": "o1", "deadline_ms": BY, "request": {"login": {
                 "sid": s, "session_key": "tiihtNczf5v6AKRyjwEUhQ==", "refresh_hash": "h",
             }}})
         );
@@ -334,7 +355,7 @@ mod tests {
                 next_hash: RefreshHash::new("n"),
                 next_sealed: "x".into(),
             }),
-            json!({"v": 2, "openid": "o1", "request": {"refresh": {
+            json!({"v": 2, "openid": "o1", "deadline_ms": BY, "request": {"refresh": {
                 "sid": s, "presented_hash": "h", "next_hash": "n", "next_sealed": "x",
             }}})
         );
@@ -344,7 +365,7 @@ mod tests {
                 sid: sid.clone(),
                 phone,
             }),
-            json!({"v": 2, "openid": "o1", "request": {"bind_phone": {
+            json!({"v": 2, "openid": "o1", "deadline_ms": BY, "request": {"bind_phone": {
                 "sid": s,
                 "phone": {"phone_number": "13800138000", "pure_phone_number": "13800138000", "country_code": "86"},
             }}})
@@ -357,7 +378,7 @@ mod tests {
                     iv: "aQ==".into(),
                 },
             }),
-            json!({"v": 2, "openid": "o1", "request": {"bind_encrypted": {
+            json!({"v": 2, "openid": "o1", "deadline_ms": BY, "request": {"bind_encrypted": {
                 "sid": s, "encrypted": {"encryptedData": "ZA==", "iv": "aQ=="},
             }}})
         );
@@ -431,5 +452,25 @@ mod tests {
         let now = format!(r#"{{"v":2,"openid":"o1","request":{{"logout":{{"sid":"{s}"}}}}}}"#);
         let parsed: Envelope = serde_json::from_str(&now).expect("parses");
         assert!(matches!(parsed.request, Request::Logout(_)));
+    }
+
+    /// The deadline is read as sent; an envelope without one (from a
+    /// worker deployed before it) has none, and one that is not a number
+    /// is refused.
+    #[test]
+    fn the_deadline_is_read() {
+        let s = "AAAAAAAAAAAAAAAAAAAAAA";
+        let none = format!(r#"{{"v":2,"openid":"o1","request":{{"logout":{{"sid":"{s}"}}}}}}"#);
+        let parsed: Envelope = serde_json::from_str(&none).expect("parses");
+        assert_eq!(parsed.deadline_ms, i64::MAX);
+        let by = format!(
+            r#"{{"v":2,"openid":"o1","request":{{"logout":{{"sid":"{s}"}}}},"deadline_ms":7}}"#
+        );
+        let parsed: Envelope = serde_json::from_str(&by).expect("parses");
+        assert_eq!(parsed.deadline_ms, 7);
+        let bad = format!(
+            r#"{{"v":2,"openid":"o1","request":{{"logout":{{"sid":"{s}"}}}},"deadline_ms":"soon"}}"#
+        );
+        assert!(serde_json::from_str::<Envelope>(&bad).is_err());
     }
 }

@@ -1,18 +1,16 @@
 //! One authority's request handling: everything the Durable Object does,
 //! with its storage, KV and timer passed in so the host tests run it too.
 //!
-//! Requests are handled strictly one at a time ([`Serial`]): a Durable
-//! Object only holds back new events while it awaits its *own storage*,
-//! not while it awaits KV, so without this a logout could run between a
-//! refresh's load and save. Holding the turn across the whole request also
-//! keeps the replica writes in the order the changes were made.
-
-use std::cell::Cell;
+//! Requests are handled strictly one at a time, in arrival order, and one
+//! whose worker has given up before its turn is not applied (`queue`);
+//! every KV call times out (`timeout`).
 
 use serde::Serialize;
 
 use super::machine::{Context, DecryptFailed, Effect, Rules, Step, UserState};
 use super::protocol::{BindDenied, BindEncrypted, Bound, Envelope, ReadUser, Request, RevokeAll};
+use super::queue::Serial;
+use super::timeout::{Timed, Timer};
 use crate::config::Config;
 use crate::ids::OpenId;
 use crate::phone::Phone;
@@ -29,34 +27,6 @@ pub(crate) trait StateStore {
     /// forget expired sessions: best effort, a missed alarm only delays
     /// forgetting what has already expired.
     async fn save(&self, state: &str, alarm_ms: Option<i64>) -> Result<(), StoreError>;
-}
-
-/// Waits between looks at a busy turn.
-#[allow(async_fn_in_trait)] // used with concrete types only; no Send bound wanted on wasm
-pub(crate) trait Timer {
-    async fn pause(&self, ms: u32);
-}
-
-/// One request at a time (see the module docs).
-#[derive(Default)]
-pub(crate) struct Serial(Cell<bool>);
-
-struct Turn<'a>(&'a Serial);
-
-impl Drop for Turn<'_> {
-    fn drop(&mut self) {
-        self.0 .0.set(false);
-    }
-}
-
-impl Serial {
-    async fn turn<T: Timer>(&self, timer: &T) -> Turn<'_> {
-        while self.0.get() {
-            timer.pause(1).await;
-        }
-        self.0.set(true);
-        Turn(self)
-    }
 }
 
 /// Grace for the previous refresh token: the contract's 10 seconds.
@@ -97,6 +67,14 @@ impl<St: StateStore, K: Store, Tm: Timer> Server<'_, St, K, Tm> {
         }
     }
 
+    /// KV as the authority uses it: every call times out.
+    fn timed_kv(&self) -> Timed<'_, K, Tm> {
+        Timed {
+            kv: self.kv,
+            timer: self.timer,
+        }
+    }
+
     async fn load(&self) -> Result<UserState, StoreError> {
         match self.state.load().await? {
             None => Ok(UserState::default()),
@@ -110,7 +88,7 @@ impl<St: StateStore, K: Store, Tm: Timer> Server<'_, St, K, Tm> {
     async fn listed(&self, phone: Option<&Phone>) -> Result<Option<bool>, StoreError> {
         match phone {
             Some(p) if self.cfg.phone_allowlist => {
-                Ok(Some(self.kv.get(&allow_key(p)).await?.is_some()))
+                Ok(Some(self.timed_kv().get(&allow_key(p)).await?.is_some()))
             }
             _ => Ok(None),
         }
@@ -118,10 +96,18 @@ impl<St: StateStore, K: Store, Tm: Timer> Server<'_, St, K, Tm> {
 
     /// Handles one request as it came over the wire: 200 with the reply,
     /// 400 for a request this version cannot read (another version of the
-    /// wire), 503 when storage or KV failed.
+    /// wire), 503 when storage or KV failed or timed out, 504 when its
+    /// worker's deadline passed before its turn came (not applied).
     pub(crate) async fn answer(&self, body: &str, now: i64) -> Answered {
         let Ok(envelope) = serde_json::from_str::<Envelope>(body) else {
             return Answered::error(400, "bad request");
+        };
+        let Ok(_turn) = self
+            .serial
+            .turn_before(envelope.deadline_ms, self.timer)
+            .await
+        else {
+            return Answered::error(504, "deadline passed");
         };
         match self.handle(&envelope.openid, envelope.request, now).await {
             Ok(reply) => Answered {
@@ -139,7 +125,6 @@ impl<St: StateStore, K: Store, Tm: Timer> Server<'_, St, K, Tm> {
         request: Request,
         now: i64,
     ) -> Result<String, StoreError> {
-        let _turn = self.serial.turn(self.timer).await;
         let mut state = self.load().await?;
         let mut run = Run {
             server: self,
@@ -174,9 +159,9 @@ impl<St: StateStore, K: Store, Tm: Timer> Server<'_, St, K, Tm> {
                 Effect::Put(sid, replica) => {
                     // KV refuses expirations under 60 s.
                     let ttl = u64::try_from(replica.expires_at - now).unwrap_or(0).max(60);
-                    put_json(self.kv, &replica_key(&sid), &replica, Some(ttl)).await?;
+                    put_json(&self.timed_kv(), &replica_key(&sid), &replica, Some(ttl)).await?;
                 }
-                Effect::Delete(sid) => self.kv.delete(&replica_key(&sid)).await?,
+                Effect::Delete(sid) => self.timed_kv().delete(&replica_key(&sid)).await?,
             }
         }
         Ok(())
@@ -189,7 +174,7 @@ impl<St: StateStore, K: Store, Tm: Timer> Server<'_, St, K, Tm> {
 
     /// The alarm: forgets expired sessions (and their replicas).
     pub(crate) async fn alarm(&self, now: i64) -> Result<(), StoreError> {
-        let _turn = self.serial.turn(self.timer).await;
+        let _turn = self.serial.turn().await;
         let mut state = self.load().await?;
         let before = state.sessions.len();
         let effects = state.prune(now);
@@ -296,8 +281,8 @@ mod tests {
     #[test]
     fn the_answer_says_what_became_of_the_request() {
         use crate::authority::protocol::{Envelope, ReadUser};
-        let request =
-            serde_json::to_string(&Envelope::new(OpenId::new("o1"), ReadUser)).expect("serializes");
+        let request = serde_json::to_string(&Envelope::new(OpenId::new("o1"), ReadUser, i64::MAX))
+            .expect("serializes");
         let memory = MemoryState::default();
         assert_eq!(
             answer_with(&memory, &request),

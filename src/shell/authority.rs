@@ -25,8 +25,10 @@ use worker::{console_error, Delay, Env, ObjectNamespace, Request};
 
 use super::js::{read_text, settled, written};
 use super::kv::KvStore;
-use super::{config, now_secs, KV_BINDING};
-use crate::authority::server::{Serial, Server, StateStore, Timer};
+use super::{config, now_ms, now_secs, KV_BINDING};
+use crate::authority::queue::Serial;
+use crate::authority::server::{Server, StateStore};
+use crate::authority::timeout::Timer;
 use crate::authority::{Answered, AuthorityClient, CallFailure};
 use crate::config::Config;
 use crate::ids::OpenId;
@@ -87,11 +89,22 @@ impl StateStore for DurableObjectStorage {
     }
 }
 
+/// The authority's time: `setTimeout` (through workers-rs's `Delay`,
+/// which clears its timeout when dropped, so a KV call that answers in
+/// time leaves no timer behind) and `Date.now()`.
 struct DelayTimer;
 
 impl Timer for DelayTimer {
-    async fn pause(&self, ms: u32) {
+    async fn sleep(&self, ms: u32) {
         Delay::from(Duration::from_millis(u64::from(ms))).await;
+    }
+
+    fn now_ms(&self) -> i64 {
+        i64::try_from(now_ms()).unwrap_or(i64::MAX)
+    }
+
+    fn gave_up(&self, ms: u32) {
+        console_error!("authority: a KV call gave no answer in {ms} ms");
     }
 }
 
@@ -213,6 +226,10 @@ impl AuthorityClient for DoAuthority {
 
     async fn sleep(&self, ms: u32) {
         Delay::from(Duration::from_millis(u64::from(ms))).await;
+    }
+
+    fn now_ms(&self) -> i64 {
+        i64::try_from(now_ms()).unwrap_or(i64::MAX)
     }
 
     fn failed(&self, why: CallFailure) {

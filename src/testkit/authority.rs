@@ -6,7 +6,9 @@ use std::rc::Rc;
 
 use super::{MemoryStore, YieldOnce};
 use crate::authority::machine::UserState;
-use crate::authority::server::{Serial, Server, StateStore, Timer};
+use crate::authority::queue::{Serial, Waiting};
+use crate::authority::server::{Server, StateStore};
+use crate::authority::timeout::Timer;
 use crate::authority::{Answered, AuthorityClient, CallFailure};
 use crate::config::Config;
 use crate::ids::OpenId;
@@ -34,11 +36,35 @@ impl StateStore for MemoryState {
     }
 }
 
-/// A timer that only gives way.
+/// A timer whose every ms of sleep is one yield: a KV call that gives
+/// way once answers in time, one that never answers times out. Its clock
+/// stands at 0 ms: no deadline passes.
 pub(crate) struct YieldTimer;
 
 impl Timer for YieldTimer {
-    async fn pause(&self, _ms: u32) {
+    async fn sleep(&self, ms: u32) {
+        yield_ms(ms).await;
+    }
+    fn now_ms(&self) -> i64 {
+        0
+    }
+}
+
+/// [`YieldTimer`]'s sleeps, on the KV's clock (its whole seconds, in ms),
+/// which a test moves to make deadlines pass.
+pub(crate) struct KvClock(pub(crate) Rc<MemoryStore>);
+
+impl Timer for KvClock {
+    async fn sleep(&self, ms: u32) {
+        yield_ms(ms).await;
+    }
+    fn now_ms(&self) -> i64 {
+        self.0.now.get() * 1000
+    }
+}
+
+async fn yield_ms(ms: u32) {
+    for _ in 0..ms {
         YieldOnce(false).await;
     }
 }
@@ -56,6 +82,8 @@ struct Slot {
 pub(crate) struct MemoryAuthority {
     pub(crate) kv: Rc<MemoryStore>,
     pub(crate) cfg: Rc<Config>,
+    /// The authorities' and the worker's clock: the KV's.
+    clock: KvClock,
     slots: RefCell<HashMap<OpenId, Rc<Slot>>>,
     /// Every call fails (the authority is unreachable).
     pub(crate) fail: Cell<bool>,
@@ -66,6 +94,7 @@ pub(crate) struct MemoryAuthority {
 impl MemoryAuthority {
     pub(crate) fn new(kv: Rc<MemoryStore>, cfg: Rc<Config>) -> Self {
         MemoryAuthority {
+            clock: KvClock(Rc::clone(&kv)),
             kv,
             cfg,
             slots: RefCell::default(),
@@ -101,15 +130,26 @@ impl MemoryAuthority {
         self.slots.borrow().get(openid)?.state.alarm_ms.get()
     }
 
+    /// A place in `openid`'s line, as a request's: while its turn is
+    /// held, that user's requests wait.
+    pub(crate) fn turn(&self, openid: &OpenId) -> Waiting {
+        self.slot(openid).serial.turn()
+    }
+
+    /// How many of `openid`'s requests wait for their turn.
+    pub(crate) fn waiting(&self, openid: &OpenId) -> usize {
+        self.slot(openid).serial.waiting()
+    }
+
     fn slot(&self, openid: &OpenId) -> Rc<Slot> {
         Rc::clone(self.slots.borrow_mut().entry(openid.clone()).or_default())
     }
 
-    fn server<'a>(&'a self, slot: &'a Slot) -> Server<'a, MemoryState, MemoryStore, YieldTimer> {
+    fn server<'a>(&'a self, slot: &'a Slot) -> Server<'a, MemoryState, MemoryStore, KvClock> {
         Server {
             state: &slot.state,
             kv: &self.kv,
-            timer: &YieldTimer,
+            timer: &self.clock,
             cfg: &self.cfg,
             serial: &slot.serial,
         }
@@ -133,5 +173,9 @@ impl AuthorityClient for MemoryAuthority {
     /// out.
     async fn sleep(&self, _ms: u32) {
         std::future::pending::<()>().await;
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 }

@@ -28,7 +28,9 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use super::{MemoryState, MemoryStore, YieldOnce};
-use crate::authority::server::{Answered, Serial, Server, StateStore, Timer};
+use crate::authority::queue::Serial;
+use crate::authority::server::{Answered, Server, StateStore};
+use crate::authority::timeout::Timer;
 use crate::authority::{AuthorityClient, CallFailure};
 use crate::config::Config;
 use crate::ids::OpenId;
@@ -215,7 +217,7 @@ impl<T: Transport> Transport for FaultyTransport<T> {
         match self.faults.next(Op::Send) {
             None => self.inner.send(req).await,
             Some(Fault::Hang) => {
-                VirtualTimer.pause(self.timeout_ms).await;
+                VirtualTimer.sleep(self.timeout_ms).await;
                 Err(TransportError::Timeout)
             }
             Some(Fault::Error | Fault::Restart) => Err(TransportError::Network),
@@ -234,11 +236,22 @@ pub(crate) struct VirtualTimer;
 /// call takes a few dozen yields, far below the 5 s timeout's 500.
 pub(crate) const MS_PER_YIELD: u32 = 10;
 
+thread_local! {
+    /// Virtual milliseconds since the test began: each yield of a sleep
+    /// moves it on by [`MS_PER_YIELD`], so the worker's deadlines and the
+    /// authority's clock agree.
+    static VIRTUAL_MS: Cell<i64> = const { Cell::new(0) };
+}
+
 impl Timer for VirtualTimer {
-    async fn pause(&self, ms: u32) {
+    async fn sleep(&self, ms: u32) {
         for _ in 0..(ms / MS_PER_YIELD).max(1) {
             YieldOnce(false).await;
+            VIRTUAL_MS.with(|t| t.set(t.get() + i64::from(MS_PER_YIELD)));
         }
+    }
+    fn now_ms(&self) -> i64 {
+        VIRTUAL_MS.with(Cell::get)
     }
 }
 
@@ -246,7 +259,7 @@ impl Timer for VirtualTimer {
 /// the client gives up on a request that never answers.
 pub(crate) async fn within<F: Future>(ms: u32, f: F) -> Option<F::Output> {
     let mut f = pin!(f);
-    let mut timer = pin!(VirtualTimer.pause(ms));
+    let mut timer = pin!(VirtualTimer.sleep(ms));
     std::future::poll_fn(|cx| {
         if let Poll::Ready(x) = f.as_mut().poll(cx) {
             return Poll::Ready(Some(x));
@@ -430,7 +443,11 @@ impl AuthorityClient for FaultyAuthority {
 
     /// Virtual time: the 5 s timeout runs out after 500 yields.
     async fn sleep(&self, ms: u32) {
-        VirtualTimer.pause(ms).await;
+        VirtualTimer.sleep(ms).await;
+    }
+
+    fn now_ms(&self) -> i64 {
+        VirtualTimer.now_ms()
     }
 }
 

@@ -27,7 +27,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-pub(crate) use authority::{MemoryAuthority, MemoryState, YieldTimer};
+pub(crate) use authority::{KvClock, MemoryAuthority, MemoryState, YieldTimer};
 pub(crate) use config::{test_config, APPID, APP_SECRET, TEST_IDENTITY_SEED, TEST_SECRET};
 pub(crate) use limits::MemoryLimiter;
 pub(crate) use random::SeededRandom;

@@ -341,3 +341,43 @@ fn concurrent_phone_bindings_in_one_isolate_fetch_the_wechat_token_once() {
         "{urls:?}"
     );
 }
+
+/// A refresh that waited in its authority's line past its worker's
+/// deadline (the worker answered 503 and stopped waiting) is not applied
+/// when its turn comes; so the client's retry, made later than the grace,
+/// rotates instead of counting as reuse of a token the stale refresh would
+/// have rotated away.
+#[test]
+fn a_stale_queued_refresh_does_not_rotate_after_the_clients_retry() {
+    for shift in 0..SHIFTS {
+        let w = World::new();
+        let r = w.login_at(NOW, GOOD);
+        let sid = sid_of(&r.refresh_token);
+        let openid = OpenId::new("oUser1");
+        let saved = || serde_json::to_value(w.authority.state(&openid)).expect("serializes");
+        let before = saved();
+        let edge = w.at(NOW + 5);
+        let stale = block_on(async {
+            // Something slow holds the user's turn.
+            let slow = w.authority.turn(&openid).await;
+            let (stale, ()) = futures_util::join!(edge.refresh(&r.refresh_token, None), async {
+                while w.authority.waiting(&openid) == 0 {
+                    YieldOnce(false).await;
+                }
+                after(shift).await;
+                // The worker's 5 s pass; then the slow one ends.
+                w.store.now.set(NOW + 11);
+                drop(slow);
+            });
+            stale
+        });
+        assert_eq!(stale, Err(ApiError::StoreUnavailable), "shift {shift}");
+        assert_eq!(saved(), before, "shift {shift}: not applied");
+        // The client retries after the grace any rotation at NOW + 11 had.
+        let retry = w
+            .refresh(NOW + 12 + REFRESH_GRACE, &r.refresh_token)
+            .expect("the retry rotates");
+        assert!(!w.is_revoked(&sid), "shift {shift}");
+        assert!(w.refresh(NOW + 60, &retry.refresh_token).is_ok());
+    }
+}

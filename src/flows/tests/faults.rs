@@ -572,7 +572,6 @@ macro_rules! table {
 
 table! {
     login_kv_error: Login, Kv, Error;
-    #[ignore = "issue 16: needs KV timeouts and the queue with deadlines"]
     login_kv_hang: Login, Kv, Hang;
     login_storage_error: Login, Storage, Error;
     #[ignore = "issue 16 finding: a storage call that never answers holds the authority's turn for good"]
@@ -582,7 +581,6 @@ table! {
     login_wechat_hang: Login, WeChat, Hang;
 
     refresh_kv_error: Refresh, Kv, Error;
-    #[ignore = "issue 16: needs KV timeouts and the queue with deadlines"]
     refresh_kv_hang: Refresh, Kv, Hang;
     refresh_storage_error: Refresh, Storage, Error;
     #[ignore = "issue 16 finding: a storage call that never answers holds the authority's turn for good"]
