@@ -25,8 +25,8 @@ use worker::{console_error, Delay, Env, ObjectNamespace, Request};
 
 use super::js::{read_text, settled, written};
 use super::kv::KvStore;
-use super::{config, now_secs, KV_BINDING};
-use crate::authority::server::{Serial, Server, StateStore, Timer};
+use super::{config, now_ms, now_secs, KV_BINDING};
+use crate::authority::server::{Pacing, Serial, Server, StateStore, Timer};
 use crate::authority::{Answered, AuthorityClient, CallFailure};
 use crate::config::Config;
 use crate::ids::OpenId;
@@ -93,6 +93,9 @@ impl Timer for DelayTimer {
     async fn pause(&self, ms: u32) {
         Delay::from(Duration::from_millis(u64::from(ms))).await;
     }
+    fn now_ms(&self) -> i64 {
+        i64::try_from(now_ms()).unwrap_or(i64::MAX)
+    }
 }
 
 /// One user's session authority.
@@ -101,6 +104,7 @@ pub struct Authority {
     storage: Option<DurableObjectStorage>,
     env: Env,
     serial: Serial,
+    pacing: Pacing,
 }
 
 impl Authority {
@@ -116,6 +120,7 @@ impl Authority {
             timer: &DelayTimer,
             cfg,
             serial: &self.serial,
+            pacing: &self.pacing,
         }
     }
 
@@ -153,6 +158,7 @@ impl Authority {
             storage,
             env,
             serial: Serial::default(),
+            pacing: Pacing::default(),
         }
     }
 

@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use super::{MemoryStore, YieldOnce};
 use crate::authority::machine::UserState;
-use crate::authority::server::{Serial, Server, StateStore, Timer};
+use crate::authority::server::{Pacing, Serial, Server, StateStore, Timer};
 use crate::authority::{Answered, AuthorityClient, CallFailure};
 use crate::config::Config;
 use crate::ids::OpenId;
@@ -41,12 +41,18 @@ impl Timer for YieldTimer {
     async fn pause(&self, _ms: u32) {
         YieldOnce(false).await;
     }
+    /// A clock that stands still: every write to a key just written
+    /// waits (gives way once).
+    fn now_ms(&self) -> i64 {
+        0
+    }
 }
 
 #[derive(Default)]
 struct Slot {
     state: MemoryState,
     serial: Serial,
+    pacing: Pacing,
 }
 
 /// Every user's authority in memory, as the Durable Objects would be:
@@ -112,6 +118,7 @@ impl MemoryAuthority {
             timer: &YieldTimer,
             cfg: &self.cfg,
             serial: &slot.serial,
+            pacing: &slot.pacing,
         }
     }
 }
