@@ -418,3 +418,8 @@ mod tests {
         );
     }
 }
+
+// The outbox's own tests: KV failing, restarts, KV's write rate.
+#[cfg(test)]
+#[path = "server/tests.rs"]
+mod outbox_tests;

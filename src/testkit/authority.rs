@@ -19,6 +19,8 @@ pub(crate) struct MemoryState {
     pub(crate) text: RefCell<Option<String>>,
     /// When it asked to be woken, in ms since the epoch.
     pub(crate) alarm_ms: Cell<Option<i64>>,
+    /// How many writes it took.
+    pub(crate) saves: Cell<usize>,
 }
 
 impl StateStore for MemoryState {
@@ -30,6 +32,7 @@ impl StateStore for MemoryState {
         YieldOnce(false).await;
         *self.text.borrow_mut() = Some(state.to_string());
         self.alarm_ms.set(alarm_ms);
+        self.saves.set(self.saves.get() + 1);
         Ok(())
     }
 }

@@ -45,6 +45,8 @@ pub(crate) struct Outbox {
     pub(crate) retry_at: Option<i64>,
 }
 
+// serde's `skip_serializing_if` passes a reference.
+#[allow(clippy::trivially_copy_pass_by_ref)]
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }

@@ -355,7 +355,8 @@ fn the_outbox_keeps_the_latest_change_per_session() {
     let mut st = one_session();
     assert_eq!(st.outbox.pending.len(), 1);
     assert!(matches!(st.outbox.pending[&sid(1)], Pending::Put(_)));
-    run(&mut st, refresh(1, "h0", "h1"), T0 + 5);
+    let (r, _) = run(&mut st, refresh(1, "h0", "h1"), T0 + 5);
+    assert!(r.is_ok());
     let Pending::Put(replica) = st.outbox.pending[&sid(1)].clone() else {
         panic!("{:?}", st.outbox)
     };
