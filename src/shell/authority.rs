@@ -170,8 +170,9 @@ impl Authority {
         web_sys::Response::new_with_opt_str_and_init(Some(&answered.body), &init)
     }
 
-    /// The alarm: forgets expired sessions. Failures are logged, never
-    /// thrown (the next request or alarm tries again).
+    /// The alarm: forgets expired sessions and retries the replica writes
+    /// KV refused. Failures are logged, never thrown (the next request or
+    /// alarm tries again).
     pub async fn alarm(&self) {
         let (Ok(cfg), Some(kv)) = (config(&self.env), KvStore::bound(&self.env, KV_BINDING)) else {
             console_error!("authority alarm: misconfigured");
@@ -186,7 +187,7 @@ impl Authority {
             .await
             .is_err()
         {
-            console_error!("authority alarm: storage unavailable");
+            console_error!("authority alarm: storage or KV unavailable; retry scheduled");
         }
     }
 }
