@@ -309,8 +309,9 @@ impl<St: StateStore, K: Store, Tm: Timer> Run<'_, '_, St, K, Tm> {
     /// (one write, only if anything changed), then drains the outbox into
     /// KV and saves what KV accepted — all before the answer goes out. A
     /// change whose replica KV refused is kept and answers the error (the
-    /// alarm retries it; so does any next request). A read drains only
-    /// when a retry is due, and answers whatever KV did.
+    /// alarm retries it; so does any next request), unless its reply must
+    /// stand regardless ([`Step::stands_without_replica`]: a read, a
+    /// refresh's pair). A read drains only when a retry is due.
     async fn commit<S: Step>(
         &mut self,
         step: S,
@@ -330,7 +331,7 @@ impl<St: StateStore, K: Store, Tm: Timer> Run<'_, '_, St, K, Tm> {
         }
         let drained = server.drain(self.state, self.now).await;
         server.save(self.state, &mut self.saved, self.now).await?;
-        if drained || S::READS_ONLY {
+        if drained || S::stands_without_replica(&reply) {
             Ok(reply)
         } else {
             Err(StoreError)

@@ -199,6 +199,14 @@ pub(crate) trait Step {
     /// Applies the step to `state` (already pruned at `at.now`), pushing
     /// what the replica must learn onto `effects`.
     fn apply(self, state: &mut UserState, at: &Context<'_>, effects: &mut Effects) -> Self::Reply;
+    /// Whether `reply` goes out although KV refused a replica write (the
+    /// outbox keeps it for the alarm). By default a change whose replica
+    /// is behind answers "try again"; a refresh's pair must reach its
+    /// client all the same, or the client's next refresh, past the grace,
+    /// would count as reuse and end the session.
+    fn stands_without_replica(_reply: &Self::Reply) -> bool {
+        Self::READS_ONLY
+    }
 }
 
 /// What a step tells the KV replica, in order.

@@ -447,3 +447,26 @@ fn what_changes_nothing_writes_nothing() {
     assert_eq!(rig.state.saves.get(), saves);
     assert_eq!(rig.kv.writes.get(), 1);
 }
+
+/// A refresh's pair stands although KV refused its replica's update: the
+/// rotation is saved, the update waits in the outbox, and the replica the
+/// session had (its previous expiry, still ahead) keeps it usable.
+#[test]
+fn a_refreshs_pair_stands_when_kv_refuses_its_replica() {
+    let rig = Rig::new();
+    assert_eq!(rig.send(login(1)).status, 200);
+    rig.kv.fail_writes(0..usize::MAX);
+    let answered = rig.send(refresh(1, 0));
+    assert_eq!(answered.status, 200);
+    assert!(answered.body.contains("rotated"), "{}", answered.body);
+    assert!(matches!(
+        rig.saved().outbox.pending[&sid(1)],
+        Pending::Put(_)
+    ));
+    // Repeated within the grace: the same pair, still 200.
+    assert_eq!(rig.send(refresh(1, 0)).status, 200);
+    rig.kv.recover();
+    rig.wait(2);
+    assert_eq!(rig.alarm(), Ok(()));
+    rig.assert_replica_matches("after the alarm");
+}
