@@ -17,9 +17,10 @@
 //!   rotation the new secret sealed under the previous one, which only the
 //!   holder of the previous token can open.
 //! - The KV replica follows the state through an outbox saved with it
-//!   ([`Outbox`]): every step's effects are queued there in the same write
-//!   as the change, and stay until KV accepts them. Once it is drained, KV holds
-//!   `session:{sid}` exactly for the sessions not revoked, each as
+//!   ([`Outbox`]): every step's effects are queued there, to be saved in
+//!   the same write as the change, and stay until KV accepts them. Once
+//!   it is drained, KV holds `session:{sid}` exactly for the sessions not
+//!   revoked, each as
 //!   [`Replica::of`] it (an expired one until the alarm prunes it, which its
 //!   own `expires_at` and KV's TTL already make dead to readers). The
 //!   property test (`props`) checks this over random sequences of steps.
