@@ -199,7 +199,7 @@ impl ApiError {
             }
             ApiError::OriginUnavailable => "the origin API could not be reached".into(),
             ApiError::StoreUnavailable => {
-                "session storage is briefly unavailable; nothing was changed, try again".into()
+                "session storage is briefly unavailable; try again; a change already saved is finished by the authority".into()
             }
         }
     }

@@ -4,7 +4,8 @@
 //! nothing: sessions are decided by the session authority, and KV holds
 //! - `session:{sid}` → the authority's read replica of a live session
 //!   (`authority::Replica`), written or deleted by the authority before it
-//!   answers;
+//!   answers — through its outbox, so a write KV refused is retried until
+//!   KV accepts it, at most one write a second per key;
 //! - `wx:stable_token` → the WeChat API token (`wechat::access_token`);
 //! - `allow:phone:+{countryCode}{purePhoneNumber}` → any value (the staff
 //!   allowlist, E.164).

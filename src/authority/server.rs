@@ -4,15 +4,27 @@
 //! Requests are handled strictly one at a time, in arrival order, and one
 //! whose worker has given up before its turn is not applied (`queue`);
 //! every KV call times out (`timeout`).
+//!
+//! The KV replica is brought up to date through the state's outbox
+//! (`machine::Outbox`): a change is saved with its replica writes queued,
+//! in one storage write, and only then are they applied to KV; what KV
+//! refuses stays queued, and is retried by the next request or by the
+//! alarm, with a backoff, until KV accepts it. So a change that was saved
+//! is always finished, even across a failed KV call or a restart of the
+//! object. Nothing is written when nothing changed, and an empty state
+//! never is.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::machine::{Context, DecryptFailed, Effect, Rules, Step, UserState};
+use super::machine::{Context, DecryptFailed, Pending, Rules, Step, UserState};
 use super::protocol::{BindDenied, BindEncrypted, Bound, Envelope, ReadUser, Request, RevokeAll};
 use super::queue::Serial;
 use super::timeout::{Timed, Timer};
 use crate::config::Config;
-use crate::ids::OpenId;
+use crate::ids::{OpenId, SessionId};
 use crate::phone::Phone;
 use crate::store::{allow_key, put_json, replica_key, Store, StoreError};
 use crate::wechat::open_data::OpenDataError;
@@ -24,8 +36,8 @@ pub(crate) trait StateStore {
     async fn load(&self) -> Result<Option<String>, StoreError>;
     /// Saves `state` at once (one write: all or nothing), then asks to be
     /// woken at `alarm_ms` (ms since the epoch, as `setAlarm` takes it) to
-    /// forget expired sessions: best effort, a missed alarm only delays
-    /// forgetting what has already expired.
+    /// forget expired sessions and retry the outbox: best effort, a missed
+    /// alarm only delays what the next request also does.
     async fn save(&self, state: &str, alarm_ms: Option<i64>) -> Result<(), StoreError>;
 }
 
@@ -56,6 +68,8 @@ pub(crate) struct Server<'a, St, K, Tm> {
     pub(crate) timer: &'a Tm,
     pub(crate) cfg: &'a Config,
     pub(crate) serial: &'a Serial,
+    /// When this object last wrote each replica key.
+    pub(crate) pacing: &'a Pacing,
 }
 
 impl<St: StateStore, K: Store, Tm: Timer> Server<'_, St, K, Tm> {
@@ -75,12 +89,16 @@ impl<St: StateStore, K: Store, Tm: Timer> Server<'_, St, K, Tm> {
         }
     }
 
-    async fn load(&self) -> Result<UserState, StoreError> {
+    /// The saved state, and its text as saved (`None`: nothing yet).
+    async fn load(&self) -> Result<(UserState, Option<String>), StoreError> {
         match self.state.load().await? {
-            None => Ok(UserState::default()),
+            None => Ok((UserState::default(), None)),
             // A state this version cannot read is a failure, never an empty
             // state: that would forget revocations.
-            Some(text) => serde_json::from_str(&text).map_err(|_| StoreError),
+            Some(text) => {
+                let state = serde_json::from_str(&text).map_err(|_| StoreError)?;
+                Ok((state, Some(text)))
+            }
         }
     }
 
@@ -125,10 +143,11 @@ impl<St: StateStore, K: Store, Tm: Timer> Server<'_, St, K, Tm> {
         request: Request,
         now: i64,
     ) -> Result<String, StoreError> {
-        let mut state = self.load().await?;
+        let (mut state, saved) = self.load().await?;
         let mut run = Run {
             server: self,
             state: &mut state,
+            saved,
             openid,
             now,
         };
@@ -153,35 +172,106 @@ impl<St: StateStore, K: Store, Tm: Timer> Server<'_, St, K, Tm> {
         }
     }
 
-    async fn replicate(&self, effects: Vec<Effect>, now: i64) -> Result<(), StoreError> {
-        for effect in effects {
-            match effect {
-                Effect::Put(sid, replica) => {
-                    // KV refuses expirations under 60 s.
-                    let ttl = u64::try_from(replica.expires_at - now).unwrap_or(0).max(60);
-                    put_json(&self.timed_kv(), &replica_key(&sid), &replica, Some(ttl)).await?;
-                }
-                Effect::Delete(sid) => self.timed_kv().delete(&replica_key(&sid)).await?,
+    /// Applies the outbox to KV, in order, removing what KV accepted; at
+    /// the first refusal stops and schedules the retry (the alarm's
+    /// backoff). `true` when nothing is left.
+    async fn drain(&self, state: &mut UserState, now: i64) -> bool {
+        for (sid, entry) in state.outbox.entries() {
+            if self.write_replica(&sid, &entry, now).await.is_err() {
+                state.outbox.failed(now);
+                return false;
             }
+            state.outbox.accepted(&sid, &entry);
         }
+        true
+    }
+
+    /// One replica write, spaced from the previous write of the same key
+    /// (KV allows one a second per key).
+    async fn write_replica(
+        &self,
+        sid: &SessionId,
+        entry: &Pending,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let key = replica_key(sid);
+        self.pacing.wait(&key, self.timer).await;
+        let written = match entry {
+            Pending::Put(replica) => {
+                // KV refuses expirations under 60 s.
+                let ttl = u64::try_from(replica.expires_at - now).unwrap_or(0).max(60);
+                put_json(&self.timed_kv(), &key, replica, Some(ttl)).await
+            }
+            Pending::Delete => self.timed_kv().delete(&key).await,
+        };
+        self.pacing.wrote(key, self.timer.now_ms());
+        written
+    }
+
+    /// Saves `state` if it differs from what was saved (`saved`, updated),
+    /// with the alarm it needs. An empty state is never written.
+    async fn save(
+        &self,
+        state: &UserState,
+        saved: &mut Option<String>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let text = serde_json::to_string(state).map_err(|_| StoreError)?;
+        let unchanged = match saved {
+            Some(before) => *before == text,
+            None => state.is_empty(),
+        };
+        if unchanged {
+            return Ok(());
+        }
+        self.state.save(&text, state.alarm_ms(now)).await?;
+        *saved = Some(text);
         Ok(())
     }
 
-    async fn save(&self, state: &UserState, now: i64) -> Result<(), StoreError> {
-        let text = serde_json::to_string(state).map_err(|_| StoreError)?;
-        self.state.save(&text, state.alarm_ms(now)).await
-    }
-
-    /// The alarm: forgets expired sessions (and their replicas).
+    /// The alarm: forgets expired sessions (queueing their replicas'
+    /// deletes) and drains the outbox; an error when KV still refuses
+    /// (the retry is scheduled).
     pub(crate) async fn alarm(&self, now: i64) -> Result<(), StoreError> {
         let _turn = self.serial.turn().await;
-        let mut state = self.load().await?;
-        let before = state.sessions.len();
-        let effects = state.prune(now);
-        if state.sessions.len() != before {
-            self.save(&state, now).await?;
+        let (mut state, mut saved) = self.load().await?;
+        state.prune(now);
+        self.save(&state, &mut saved, now).await?;
+        let drained = self.drain(&mut state, now).await;
+        self.save(&state, &mut saved, now).await?;
+        if drained {
+            Ok(())
+        } else {
+            Err(StoreError)
         }
-        self.replicate(effects, now).await
+    }
+}
+
+/// When each replica key was last written, in ms (kept in memory, per
+/// object): KV allows one write a second per key, so a write sooner
+/// waits out the rest of the second. Forgotten on a restart, when a
+/// refused write simply stays in the outbox for the alarm.
+#[derive(Default)]
+pub(crate) struct Pacing(RefCell<HashMap<String, i64>>);
+
+/// The least spacing of two writes to one KV key, in ms.
+pub(crate) const KV_KEY_SPACING_MS: i64 = 1_000;
+
+impl Pacing {
+    async fn wait<Tm: Timer>(&self, key: &str, timer: &Tm) {
+        let last = self.0.borrow().get(key).copied();
+        if let Some(last) = last {
+            let left = KV_KEY_SPACING_MS - (timer.now_ms() - last);
+            if left > 0 {
+                timer.sleep(u32::try_from(left).unwrap_or(0)).await;
+            }
+        }
+    }
+
+    fn wrote(&self, key: String, at: i64) {
+        let mut times = self.0.borrow_mut();
+        times.retain(|_, t| at - *t < KV_KEY_SPACING_MS);
+        times.insert(key, at);
     }
 }
 
@@ -193,13 +283,20 @@ fn json(reply: &impl Serialize) -> Result<String, StoreError> {
 struct Run<'r, 'a, St, K, Tm> {
     server: &'r Server<'a, St, K, Tm>,
     state: &'r mut UserState,
+    /// The state's text as last saved.
+    saved: Option<String>,
     openid: &'r OpenId,
     now: i64,
 }
 
 impl<St: StateStore, K: Store, Tm: Timer> Run<'_, '_, St, K, Tm> {
-    /// Applies `step`, saves the state if anything changed, then brings
-    /// the KV replica up to date — all before the answer goes out.
+    /// Applies `step`; saves the state with its replica changes queued
+    /// (one write, only if anything changed), then drains the outbox into
+    /// KV and saves what KV accepted — all before the answer goes out. A
+    /// change whose replica KV refused is kept and answers the error (the
+    /// alarm retries it; so does any next request), unless its reply must
+    /// stand regardless ([`Step::stands_without_replica`]: a read, a
+    /// refresh's pair). A read drains only when a retry is due.
     async fn commit<S: Step>(
         &mut self,
         step: S,
@@ -211,13 +308,19 @@ impl<St: StateStore, K: Store, Tm: Timer> Run<'_, '_, St, K, Tm> {
             rules: self.server.rules(),
             phone_listed,
         };
-        let before = self.state.sessions.len();
-        let (reply, effects) = self.state.apply(step, &at);
-        if !S::READS_ONLY || self.state.sessions.len() != before || !effects.is_empty() {
-            self.server.save(self.state, self.now).await?;
+        let (reply, _) = self.state.apply(step, &at);
+        let server = self.server;
+        server.save(self.state, &mut self.saved, self.now).await?;
+        if S::READS_ONLY && !self.state.outbox.due(self.now) {
+            return Ok(reply);
         }
-        self.server.replicate(effects, self.now).await?;
-        Ok(reply)
+        let drained = server.drain(self.state, self.now).await;
+        server.save(self.state, &mut self.saved, self.now).await?;
+        if drained || S::stands_without_replica(&reply) {
+            Ok(reply)
+        } else {
+            Err(StoreError)
+        }
     }
 
     /// Legacy phone data: opened with the session's key (which never
@@ -271,6 +374,7 @@ mod tests {
             timer: &YieldTimer,
             cfg: &cfg,
             serial: &Serial::default(),
+            pacing: &Pacing::default(),
         };
         pollster::block_on(server.answer(body, 1_764_000_000))
     }
@@ -300,3 +404,8 @@ mod tests {
         );
     }
 }
+
+// The outbox's own tests: KV failing, restarts, KV's write rate.
+#[cfg(test)]
+#[path = "server/tests.rs"]
+mod outbox_tests;

@@ -27,7 +27,7 @@ use super::js::{read_text, settled, written};
 use super::kv::KvStore;
 use super::{config, now_ms, now_secs, KV_BINDING};
 use crate::authority::queue::Serial;
-use crate::authority::server::{Server, StateStore};
+use crate::authority::server::{Pacing, Server, StateStore};
 use crate::authority::timeout::Timer;
 use crate::authority::{Answered, AuthorityClient, CallFailure};
 use crate::config::Config;
@@ -114,6 +114,7 @@ pub struct Authority {
     storage: Option<DurableObjectStorage>,
     env: Env,
     serial: Serial,
+    pacing: Pacing,
 }
 
 impl Authority {
@@ -129,6 +130,7 @@ impl Authority {
             timer: &DelayTimer,
             cfg,
             serial: &self.serial,
+            pacing: &self.pacing,
         }
     }
 
@@ -166,6 +168,7 @@ impl Authority {
             storage,
             env,
             serial: Serial::default(),
+            pacing: Pacing::default(),
         }
     }
 
@@ -177,8 +180,9 @@ impl Authority {
         web_sys::Response::new_with_opt_str_and_init(Some(&answered.body), &init)
     }
 
-    /// The alarm: forgets expired sessions. Failures are logged, never
-    /// thrown (the next request or alarm tries again).
+    /// The alarm: forgets expired sessions and retries the replica writes
+    /// KV refused. Failures are logged, never thrown (the next request or
+    /// alarm tries again).
     pub async fn alarm(&self) {
         let (Ok(cfg), Some(kv)) = (config(&self.env), KvStore::bound(&self.env, KV_BINDING)) else {
             console_error!("authority alarm: misconfigured");
@@ -193,7 +197,7 @@ impl Authority {
             .await
             .is_err()
         {
-            console_error!("authority alarm: storage unavailable");
+            console_error!("authority alarm: storage or KV unavailable; retry scheduled");
         }
     }
 }

@@ -7,7 +7,7 @@ use std::rc::Rc;
 use super::{MemoryStore, YieldOnce};
 use crate::authority::machine::UserState;
 use crate::authority::queue::{Serial, Waiting};
-use crate::authority::server::{Server, StateStore};
+use crate::authority::server::{Pacing, Server, StateStore};
 use crate::authority::timeout::Timer;
 use crate::authority::{Answered, AuthorityClient, CallFailure};
 use crate::config::Config;
@@ -21,6 +21,8 @@ pub(crate) struct MemoryState {
     pub(crate) text: RefCell<Option<String>>,
     /// When it asked to be woken, in ms since the epoch.
     pub(crate) alarm_ms: Cell<Option<i64>>,
+    /// How many writes it took.
+    pub(crate) saves: Cell<usize>,
 }
 
 impl StateStore for MemoryState {
@@ -32,6 +34,7 @@ impl StateStore for MemoryState {
         YieldOnce(false).await;
         *self.text.borrow_mut() = Some(state.to_string());
         self.alarm_ms.set(alarm_ms);
+        self.saves.set(self.saves.get() + 1);
         Ok(())
     }
 }
@@ -73,6 +76,7 @@ async fn yield_ms(ms: u32) {
 struct Slot {
     state: MemoryState,
     serial: Serial,
+    pacing: Pacing,
 }
 
 /// Every user's authority in memory, as the Durable Objects would be:
@@ -152,6 +156,7 @@ impl MemoryAuthority {
             timer: &self.clock,
             cfg: &self.cfg,
             serial: &slot.serial,
+            pacing: &slot.pacing,
         }
     }
 }

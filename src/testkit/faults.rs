@@ -29,7 +29,7 @@ use std::task::{Context, Poll};
 
 use super::{MemoryState, MemoryStore, YieldOnce};
 use crate::authority::queue::Serial;
-use crate::authority::server::{Answered, Server, StateStore};
+use crate::authority::server::{Answered, Pacing, Server, StateStore};
 use crate::authority::timeout::Timer;
 use crate::authority::{AuthorityClient, CallFailure};
 use crate::config::Config;
@@ -293,6 +293,7 @@ struct Slot {
     state: Rc<MemoryState>,
     /// In memory: a restart makes a new one.
     serial: RefCell<Rc<Serial>>,
+    pacing: RefCell<Rc<Pacing>>,
 }
 
 /// Every user's authority, as in [`super::MemoryAuthority`], over the
@@ -330,6 +331,7 @@ impl FaultyAuthority {
             Rc::new(Slot {
                 state: Rc::default(),
                 serial: RefCell::default(),
+                pacing: RefCell::default(),
             })
         });
         Rc::clone(slot)
@@ -344,6 +346,7 @@ impl FaultyAuthority {
             faults: Rc::clone(&self.faults),
         };
         let serial = Rc::clone(&slot.serial.borrow());
+        let pacing = Rc::clone(&slot.pacing.borrow());
         let kv = Rc::clone(&self.kv);
         let cfg = Rc::clone(&self.cfg);
         let task = async move {
@@ -353,6 +356,7 @@ impl FaultyAuthority {
                 timer: &VirtualTimer,
                 cfg: &cfg,
                 serial: &serial,
+                pacing: &pacing,
             };
             match job {
                 Job::Answer { body, now } => server.answer(&body, now).await,
@@ -388,6 +392,7 @@ impl FaultyAuthority {
             }
             for slot in self.slots.borrow().values() {
                 *slot.serial.borrow_mut() = Rc::default();
+                *slot.pacing.borrow_mut() = Rc::default();
             }
         }
         self.tasks.borrow_mut().extend(tasks);

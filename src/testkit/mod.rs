@@ -4,6 +4,8 @@
 //! here is what more than one module's tests build on.
 //!
 //! - [`store`]: Workers KV in memory, with a settable clock.
+//! - [`flaky`]: Workers KV that fails chosen writes or keeps KV's write
+//!   rate, and a virtual clock (the replica outbox's tests).
 //! - [`limits`]: the rate limits, counting per key.
 //! - [`wechat`]: a WeChat transport that answers from a script.
 //! - [`authority`]: every user's session authority in memory.
@@ -18,6 +20,7 @@
 pub(crate) mod authority;
 pub(crate) mod config;
 pub(crate) mod faults;
+pub(crate) mod flaky;
 pub(crate) mod limits;
 pub(crate) mod random;
 pub(crate) mod store;

@@ -116,6 +116,16 @@ describe('every-request (the default)', () => {
     // The refresh token is dead regardless: refresh asks the authority.
     assertError(await refresh(s, u.refresh_token), 401, 'invalid_refresh_token');
   });
+
+  test('a logout right after a refresh (two writes to one KV key within a second): the replica is deleted and the access token refused', async () => {
+    const u = await login(s, 'quick1.1');
+    const r = await refresh(s, u.refresh_token);
+    assert.equal(r.status, 200, r.text);
+    const name = `session:${JSON.parse(Buffer.from(r.json.access_token.split('.')[1], 'base64url')).sid}`;
+    assert.equal((await logout(s, r.json.access_token)).status, 204);
+    assert.equal(await s.kv.get(name), null, 'the replica was deleted before logout answered');
+    assertError(await call(s, 'GET', '/api/x', { headers: bearer(r.json.access_token) }), 401, 'session_revoked');
+  });
 });
 
 describe('SESSION_CHECK=authority', () => {

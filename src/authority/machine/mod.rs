@@ -16,8 +16,11 @@
 //! - Refresh secrets never enter the authority: it keeps hashes, and on
 //!   rotation the new secret sealed under the previous one, which only the
 //!   holder of the previous token can open.
-//! - The KV replica follows the state: after every step's effects, KV holds
-//!   `session:{sid}` exactly for the sessions not revoked, each as
+//! - The KV replica follows the state through an outbox saved with it
+//!   ([`Outbox`]): every step's effects are queued there, to be saved in
+//!   the same write as the change, and stay until KV accepts them. Once
+//!   it is drained, KV holds `session:{sid}` exactly for the sessions not
+//!   revoked, each as
 //!   [`Replica::of`] it (an expired one until the alarm prunes it, which its
 //!   own `expires_at` and KV's TTL already make dead to readers). The
 //!   property test (`props`) checks this over random sequences of steps.
@@ -31,8 +34,10 @@ use crate::ids::{OpenId, SessionId, UnionId};
 use crate::phone::Phone;
 use crate::secret::{RefreshHash, SessionKey};
 
+mod outbox;
 mod steps;
 
+pub(crate) use outbox::{Outbox, Pending};
 pub(crate) use steps::DecryptFailed;
 
 /// How many superseded refresh-token hashes a session remembers for reuse
@@ -93,6 +98,10 @@ pub(crate) struct UserState {
     pub(crate) user: Option<UserRecord>,
     #[serde(default)]
     pub(crate) sessions: BTreeMap<SessionId, SessionState>,
+    /// Replica changes KV has not yet accepted (absent in a state saved
+    /// before the outbox existed, and whenever it is empty).
+    #[serde(default, skip_serializing_if = "Outbox::is_empty")]
+    pub(crate) outbox: Outbox,
 }
 
 /// One login session. `session_key` never leaves the authority.
@@ -191,6 +200,14 @@ pub(crate) trait Step {
     /// Applies the step to `state` (already pruned at `at.now`), pushing
     /// what the replica must learn onto `effects`.
     fn apply(self, state: &mut UserState, at: &Context<'_>, effects: &mut Effects) -> Self::Reply;
+    /// Whether `reply` goes out although KV refused a replica write (the
+    /// outbox keeps it for the alarm). By default a change whose replica
+    /// is behind answers "try again"; a refresh's pair must reach its
+    /// client all the same, or the client's next refresh, past the grace,
+    /// would count as reuse and end the session.
+    fn stands_without_replica(_reply: &Self::Reply) -> bool {
+        Self::READS_ONLY
+    }
 }
 
 /// What a step tells the KV replica, in order.
@@ -231,16 +248,34 @@ impl Replica {
 impl UserState {
     /// Applies `step` as `at` says: first forgets what has expired, then
     /// the step. The state is changed only as the reply says; the effects
-    /// list what the replica must learn, in order.
+    /// list what the replica must learn, in order, and are queued in the
+    /// outbox.
     pub(crate) fn apply<S: Step>(&mut self, step: S, at: &Context<'_>) -> (S::Reply, Vec<Effect>) {
         let mut effects = self.prune(at.now);
-        let reply = step.apply(self, at, &mut effects);
+        let mut own = Vec::new();
+        let reply = step.apply(self, at, &mut own);
+        self.outbox.queue(&own);
+        effects.extend(own);
         (reply, effects)
     }
 
     /// Forgets sessions past their expiry (revoked ones too: by then their
-    /// tokens are dead on their own).
+    /// tokens are dead on their own), queueing the delete of each one's
+    /// replica. A revoked session's delete was queued when it was revoked
+    /// and stays in the outbox until KV accepts it, pruned or not.
     pub(crate) fn prune(&mut self, now: i64) -> Vec<Effect> {
+        let effects = self.forget_expired(now);
+        self.outbox.queue(&effects);
+        effects
+    }
+
+    /// Whether there is nothing to keep: no user, no session, nothing
+    /// pending (such a state is never written).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.user.is_none() && self.sessions.is_empty() && self.outbox.is_empty()
+    }
+
+    fn forget_expired(&mut self, now: i64) -> Vec<Effect> {
         let mut effects = Vec::new();
         self.sessions.retain(|sid, s| {
             let keep = now < s.expires_at;
@@ -276,11 +311,16 @@ impl UserState {
     }
 
     /// When the alarm should fire, in ms since the epoch as `setAlarm`
-    /// takes it: a second after the earliest expiry, never in the past
-    /// (a missed alarm only delays forgetting what has already expired).
+    /// takes it: the earlier of a second after the earliest expiry and the
+    /// outbox's next retry, never in the past (a missed alarm only delays
+    /// forgetting what has already expired).
     pub(crate) fn alarm_ms(&self, now: i64) -> Option<i64> {
-        self.next_expiry()
-            .map(|at| at.max(now).saturating_add(1).saturating_mul(1000))
+        let expiry = self.next_expiry().map(|at| at.saturating_add(1));
+        let at = match (expiry, self.outbox.retry_time(now)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }?;
+        Some(at.max(now.saturating_add(1)).saturating_mul(1000))
     }
 
     /// The session `sid`, if it is live at `now`.

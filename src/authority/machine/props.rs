@@ -6,13 +6,16 @@
 //!   bits do; a login reusing an id is outside the machine's contract.)
 //! - **Retired hashes stay bounded:** no session keeps more than
 //!   [`RETIRED_KEPT`].
-//! - **The effects match the state:** a KV replica that starts empty and
-//!   performs every step's effects (and the alarm's) in order holds
-//!   `session:{sid}` exactly for the sessions in the state that are not
-//!   revoked, each equal to [`Replica::of`] it. So every live session has
-//!   its put, with its current expiry and phone; every revoked one has had
-//!   its delete; an expired one keeps its (self-expiring) replica until
-//!   the alarm forgets both.
+//! - **The replica matches the state once the outbox drains:** after every
+//!   step its effects are queued in the outbox, and a KV replica that
+//!   starts empty is sent the outbox's entries in order, KV refusing one
+//!   now and then (the rest stay queued, as in the server). Whatever KV
+//!   refused, the replica with the outbox drained holds `session:{sid}`
+//!   exactly for the sessions in the state that are not revoked, each
+//!   equal to [`Replica::of`] it. So every live session has its put, with
+//!   its current expiry and phone; every revoked one has had its delete,
+//!   pruned or not; an expired one keeps its (self-expiring) replica until
+//!   the alarm forgets both. When KV refused nothing, the outbox is empty.
 //! - The replies agree with the state: what a rotation, a binding or a
 //!   check answers is the session as now kept, and it is live.
 //! - **A binding never rotates:** the session's refresh hashes and the
@@ -103,11 +106,30 @@ fn phone() -> Phone {
     Phone::for_tests("13800138000", "13800138000", "86")
 }
 
-/// The machine, the replica its effects built, and what was seen.
+/// Which entry of the outbox KV refuses at the next drain, if any.
+fn refusal() -> impl Strategy<Value = Option<usize>> {
+    prop_oneof![3 => Just(None), 1 => (0usize..4).prop_map(Some)]
+}
+
+/// Performs `entry` for `sid` on a replica.
+fn perform(kv: &mut BTreeMap<SessionId, Replica>, sid: &SessionId, entry: &Pending) {
+    match entry {
+        Pending::Put(r) => {
+            kv.insert(sid.clone(), r.clone());
+        }
+        Pending::Delete => {
+            kv.remove(sid);
+        }
+    }
+}
+
+/// The machine, the replica its outbox built, and what was seen.
 struct Run {
     openid: OpenId,
     state: UserState,
     kv: BTreeMap<SessionId, Replica>,
+    /// The outbox entry KV refuses at this step's drains.
+    refuse: Option<usize>,
     /// Every session ever made, in order.
     made: Vec<SessionId>,
     /// Sessions seen ended, with their revocation instant if any.
@@ -129,16 +151,16 @@ impl Run {
         }
     }
 
-    fn perform(&mut self, effects: Vec<Effect>) {
-        for e in effects {
-            match e {
-                Effect::Put(sid, r) => {
-                    self.kv.insert(sid, r);
-                }
-                Effect::Delete(sid) => {
-                    self.kv.remove(&sid);
-                }
+    /// Sends the outbox to KV in order, as the server does: the entry KV
+    /// refuses, and those after it, stay queued.
+    fn drain(&mut self, now: i64) {
+        for (i, (sid, entry)) in self.state.outbox.entries().into_iter().enumerate() {
+            if self.refuse == Some(i) {
+                self.state.outbox.failed(now);
+                return;
             }
+            perform(&mut self.kv, &sid, &entry);
+            self.state.outbox.accepted(&sid, &entry);
         }
     }
 
@@ -149,8 +171,8 @@ impl Run {
             rules: RULES,
             phone_listed,
         };
-        let (reply, effects) = self.state.apply(step, &at);
-        self.perform(effects);
+        let (reply, _) = self.state.apply(step, &at);
+        self.drain(now);
         reply
     }
 
@@ -296,8 +318,8 @@ impl Run {
                 prop_assert_eq!(summary.live_sessions, live);
             }
             Action::Alarm => {
-                let effects = self.state.prune(now);
-                self.perform(effects);
+                self.state.prune(now);
+                self.drain(now);
             }
         }
         Ok(())
@@ -311,7 +333,17 @@ impl Run {
             .filter(|(_, s)| s.revoked_at.is_none())
             .map(|(sid, s)| (sid.clone(), Replica::of(&self.openid, s)))
             .collect();
-        prop_assert_eq!(&self.kv, &expected, "the replica strayed from the state");
+        if self.refuse.is_none() {
+            prop_assert!(
+                self.state.outbox.pending.is_empty(),
+                "the outbox kept an entry"
+            );
+        }
+        let mut drained = self.kv.clone();
+        for (sid, entry) in self.state.outbox.entries() {
+            perform(&mut drained, &sid, &entry);
+        }
+        prop_assert_eq!(&drained, &expected, "the replica strayed from the state");
         for (sid, revoked_at) in &self.ended {
             if let Some(s) = self.state.sessions.get(sid) {
                 prop_assert!(!s.is_live(now), "{:?} came back", sid);
@@ -344,19 +376,21 @@ proptest! {
 
     #[test]
     fn random_steps_keep_the_machines_promises(
-        steps in prop::collection::vec((pause(), action()), 1..160),
+        steps in prop::collection::vec((pause(), action(), refusal()), 1..160),
     ) {
         let mut run = Run {
             openid: OpenId::new("oUser1"),
             state: UserState::default(),
             kv: BTreeMap::new(),
+            refuse: None,
             made: Vec::new(),
             ended: BTreeMap::new(),
             hashes: 0,
         };
         let mut now = T0;
-        for (pause, action) in steps {
+        for (pause, action, refuse) in steps {
             now += pause;
+            run.refuse = refuse;
             run.step(action, now)?;
             run.check(now)?;
         }

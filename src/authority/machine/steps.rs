@@ -57,6 +57,13 @@ impl Step for Login {
 impl Step for Refresh {
     type Reply = Result<Refreshed, RefreshDenied>;
 
+    /// A rotated or repeated pair: the rotation is saved, and the replica
+    /// it left (the previous expiry, still ahead) keeps the session usable
+    /// at the edge until the outbox catches up.
+    fn stands_without_replica(reply: &Self::Reply) -> bool {
+        reply.is_ok()
+    }
+
     fn apply(self, state: &mut UserState, at: &Context<'_>, effects: &mut Effects) -> Self::Reply {
         let (openid, now, rules) = (at.openid, at.now, at.rules);
         let user_phone = state.user_phone().cloned();

@@ -324,11 +324,21 @@ fn expired_sessions_are_forgotten_revoked_ones_only_at_their_end() {
     assert!(st.sessions.is_empty());
 }
 
+/// KV accepted everything the outbox holds.
+fn drained(st: &mut UserState) {
+    for (sid, entry) in st.outbox.entries() {
+        st.outbox.accepted(&sid, &entry);
+    }
+    assert!(st.outbox.is_empty());
+}
+
 #[test]
 fn the_alarm_is_a_second_after_the_first_expiry_never_in_the_past() {
     let mut st = one_session();
+    drained(&mut st);
     assert_eq!(st.alarm_ms(T0), Some((T0 + 3_601) * 1000));
     run(&mut st, login(2, "x0"), T0 + 10);
+    drained(&mut st);
     assert_eq!(st.alarm_ms(T0 + 10), Some((T0 + 3_601) * 1000));
     // Already past (the alarm ran late): a second from now.
     assert_eq!(st.alarm_ms(T0 + 5_000), Some((T0 + 5_001) * 1000));
@@ -349,4 +359,82 @@ fn the_state_round_trips_through_json_without_the_key_in_clear_view() {
     let (r, _) = run(&mut st, CheckSession { sid: sid(1) }, T0 + 1);
     let shown = serde_json::to_string(&r.expect("live")).expect("json");
     assert!(!shown.contains("tiihtN"), "{shown}");
+}
+
+#[test]
+fn the_outbox_keeps_the_latest_change_per_session() {
+    let mut st = one_session();
+    assert_eq!(st.outbox.pending.len(), 1);
+    assert!(matches!(st.outbox.pending[&sid(1)], Pending::Put(_)));
+    let (r, _) = run(&mut st, refresh(1, "h0", "h1"), T0 + 5);
+    assert!(r.is_ok());
+    let Pending::Put(replica) = st.outbox.pending[&sid(1)].clone() else {
+        panic!("{:?}", st.outbox)
+    };
+    assert_eq!(
+        replica.expires_at,
+        T0 + 5 + 3_600,
+        "the latest replica wins"
+    );
+    run(&mut st, Logout { sid: sid(1) }, T0 + 6);
+    assert_eq!(st.outbox.pending[&sid(1)], Pending::Delete);
+    assert_eq!(st.outbox.pending.len(), 1);
+    // A put accepted after a newer delete was queued removes nothing.
+    let stale = Pending::Put(replica);
+    st.outbox.accepted(&sid(1), &stale);
+    assert_eq!(st.outbox.pending[&sid(1)], Pending::Delete);
+}
+
+#[test]
+fn a_refused_outbox_retries_with_a_doubling_capped_backoff_and_sets_the_alarm() {
+    let mut st = one_session();
+    // Never tried (an object stopped before its KV write): due now, and
+    // the alarm a second from now.
+    assert!(st.outbox.due(T0));
+    assert_eq!(st.alarm_ms(T0), Some((T0 + 1) * 1000));
+    let mut waits = Vec::new();
+    for _ in 0..12 {
+        st.outbox.failed(T0);
+        waits.push(st.outbox.retry_at.expect("scheduled") - T0);
+    }
+    assert_eq!(waits, vec![1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300, 300]);
+    assert!(!st.outbox.due(T0 + 299));
+    assert!(st.outbox.due(T0 + 300));
+    assert_eq!(st.alarm_ms(T0), Some((T0 + 300) * 1000));
+    drained(&mut st);
+    assert_eq!((st.outbox.failures, st.outbox.retry_at), (0, None));
+    assert_eq!(st.alarm_ms(T0), Some((T0 + 3_601) * 1000));
+}
+
+#[test]
+fn pruning_queues_deletes_and_never_drops_a_revocations() {
+    let mut st = one_session();
+    run(&mut st, login(2, "x0"), T0 + 10);
+    drained(&mut st);
+    run(&mut st, Logout { sid: sid(2) }, T0 + 20);
+    // Session 1 expires; session 2 (revoked) too, its delete not yet
+    // accepted.
+    st.prune(T0 + 3_610);
+    assert!(st.sessions.is_empty());
+    assert_eq!(st.outbox.pending[&sid(1)], Pending::Delete);
+    assert_eq!(st.outbox.pending[&sid(2)], Pending::Delete);
+}
+
+#[test]
+fn a_state_saved_before_the_outbox_still_loads_and_an_empty_outbox_is_not_written() {
+    let old = r#"{"user":{"openid":"oUser1","first_login_at":1,"last_login_at":1,"login_count":1},"sessions":{}}"#;
+    let st: UserState = serde_json::from_str(old).expect("loads");
+    assert!(st.outbox.is_empty());
+    assert_eq!(serde_json::to_string(&st).expect("json"), old);
+    let mut st = one_session();
+    let text = serde_json::to_string(&st).expect("json");
+    assert!(
+        text.contains(r#""outbox":{"pending":{"sid1":{"put":"#),
+        "{text}"
+    );
+    let back: UserState = serde_json::from_str(&text).expect("parses");
+    assert_eq!(back.outbox, st.outbox);
+    drained(&mut st);
+    assert!(!serde_json::to_string(&st).expect("json").contains("outbox"));
+    assert!(UserState::default().is_empty());
 }

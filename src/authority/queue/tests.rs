@@ -13,7 +13,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use super::*;
 use crate::authority::machine::UserState;
 use crate::authority::protocol::{Envelope, Login, Logout, Request};
-use crate::authority::server::{Answered, Server};
+use crate::authority::server::{Answered, Pacing, Server};
 use crate::config::Config;
 use crate::ids::{OpenId, SessionId};
 use crate::secret::{RefreshHash, SessionKey};
@@ -253,6 +253,7 @@ struct Authority {
     clock: KvClock,
     cfg: Config,
     serial: Serial,
+    pacing: Pacing,
 }
 
 impl Authority {
@@ -265,6 +266,7 @@ impl Authority {
             kv,
             cfg: test_config(),
             serial: Serial::default(),
+            pacing: Pacing::default(),
         };
         let login = Login {
             sid: sid(),
@@ -285,6 +287,7 @@ impl Authority {
             timer: &self.clock,
             cfg: &self.cfg,
             serial: &self.serial,
+            pacing: &self.pacing,
         }
     }
 

@@ -11,7 +11,7 @@ use super::*;
 use crate::authority::machine::UserState;
 use crate::authority::protocol::{Envelope, Login, Logout, Request};
 use crate::authority::queue::Serial;
-use crate::authority::server::{Answered, Server};
+use crate::authority::server::{Answered, Pacing, Server};
 use crate::ids::{OpenId, SessionId};
 use crate::secret::{RefreshHash, SessionKey};
 use crate::store::replica_key;
@@ -151,6 +151,7 @@ fn a_replica_write_that_never_answers_is_a_503_and_the_saved_change_stands() {
         timer: &YieldTimer,
         cfg: &cfg,
         serial: &serial,
+        pacing: &Pacing::default(),
     };
     let login = Login {
         sid: sid.clone(),

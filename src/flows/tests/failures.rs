@@ -81,24 +81,29 @@ fn an_unreachable_authority_is_store_unavailable_and_changes_nothing() {
 }
 
 #[test]
-fn a_refresh_whose_replica_write_failed_is_retried_to_the_same_pair() {
-    // The authority rotated, then KV failed: the client saw 503 and retries
-    // with the same (now previous) token within the grace.
+fn a_refresh_whose_replica_write_failed_still_answers_its_pair() {
+    // The authority rotated, then KV refused the replica's update: the pair
+    // is answered all the same (a 503 would leave the client with a token
+    // that, retried past the grace, counts as reuse); the update waits in
+    // the authority's outbox. A retry within the grace gets the same pair
+    // and, KV back, brings the replica up to date.
     let w = World::new();
     let r = w.login_at(NOW, GOOD);
     let sid = sid_of(&r.refresh_token);
+    let before = w.replica(&sid).expect("replica");
     w.store.fail.set(true);
-    assert_eq!(
-        w.refresh(NOW + 1, &r.refresh_token),
-        Err(ApiError::StoreUnavailable)
-    );
+    let rotated = w.refresh(NOW + 1, &r.refresh_token).expect("the pair");
+    let session = w.session(&sid).expect("session");
+    assert_eq!(session.refresh_hash, hash_of(&rotated.refresh_token));
     w.store.fail.set(false);
+    assert_eq!(w.replica(&sid), Some(before), "KV refused the update");
     let retried = w
         .refresh(NOW + 2, &r.refresh_token)
         .expect("grace: the pair");
+    assert_eq!(retried.refresh_token, rotated.refresh_token);
     assert_eq!(
-        w.session(&sid).expect("session").refresh_hash,
-        hash_of(&retried.refresh_token)
+        w.replica(&sid).map(|rep| rep.expires_at),
+        Some(session.expires_at)
     );
     assert!(w.refresh(NOW + 3, &retried.refresh_token).is_ok());
 }

@@ -587,14 +587,11 @@ table! {
     refresh_storage_hang: Refresh, Storage, Hang;
     refresh_storage_restart: Refresh, Storage, Restart;
 
-    #[ignore = "issue 16: needs the replica outbox"]
     logout_kv_error: Logout, Kv, Error;
-    #[ignore = "issue 16: needs the replica outbox, KV timeouts and the queue with deadlines"]
     logout_kv_hang: Logout, Kv, Hang;
     logout_storage_error: Logout, Storage, Error;
     #[ignore = "issue 16 finding: a storage call that never answers holds the authority's turn for good"]
     logout_storage_hang: Logout, Storage, Hang;
-    #[ignore = "issue 16: needs the replica outbox"]
     logout_storage_restart: Logout, Storage, Restart;
 
     bind_code_kv_error: BindCode, Kv, Error;
@@ -615,24 +612,18 @@ table! {
     bind_legacy_storage_hang: BindLegacy, Storage, Hang;
     bind_legacy_storage_restart: BindLegacy, Storage, Restart;
 
-    #[ignore = "issue 16: needs the replica outbox"]
     operator_revoke_kv_error: OperatorRevoke, Kv, Error;
-    #[ignore = "issue 16: needs the replica outbox, KV timeouts and the queue with deadlines"]
     operator_revoke_kv_hang: OperatorRevoke, Kv, Hang;
     operator_revoke_storage_error: OperatorRevoke, Storage, Error;
     #[ignore = "issue 16 finding: a storage call that never answers holds the authority's turn for good"]
     operator_revoke_storage_hang: OperatorRevoke, Storage, Hang;
-    #[ignore = "issue 16: needs the replica outbox"]
     operator_revoke_storage_restart: OperatorRevoke, Storage, Restart;
 
-    #[ignore = "issue 16: needs the replica outbox"]
     reuse_kv_error: ReuseDetection, Kv, Error;
-    #[ignore = "issue 16: needs the replica outbox, KV timeouts and the queue with deadlines"]
     reuse_kv_hang: ReuseDetection, Kv, Hang;
     reuse_storage_error: ReuseDetection, Storage, Error;
     #[ignore = "issue 16 finding: a storage call that never answers holds the authority's turn for good"]
     reuse_storage_hang: ReuseDetection, Storage, Hang;
-    #[ignore = "issue 16: needs the replica outbox"]
     reuse_storage_restart: ReuseDetection, Storage, Restart;
 }
 
