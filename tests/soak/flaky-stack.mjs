@@ -35,7 +35,7 @@ registerHooks({
 
 const stack = await import(stackUrl);
 
-export const { call, readResponse, bearer, built, TEST_ADMIN_TOKEN } = stack;
+export const { call, readResponse, built } = stack;
 
 /**
  * startStack's stack, with SESSIONS wrapped. Options are startStack's

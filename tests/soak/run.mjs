@@ -136,7 +136,11 @@ async function main() {
   const stack = await startFlakyStack({
     decide: (c) => oracle.decide(c),
     origin,
-    vars: { SESSION_CHECK: o.sessionCheck, ACCESS_TOKEN_TTL: String(accessTtl) },
+    // WX_TIMEOUT_MS: the production default, not the tests' 1.5 s. The
+    // simulator never fails the soak's users, but it shares this process and
+    // the machine with everything else here; a WeChat timeout (502) under a
+    // burst of logins would say nothing about storage faults.
+    vars: { SESSION_CHECK: o.sessionCheck, ACCESS_TOKEN_TTL: String(accessTtl), WX_TIMEOUT_MS: '5000' },
   });
   const closeAll = async () => {
     await stack.close();
@@ -182,7 +186,9 @@ async function soak(o, stack, oracle, say, setLedger) {
   }, 15_000);
   // At most one action every 50 ms per client: a bound on the loop, not a pace.
   const maxActions = Math.ceil((o.duration * 1000) / 50);
-  await Promise.all(clients.map((c) => c.run(deadline, maxActions)));
+  // The clients start over the first 2 s, not all at once.
+  const ramp = 2000 / clients.length;
+  await Promise.all(clients.map((c, i) => sleep(i * ramp).then(() => c.run(deadline, maxActions))));
   clearInterval(progress);
   oracle.active = false;
   const trafficS = (Date.now() - t0) / 1000;
@@ -271,6 +277,10 @@ async function soak(o, stack, oracle, say, setLedger) {
     }
   });
 
+  // What KV itself still holds for them (the replica a logout deletes).
+  let replicasLeft = 0;
+  for (const s of loggedOut) if ((await stack.sessionsKv.get(`session:${s.sid}`)) !== null) replicasLeft++;
+
   // Sessions whose logout was never confirmed (503 twice, no answer): not a
   // violation (the client was told to try again), but worth knowing.
   const unconfirmed = [...ledger.sessions.values()].filter((s) => s.state === 'logout-unconfirmed');
@@ -320,6 +330,7 @@ async function soak(o, stack, oracle, say, setLedger) {
       `(${settleS.toFixed(1)} s)` +
       (unclear.length ? `; ${unclear.length} tokens could not be checked (e.g. ${unclear[0]})` : ''),
   );
+  out(`  logged out, their session:{id} replica still in KV: ${replicasLeft}`);
   if (unconfirmed.length)
     out(`  logouts never confirmed: ${unconfirmed.length}, of which still usable: ${unconfirmedUsable}`);
   if (ledger.expectedReuse.length) {
@@ -352,6 +363,7 @@ async function soak(o, stack, oracle, say, setLedger) {
       answers: Object.fromEntries(ledger.answers),
       kv: oracle.counts,
       sessions: states,
+      replicas_left_after_logout: replicasLeft,
       notes: Object.fromEntries(ledger.notes),
       checks: Object.fromEntries(checks.map(([name, v]) => [name, v])),
     };
