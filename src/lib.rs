@@ -73,6 +73,7 @@ mod secret;
 mod store;
 #[cfg(test)]
 mod testkit;
+mod time;
 mod token;
 mod wechat;
 

@@ -28,6 +28,18 @@ pub(crate) trait Store {
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
 }
 
+impl<S: Store + ?Sized> Store for &S {
+    async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        (**self).get(key).await
+    }
+    async fn put(&self, key: &str, value: &str, ttl: Option<u64>) -> Result<(), StoreError> {
+        (**self).put(key, value, ttl).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        (**self).delete(key).await
+    }
+}
+
 /// The replica of session `sid`.
 pub(crate) fn replica_key(sid: &SessionId) -> String {
     format!("session:{sid}")

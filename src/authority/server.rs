@@ -22,7 +22,7 @@ use serde::Serialize;
 use super::machine::{Context, DecryptFailed, Pending, Rules, Step, UserState};
 use super::protocol::{BindDenied, BindEncrypted, Bound, Envelope, ReadUser, Request, RevokeAll};
 use super::queue::Serial;
-use super::timeout::{Timed, Timer};
+use super::timeout::{with_timeout, Timed, Timer, KV_TIMEOUT_MS, STORAGE_TIMEOUT_MS};
 use crate::config::Config;
 use crate::ids::{OpenId, SessionId};
 use crate::phone::Phone;
@@ -82,16 +82,17 @@ impl<St: StateStore, K: Store, Tm: Timer> Server<'_, St, K, Tm> {
     }
 
     /// KV as the authority uses it: every call times out.
-    fn timed_kv(&self) -> Timed<'_, K, Tm> {
+    fn timed_kv(&self) -> Timed<&K, &Tm> {
         Timed {
             kv: self.kv,
             timer: self.timer,
+            ms: KV_TIMEOUT_MS,
         }
     }
 
     /// The saved state, and its text as saved (`None`: nothing yet).
     async fn load(&self) -> Result<(UserState, Option<String>), StoreError> {
-        match self.state.load().await? {
+        match with_timeout(self.timer, STORAGE_TIMEOUT_MS, self.state.load()).await? {
             None => Ok((UserState::default(), None)),
             // A state this version cannot read is a failure, never an empty
             // state: that would forget revocations.
@@ -224,7 +225,12 @@ impl<St: StateStore, K: Store, Tm: Timer> Server<'_, St, K, Tm> {
         if unchanged {
             return Ok(());
         }
-        self.state.save(&text, state.alarm_ms(now)).await?;
+        with_timeout(
+            self.timer,
+            STORAGE_TIMEOUT_MS,
+            self.state.save(&text, state.alarm_ms(now)),
+        )
+        .await?;
         *saved = Some(text);
         Ok(())
     }

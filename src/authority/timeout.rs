@@ -8,92 +8,16 @@
 //! [`Timer`]: [`KV_TIMEOUT_MS`] without an answer is a [`StoreError`], as
 //! a KV failure is.
 
-use std::future::Future;
-use std::pin::pin;
-use std::task::Poll;
+pub(crate) use crate::time::{first, with_timeout, Either, Timed, Timer, KV_TIMEOUT_MS};
 
-use crate::store::{Store, StoreError};
-
-/// The longest one KV call an authority makes while serving may take:
-/// 2 s. A request makes at most two on its way to an answer in the common
-/// case (a login or refresh reads the allowlist, then writes its replica),
-/// so both fit inside the worker's 5 s ([`super::CALL_TIMEOUT_MS`]) with a
-/// second left for the authority's own storage and the round trip. KV
-/// answers in tens to hundreds of ms when it is well; a call that takes
-/// seconds is failing.
-pub(crate) const KV_TIMEOUT_MS: u32 = 2_000;
-
-/// An authority's clock and sleeps (`setTimeout` and `Date.now()` in the
-/// Durable Object).
-#[allow(async_fn_in_trait)] // used with concrete types only; no Send bound wanted on wasm
-pub(crate) trait Timer {
-    /// Resolves after `ms` milliseconds (dropping it cancels the sleep).
-    async fn sleep(&self, ms: u32);
-
-    /// Now, in ms since the epoch: what deadlines are compared with.
-    fn now_ms(&self) -> i64;
-
-    /// Hears that a call was given up after `ms` (the shell logs it).
-    fn gave_up(&self, _ms: u32) {}
-}
-
-/// `call`'s result, or [`StoreError`] when `ms` pass first. The call is
-/// dropped then: a write may still land later, as any write whose answer
-/// was lost may.
-pub(crate) async fn with_timeout<T>(
-    timer: &impl Timer,
-    ms: u32,
-    call: impl Future<Output = Result<T, StoreError>>,
-) -> Result<T, StoreError> {
-    match first(call, timer.sleep(ms)).await {
-        Either::Left(result) => result,
-        Either::Right(()) => {
-            timer.gave_up(ms);
-            Err(StoreError)
-        }
-    }
-}
-
-/// A store whose every call times out after [`KV_TIMEOUT_MS`]: the KV an
-/// authority serves with.
-pub(crate) struct Timed<'a, K, Tm> {
-    pub(crate) kv: &'a K,
-    pub(crate) timer: &'a Tm,
-}
-
-impl<K: Store, Tm: Timer> Store for Timed<'_, K, Tm> {
-    async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
-        with_timeout(self.timer, KV_TIMEOUT_MS, self.kv.get(key)).await
-    }
-    async fn put(&self, key: &str, value: &str, ttl: Option<u64>) -> Result<(), StoreError> {
-        with_timeout(self.timer, KV_TIMEOUT_MS, self.kv.put(key, value, ttl)).await
-    }
-    async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        with_timeout(self.timer, KV_TIMEOUT_MS, self.kv.delete(key)).await
-    }
-}
-
-/// Which of two futures finished first.
-pub(crate) enum Either<A, B> {
-    Left(A),
-    Right(B),
-}
-
-/// Whichever of `a` and `b` finishes first (`a` when both are ready).
-pub(crate) async fn first<A: Future, B: Future>(a: A, b: B) -> Either<A::Output, B::Output> {
-    let mut a = pin!(a);
-    let mut b = pin!(b);
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(x) = a.as_mut().poll(cx) {
-            return Poll::Ready(Either::Left(x));
-        }
-        if let Poll::Ready(y) = b.as_mut().poll(cx) {
-            return Poll::Ready(Either::Right(y));
-        }
-        Poll::Pending
-    })
-    .await
-}
+/// The longest one call to the authority's own storage may take: 2 s.
+/// Durable Object storage answers in well under a millisecond when it is
+/// well; one that does not answer would otherwise hold the user's turn for
+/// as long as the object lives, and every request behind it would wait out
+/// its worker's deadline. A save that times out may still land later: the
+/// worker has answered 503 ("try again; a change already saved is
+/// finished"), and the next request loads whatever was saved.
+pub(crate) const STORAGE_TIMEOUT_MS: u32 = 2_000;
 
 #[cfg(test)]
 mod tests;

@@ -23,12 +23,11 @@ use wasm_bindgen::JsValue;
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::{console_error, Delay, Env, ObjectNamespace, Request};
 
-use super::js::{read_text, settled, written};
+use super::js::{read_text, settled, written, DelayTimer};
 use super::kv::KvStore;
 use super::{config, now_ms, now_secs, KV_BINDING};
 use crate::authority::queue::Serial;
 use crate::authority::server::{Pacing, Server, StateStore};
-use crate::authority::timeout::Timer;
 use crate::authority::{Answered, AuthorityClient, CallFailure};
 use crate::config::Config;
 use crate::ids::OpenId;
@@ -86,25 +85,6 @@ impl StateStore for DurableObjectStorage {
             }
         }
         Ok(())
-    }
-}
-
-/// The authority's time: `setTimeout` (through workers-rs's `Delay`,
-/// which clears its timeout when dropped, so a KV call that answers in
-/// time leaves no timer behind) and `Date.now()`.
-struct DelayTimer;
-
-impl Timer for DelayTimer {
-    async fn sleep(&self, ms: u32) {
-        Delay::from(Duration::from_millis(u64::from(ms))).await;
-    }
-
-    fn now_ms(&self) -> i64 {
-        i64::try_from(now_ms()).unwrap_or(i64::MAX)
-    }
-
-    fn gave_up(&self, ms: u32) {
-        console_error!("authority: a KV call gave no answer in {ms} ms");
     }
 }
 

@@ -10,6 +10,7 @@ use worker::{console_error, Env};
 
 use super::authority::{DoAuthority, AUTHORITY_BINDING};
 use super::fetch::FetchTransport;
+use super::js::DelayTimer;
 use super::kv::KvStore;
 use super::limits::WorkerLimits;
 use super::webcrypto::WebCrypto;
@@ -18,6 +19,7 @@ use crate::config::{Config, ConfigError};
 use crate::error::ApiError;
 use crate::flows::Platform;
 use crate::random::OsRandom;
+use crate::time::{Timed, KV_TIMEOUT_MS};
 
 const CONFIG_VARS: &[&str] = &[
     "WX_APPID",
@@ -42,7 +44,7 @@ const CONFIG_VARS: &[&str] = &[
 pub(super) struct Worker;
 
 impl Platform for Worker {
-    type Store = KvStore;
+    type Store = Timed<KvStore, DelayTimer>;
     type WeChat = FetchTransport;
     type Rng = OsRandom;
     type Authority = DoAuthority;
@@ -52,7 +54,8 @@ impl Platform for Worker {
 
 /// The worker's bindings.
 pub(super) struct Bindings {
-    pub(super) kv: KvStore,
+    /// KV, every call timed out after [`KV_TIMEOUT_MS`].
+    pub(super) kv: Timed<KvStore, DelayTimer>,
     pub(super) authority: DoAuthority,
     pub(super) limits: WorkerLimits,
 }
@@ -127,7 +130,11 @@ fn look_up(env: &Env) -> Result<Bindings, Unbound> {
             problem: "is not bound to the Authority Durable Object",
         })?;
     Ok(Bindings {
-        kv,
+        kv: Timed {
+            kv,
+            timer: DelayTimer,
+            ms: KV_TIMEOUT_MS,
+        },
         authority,
         limits: WorkerLimits::from_env(env)?,
     })

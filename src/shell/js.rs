@@ -12,6 +12,7 @@ use worker::wasm_bindgen_futures::JsFuture;
 use worker::{console_error, Env};
 
 use crate::store::StoreError;
+use crate::time::Timer;
 
 /// The binding `env[name]`, if there is one (an object): the names are
 /// the configuration's (`wrangler.toml`), so this one lookup is by name.
@@ -70,4 +71,23 @@ pub(crate) fn now_ms() -> u64 {
 /// The clock in whole seconds since the epoch, as the core takes it.
 pub(crate) fn now_secs() -> i64 {
     i64::try_from(now_ms() / 1000).unwrap_or(i64::MAX)
+}
+
+/// The runtime's time for the core: `setTimeout` (through workers-rs's
+/// `Delay`, which clears its timeout when dropped, so a call that answers
+/// in time leaves no timer behind) and `Date.now()`.
+pub(super) struct DelayTimer;
+
+impl Timer for DelayTimer {
+    async fn sleep(&self, ms: u32) {
+        worker::Delay::from(std::time::Duration::from_millis(u64::from(ms))).await;
+    }
+
+    fn now_ms(&self) -> i64 {
+        i64::try_from(now_ms()).unwrap_or(i64::MAX)
+    }
+
+    fn gave_up(&self, ms: u32) {
+        console_error!("a KV or storage call gave no answer in {ms} ms");
+    }
 }

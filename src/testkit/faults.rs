@@ -456,6 +456,18 @@ impl AuthorityClient for FaultyAuthority {
     }
 }
 
+impl<S: Store + ?Sized> Store for Rc<S> {
+    async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        (**self).get(key).await
+    }
+    async fn put(&self, key: &str, value: &str, ttl: Option<u64>) -> Result<(), StoreError> {
+        (**self).put(key, value, ttl).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        (**self).delete(key).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use pollster::block_on;

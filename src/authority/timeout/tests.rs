@@ -14,7 +14,7 @@ use crate::authority::queue::Serial;
 use crate::authority::server::{Answered, Pacing, Server};
 use crate::ids::{OpenId, SessionId};
 use crate::secret::{RefreshHash, SessionKey};
-use crate::store::replica_key;
+use crate::store::{replica_key, Store, StoreError};
 use crate::testkit::{test_config, MemoryState, MemoryStore, YieldOnce, YieldTimer};
 
 /// A timer that fires after one yield or never, and hears what it gave
@@ -111,6 +111,7 @@ fn every_call_of_a_timed_store_times_out() {
     let timed = Timed {
         kv: &stuck,
         timer: &timer,
+        ms: KV_TIMEOUT_MS,
     };
     assert_eq!(block_on(timed.put("k", "v", None)), Ok(()));
     assert_eq!(block_on(timed.get("k")), Ok(Some("v".into())));

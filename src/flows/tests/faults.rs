@@ -27,9 +27,10 @@ use super::*;
 use crate::authority::machine::UserState;
 use crate::authority::CALL_TIMEOUT_MS;
 use crate::testkit::faults::{
-    within, Fault, Faults, FaultyAuthority, FaultyStore, FaultyTransport, Op, Port,
+    within, Fault, Faults, FaultyAuthority, FaultyStore, FaultyTransport, Op, Port, VirtualTimer,
 };
 use crate::testkit::YieldOnce;
+use crate::time::{Timed, KV_TIMEOUT_MS};
 use crate::wechat::{HttpRequest, HttpResponse, Transport, TransportError};
 
 /// How long a client waits for an answer before giving up (virtual ms).
@@ -46,7 +47,8 @@ const USER: &str = "oUser1";
 struct Faulted;
 
 impl Platform for Faulted {
-    type Store = FaultyStore<MemoryStore>;
+    /// The worker's KV, every call timed out as the shell's is.
+    type Store = Timed<Rc<FaultyStore<MemoryStore>>, VirtualTimer>;
     type WeChat = FaultyTransport<Answering>;
     type Rng = SeededRandom;
     type Authority = FaultyAuthority;
@@ -92,7 +94,9 @@ impl Transport for Answering {
 struct Rig {
     cfg: Rc<Config>,
     mem: Rc<MemoryStore>,
-    kv: Rc<FaultyStore<MemoryStore>>,
+    /// KV as the worker uses it (the authority's is the same, untimed):
+    /// every call times out.
+    worker_kv: Timed<Rc<FaultyStore<MemoryStore>>, VirtualTimer>,
     faults: Rc<Faults>,
     wx: FaultyTransport<Answering>,
     rng: SeededRandom,
@@ -113,7 +117,13 @@ impl Rig {
             inner: Rc::clone(&mem),
             faults: Rc::clone(&faults),
         });
+        let worker_kv = Timed {
+            kv: Rc::clone(&kv),
+            timer: VirtualTimer,
+            ms: KV_TIMEOUT_MS,
+        };
         Rig {
+            worker_kv,
             authority: FaultyAuthority::new(Rc::clone(&kv), Rc::clone(&cfg)),
             wx: FaultyTransport {
                 inner: Answering {
@@ -125,7 +135,6 @@ impl Rig {
             },
             cfg,
             mem,
-            kv,
             faults,
             rng: SeededRandom::default(),
             isolate: IsolateState::default(),
@@ -137,7 +146,7 @@ impl Rig {
         self.mem.now.set(now);
         Edge {
             cfg: &self.cfg,
-            store: &self.kv,
+            store: &self.worker_kv,
             wechat: &self.wx,
             rng: &self.rng,
             isolate: &self.isolate,
@@ -553,9 +562,9 @@ fn applies(op: Op, port: Port, fault: Fault) -> bool {
     op.port() == port && (fault != Fault::Restart || op == Op::Save)
 }
 
-/// One test per row: flow, port, fault. A row that fails on main today is
-/// ignored with the fix it waits for (the lead un-ignores it after the
-/// merge).
+/// One test per row: flow, port, fault. Every row holds (a row may carry
+/// an attribute, e.g. `#[ignore]` with its reason, should one ever need
+/// to wait for a fix).
 macro_rules! table {
     ($($(#[$attr:meta])* $name:ident: $flow:ident, $port:ident, $fault:ident;)*) => {
         /// Every row of the table.
@@ -574,7 +583,6 @@ table! {
     login_kv_error: Login, Kv, Error;
     login_kv_hang: Login, Kv, Hang;
     login_storage_error: Login, Storage, Error;
-    #[ignore = "issue 16 finding: a storage call that never answers holds the authority's turn for good"]
     login_storage_hang: Login, Storage, Hang;
     login_storage_restart: Login, Storage, Restart;
     login_wechat_error: Login, WeChat, Error;
@@ -583,46 +591,38 @@ table! {
     refresh_kv_error: Refresh, Kv, Error;
     refresh_kv_hang: Refresh, Kv, Hang;
     refresh_storage_error: Refresh, Storage, Error;
-    #[ignore = "issue 16 finding: a storage call that never answers holds the authority's turn for good"]
     refresh_storage_hang: Refresh, Storage, Hang;
     refresh_storage_restart: Refresh, Storage, Restart;
 
     logout_kv_error: Logout, Kv, Error;
     logout_kv_hang: Logout, Kv, Hang;
     logout_storage_error: Logout, Storage, Error;
-    #[ignore = "issue 16 finding: a storage call that never answers holds the authority's turn for good"]
     logout_storage_hang: Logout, Storage, Hang;
     logout_storage_restart: Logout, Storage, Restart;
 
     bind_code_kv_error: BindCode, Kv, Error;
-    #[ignore = "issue 16: needs KV timeouts (the worker's too), the queue with deadlines and phone binding without rotation"]
     bind_code_kv_hang: BindCode, Kv, Hang;
     bind_code_storage_error: BindCode, Storage, Error;
-    #[ignore = "issue 16 finding: a storage call that never answers holds the authority's turn for good"]
     bind_code_storage_hang: BindCode, Storage, Hang;
     bind_code_storage_restart: BindCode, Storage, Restart;
     bind_code_wechat_error: BindCode, WeChat, Error;
     bind_code_wechat_hang: BindCode, WeChat, Hang;
 
     bind_legacy_kv_error: BindLegacy, Kv, Error;
-    #[ignore = "issue 16: needs KV timeouts (the worker's too), the queue with deadlines and phone binding without rotation"]
     bind_legacy_kv_hang: BindLegacy, Kv, Hang;
     bind_legacy_storage_error: BindLegacy, Storage, Error;
-    #[ignore = "issue 16 finding: a storage call that never answers holds the authority's turn for good"]
     bind_legacy_storage_hang: BindLegacy, Storage, Hang;
     bind_legacy_storage_restart: BindLegacy, Storage, Restart;
 
     operator_revoke_kv_error: OperatorRevoke, Kv, Error;
     operator_revoke_kv_hang: OperatorRevoke, Kv, Hang;
     operator_revoke_storage_error: OperatorRevoke, Storage, Error;
-    #[ignore = "issue 16 finding: a storage call that never answers holds the authority's turn for good"]
     operator_revoke_storage_hang: OperatorRevoke, Storage, Hang;
     operator_revoke_storage_restart: OperatorRevoke, Storage, Restart;
 
     reuse_kv_error: ReuseDetection, Kv, Error;
     reuse_kv_hang: ReuseDetection, Kv, Hang;
     reuse_storage_error: ReuseDetection, Storage, Error;
-    #[ignore = "issue 16 finding: a storage call that never answers holds the authority's turn for good"]
     reuse_storage_hang: ReuseDetection, Storage, Hang;
     reuse_storage_restart: ReuseDetection, Storage, Restart;
 }
