@@ -221,22 +221,32 @@ func (c *JWKSCache) Get(ctx context.Context, kid string) (ed25519.PublicKey, err
 	c.inflight = done
 	c.mu.Unlock()
 
-	doc, err := c.Fetch(ctx) // without the lock
+	c.refresh(ctx, done)
+	return c.lookup(kid)
+}
+
+// refresh fetches the JWKS without the lock, stores it, and ends the fetch
+// in flight (even if Fetch panics, so no waiter is left hanging).
+func (c *JWKSCache) refresh(ctx context.Context, done chan struct{}) {
 	var keys map[string]ed25519.PublicKey
+	var err error
+	defer func() {
+		c.mu.Lock()
+		if keys != nil {
+			c.keys, c.fetchedAt, c.fetched = keys, c.now(), true
+		}
+		c.inflight = nil
+		close(done)
+		c.mu.Unlock()
+	}()
+	doc, err := c.Fetch(ctx)
 	if err == nil {
 		keys, err = Ed25519Keys(doc)
 	}
-
-	c.mu.Lock()
 	if err != nil {
+		keys = nil
 		log.Printf("wxidentity: JWKS fetch failed: %v", err)
-	} else {
-		c.keys, c.fetchedAt, c.fetched = keys, c.now(), true
 	}
-	c.inflight = nil
-	close(done)
-	c.mu.Unlock()
-	return c.lookup(kid)
 }
 
 // lookup is the cache's answer for kid without fetching.
