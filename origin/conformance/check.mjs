@@ -1,8 +1,10 @@
 // The conformance runner behind ./check. Each verifier has an adapter that
 // reads the vectors file, verifies every case with its clock set to `now`
 // and the file's JWKS as its fetcher, and prints one JSON line per case:
-// {"name", "valid", "sub"?, "error"?}. This runner compares those verdicts
-// with the file, so no adapter grades itself.
+// {"name", "valid", "sub"?, "error"?}. A case with "appid" is verified by a
+// verifier that requires that appid; each "jwks_urls" entry is a verifier
+// constructed with that URL ("valid": accepted, no fetch). This runner
+// compares those verdicts with the file, so no adapter grades itself.
 import { spawnSync } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import path from 'node:path'
@@ -85,7 +87,10 @@ const verifiers = [
   },
 ]
 
-const expected = new Map(vectors.cases.map((c) => [c.name, c]))
+// Token cases, then configuration cases (a verifier built with each JWKS URL:
+// "valid" means it was accepted).
+const expected = new Map([...vectors.cases, ...(vectors.jwks_urls ?? [])].map((c) => [c.name, c]))
+const total = expected.size
 let passed = 0
 let failed = 0
 let skipped = 0
@@ -95,13 +100,13 @@ for (const v of verifiers) {
   const t0 = Date.now()
   const p = v.prepare()
   if (p.skip) {
-    skipped += vectors.cases.length
+    skipped += total
     console.log(`${v.name}: SKIPPED, ${p.skip}`)
     continue
   }
   if (p.error) {
     broken = true
-    failed += vectors.cases.length
+    failed += total
     console.log(`${v.name}: ERROR, ${p.error}`)
     continue
   }
@@ -128,10 +133,10 @@ for (const v of verifiers) {
   }
   if (!r.ok) problems.push(`exited with ${r.status}: ${r.stderr.trim().split('\n').slice(-5).join(' | ')}`)
   passed += ok
-  failed += vectors.cases.length - ok
+  failed += total - ok
   if (!r.ok || got.size === 0) broken = true
   const secs = ((Date.now() - t0) / 1000).toFixed(1)
-  console.log(`${v.name} (${p.label}): ${ok}/${vectors.cases.length} passed${problems.length ? ', FAILED' : ''} [${secs} s]`)
+  console.log(`${v.name} (${p.label}): ${ok}/${total} passed${problems.length ? ', FAILED' : ''} [${secs} s]`)
   for (const m of problems) console.log(`  ${m}`)
 }
 

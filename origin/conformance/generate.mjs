@@ -86,6 +86,14 @@ check(workerJwks.keys.length === 1 && workerJwks.keys[0].kid === WORKER.kid && w
 
 const NOW = realClaims.iat + 5
 const OPENID = realClaims.sub
+// The worker's assertion lifetime (IDENTITY_TTL): every verifier refuses a
+// longer exp - iat by default.
+const MAX_LIFETIME = 120
+check(realClaims.exp - realClaims.iat === MAX_LIFETIME, `lifetime ${realClaims.exp - realClaims.iat} s, not ${MAX_LIFETIME}`)
+const APPID = realClaims.appid
+check(typeof APPID === 'string' && APPID.length > 0, 'no appid claim')
+const OTHER_APPID = 'wx2222222222222222'
+check(APPID !== OTHER_APPID, 'the captured appid is the "other" one')
 
 /** A JWS over header/payload (objects, or raw strings used as-is), EdDSA with `key`. */
 function jws(header, payload, key = WORKER.privateKey) {
@@ -152,6 +160,16 @@ const cases = [
   ['missing exp', jws(hdr(), claims({ exp: undefined })), false],
   ['missing iat', jws(hdr(), claims({ iat: undefined })), false],
   ['exp as a string', jws(hdr(), claims({ exp: String(NOW + 115) })), false],
+  ["lifetime 121 s: longer than the worker's 2 minutes", jws(hdr(), claims({ iat: NOW - 5, exp: NOW + 116 })), false],
+  ['lifetime one day', jws(hdr(), claims({ iat: NOW - 5, exp: NOW + 86400 })), false],
+  ['lifetime one day, issued long ago and still unexpired', jws(hdr(), claims({ iat: NOW - 86000, exp: NOW + 400 })), false],
+
+  // ---- appid pinned (the case's "appid": the verifier requires that appid)
+  ['appid pinned: the worker assertion of that app', real, true, { appid: APPID }],
+  ["appid pinned: another mini-program's assertion", jws(hdr(), claims({ appid: OTHER_APPID })), false, { appid: APPID }],
+  ['appid pinned: no appid claim', jws(hdr(), claims({ appid: undefined })), false, { appid: APPID }],
+  ['appid pinned: appid not a string', jws(hdr(), claims({ appid: 12345 })), false, { appid: APPID }],
+  ['appid pinned: same appid in another case', jws(hdr(), claims({ appid: APPID.toUpperCase() })), false, { appid: APPID }],
 
   // ---- audience, issuer, subject
   ['wrong aud: another origin', jws(hdr(), claims({ aud: 'https://evil.example.com' })), false],
@@ -219,7 +237,26 @@ const cases = [
   ['empty string', '', false],
 ]
 
+// Configuration: constructing a verifier with each JWKS URL succeeds or is
+// refused. https, or plain http to a loopback host only.
+const jwksUrls = [
+  ['https URL', 'https://edge.example.com/.well-known/jwks.json', true],
+  ['https URL with a port', 'https://edge.example.com:8443/.well-known/jwks.json', true],
+  ['http URL of a public host', 'http://edge.example.com/.well-known/jwks.json', false],
+  ['http URL of a private address', 'http://10.0.0.7/.well-known/jwks.json', false],
+  ['http URL of 128.0.0.1 (not loopback)', 'http://128.0.0.1/.well-known/jwks.json', false],
+  ['http URL of a name starting with localhost', 'http://localhost.evil.example/.well-known/jwks.json', false],
+  ['http URL of a name starting with 127.0.0.1', 'http://127.0.0.1.evil.example/.well-known/jwks.json', false],
+  ['http URL of 127.0.0.1 (loopback)', 'http://127.0.0.1:8787/.well-known/jwks.json', true],
+  ['http URL of 127.8.9.10 (loopback)', 'http://127.8.9.10:8787/.well-known/jwks.json', true],
+  ['http URL of localhost', 'http://localhost:8787/.well-known/jwks.json', true],
+  ['http URL of [::1]', 'http://[::1]:8787/.well-known/jwks.json', true],
+  ['ftp URL', 'ftp://edge.example.com/.well-known/jwks.json', false],
+  ['no scheme', 'edge.example.com/.well-known/jwks.json', false],
+].map(([name, url, valid]) => ({ name: `JWKS URL: ${name}`, url, valid }))
+
 const names = new Set()
+for (const { name } of jwksUrls) names.add(name)
 for (const [name] of cases) {
   if (names.has(name)) throw new Error(`duplicate case name: ${name}`)
   names.add(name)
@@ -230,6 +267,8 @@ const out = {
   now: NOW,
   audience: AUDIENCE,
   issuer: ISSUER,
-  cases: cases.map(([name, token, valid]) => (valid ? { name, token, valid, sub: OPENID } : { name, token, valid })),
+  max_lifetime: MAX_LIFETIME,
+  cases: cases.map(([name, token, valid, opts = {}]) => ({ name, token, valid, ...(valid ? { sub: OPENID } : {}), ...opts })),
+  jwks_urls: jwksUrls,
 }
 process.stdout.write(JSON.stringify(out, null, 2) + '\n')

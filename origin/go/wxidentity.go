@@ -2,7 +2,8 @@
 // standard library only (crypto/ed25519, encoding/json), and offers a
 // net/http middleware.
 //
-//	v := wxidentity.New("https://edge.example.com/.well-known/jwks.json", "https://api.example.com")
+//	v, err := wxidentity.New("https://edge.example.com/.well-known/jwks.json", "https://api.example.com")
+//	v.AppID = "wx1111111111111111"   // optional: only this mini-program's assertions
 //	mux.Handle("/api/", v.Middleware(api))
 //	// in a handler:
 //	id, _ := wxidentity.FromContext(r.Context())   // id.OpenID, id.UnionID, id.AppID, id.Phone
@@ -13,7 +14,8 @@
 // the key is the JWKS entry with that kid, and only an OKP/Ed25519 one; iss
 // "wx-edge", aud a string equal to Audience, sub a non-empty string, exp and
 // iat numbers with now < exp + leeway and iat <= now + leeway (nbf likewise
-// if present). The JWKS is cached; an unknown kid (a rotation) or a cache
+// if present) and exp - iat at most MaxLifetime; appid equal to AppID when
+// set. The JWKS URL must be https (loopback excepted). The JWKS is cached; an unknown kid (a rotation) or a cache
 // older than MaxAge refetches it, at most once per MinRefetchInterval.
 package wxidentity
 
@@ -27,7 +29,9 @@ import (
 	"io"
 	"log"
 	"math"
+	"net"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"sync"
@@ -70,8 +74,39 @@ func invalid(format string, a ...interface{}) *Error {
 	return &Error{"invalid_identity", "X-WX-Identity rejected: " + fmt.Sprintf(format, a...)}
 }
 
-// HTTPFetcher fetches a JWKS document from url (5 s timeout).
+// CheckJWKSURL refuses a JWKS URL that is not https, except for a loopback
+// host (127.0.0.0/8, localhost, [::1]: development and tests): over plain
+// http anyone on the path could hand the verifier their own key.
+func CheckJWKSURL(jwksURL string) error {
+	u, err := url.Parse(jwksURL)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("wxidentity: the JWKS URL %q is not an absolute URL", jwksURL)
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		if isLoopback(u.Hostname()) {
+			return nil
+		}
+	}
+	return fmt.Errorf("wxidentity: the JWKS URL must be https:// (plain http only for a loopback host), got %q", jwksURL)
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// HTTPFetcher fetches a JWKS document from url (5 s timeout). A URL that
+// CheckJWKSURL refuses is never fetched.
 func HTTPFetcher(url string) func(context.Context) ([]byte, error) {
+	if err := CheckJWKSURL(url); err != nil {
+		return func(context.Context) ([]byte, error) { return nil, err }
+	}
 	client := &http.Client{Timeout: 5 * time.Second}
 	return func(ctx context.Context) ([]byte, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -128,7 +163,10 @@ func Ed25519Keys(doc []byte) (map[string]ed25519.PublicKey, error) {
 // cache is older than MaxAge, but never more than once per
 // MinRefetchInterval (failed attempts count), so forged kids cannot hammer
 // the worker. A failed refetch keeps the keys already known. Safe for
-// concurrent use; a refetch holds the lock, so concurrent callers share it.
+// concurrent use. No lock is held while fetching: one fetch is in flight at
+// a time; a caller whose kid is cached gets it at once (even while a fetch
+// is under way), and only a caller that needs a kid the cache lacks waits
+// for the fetch in flight.
 type JWKSCache struct {
 	Fetch              func(context.Context) ([]byte, error)
 	Now                func() time.Time
@@ -141,12 +179,12 @@ type JWKSCache struct {
 	attemptedAt time.Time
 	attempted   bool
 	fetched     bool
+	inflight    chan struct{} // closed when the fetch under way ends; nil if none
 }
 
 // Get returns the key for kid, or nil if the JWKS has none.
 func (c *JWKSCache) Get(ctx context.Context, kid string) (ed25519.PublicKey, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	now := c.now()
 	maxAge, floor := c.MaxAge, c.MinRefetchInterval
 	if maxAge == 0 {
@@ -155,22 +193,66 @@ func (c *JWKSCache) Get(ctx context.Context, kid string) (ed25519.PublicKey, err
 	if floor == 0 {
 		floor = 30 * time.Second
 	}
-	if k, ok := c.keys[kid]; ok && c.fetched && now.Sub(c.fetchedAt) < maxAge {
+	k, known := c.keys[kid]
+	if known && c.fetched && now.Sub(c.fetchedAt) < maxAge {
+		c.mu.Unlock()
 		return k, nil
 	}
-	if !c.attempted || now.Sub(c.attemptedAt) >= floor {
-		c.attempted, c.attemptedAt = true, now
-		doc, err := c.Fetch(ctx)
-		var keys map[string]ed25519.PublicKey
-		if err == nil {
-			keys, err = Ed25519Keys(doc)
+	if wait := c.inflight; wait != nil {
+		if known {
+			// A refetch for age is under way: the cached key stands meanwhile.
+			c.mu.Unlock()
+			return k, nil
 		}
-		if err != nil {
-			log.Printf("wxidentity: JWKS fetch failed: %v", err)
-		} else {
+		c.mu.Unlock()
+		select { // an unknown kid: wait for that one fetch, not for the lock
+		case <-wait:
+		case <-ctx.Done():
+			return nil, &Error{"jwks_unavailable", "the JWKS could not be fetched: " + ctx.Err().Error()}
+		}
+		return c.lookup(kid)
+	}
+	if c.attempted && now.Sub(c.attemptedAt) < floor {
+		c.mu.Unlock()
+		return c.lookup(kid)
+	}
+	c.attempted, c.attemptedAt = true, now
+	done := make(chan struct{})
+	c.inflight = done
+	c.mu.Unlock()
+
+	c.refresh(ctx, done)
+	return c.lookup(kid)
+}
+
+// refresh fetches the JWKS without the lock, stores it, and ends the fetch
+// in flight (even if Fetch panics, so no waiter is left hanging).
+func (c *JWKSCache) refresh(ctx context.Context, done chan struct{}) {
+	var keys map[string]ed25519.PublicKey
+	var err error
+	defer func() {
+		c.mu.Lock()
+		if keys != nil {
 			c.keys, c.fetchedAt, c.fetched = keys, c.now(), true
 		}
+		c.inflight = nil
+		close(done)
+		c.mu.Unlock()
+	}()
+	doc, err := c.Fetch(ctx)
+	if err == nil {
+		keys, err = Ed25519Keys(doc)
 	}
+	if err != nil {
+		keys = nil
+		log.Printf("wxidentity: JWKS fetch failed: %v", err)
+	}
+}
+
+// lookup is the cache's answer for kid without fetching.
+func (c *JWKSCache) lookup(kid string) (ed25519.PublicKey, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if !c.fetched {
 		return nil, &Error{"jwks_unavailable", "the JWKS could not be fetched"}
 	}
@@ -184,20 +266,33 @@ func (c *JWKSCache) now() time.Time {
 	return time.Now()
 }
 
+// MaxLifetime is the longest exp − iat accepted by default: the worker's
+// assertions live 2 minutes (IDENTITY_TTL in src/token/identity.rs).
+const MaxLifetime = 120 * time.Second
+
 // Verifier checks assertions for one origin.
 type Verifier struct {
-	Audience string        // your origin as in the worker's ORIGIN_URL, e.g. https://api.example.com
-	Issuer   string        // default "wx-edge"
-	Leeway   time.Duration // clock skew allowed, default 30 s
-	Now      func() time.Time
-	Keys     *JWKSCache
+	Audience    string        // your origin as in the worker's ORIGIN_URL, e.g. https://api.example.com
+	Issuer      string        // default "wx-edge"
+	AppID       string        // if set, the appid claim must equal it (one mini-program of several)
+	Leeway      time.Duration // clock skew allowed, default 30 s
+	MaxLifetime time.Duration // longest exp − iat accepted, default MaxLifetime (2 min)
+	Now         func() time.Time
+	Keys        *JWKSCache
 }
 
-// New returns a Verifier that fetches the JWKS from jwksURL.
-func New(jwksURL, audience string) *Verifier {
+// New returns a Verifier that fetches the JWKS from jwksURL, which must be
+// https:// (plain http only for a loopback host; see CheckJWKSURL).
+func New(jwksURL, audience string) (*Verifier, error) {
+	if err := CheckJWKSURL(jwksURL); err != nil {
+		return nil, err
+	}
+	if audience == "" {
+		return nil, fmt.Errorf("wxidentity: audience is required (your origin, e.g. https://api.example.com)")
+	}
 	v := &Verifier{Audience: audience}
 	v.Keys = &JWKSCache{Fetch: HTTPFetcher(jwksURL), Now: func() time.Time { return v.now() }}
-	return v
+	return v, nil
 }
 
 func (v *Verifier) now() time.Time {
@@ -275,6 +370,13 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Identity, error) 
 	if iat > now+l {
 		return nil, invalid("iat is in the future")
 	}
+	maxLife := v.MaxLifetime
+	if maxLife == 0 {
+		maxLife = MaxLifetime
+	}
+	if exp-iat > maxLife.Seconds() {
+		return nil, invalid("lifetime (exp - iat) longer than %s", maxLife)
+	}
 	if has(claims, "nbf") {
 		if nbf, ok := num(claims, "nbf"); !ok || nbf > now+l {
 			return nil, invalid("not valid yet (nbf)")
@@ -284,9 +386,13 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Identity, error) 
 	if sub == "" {
 		return nil, invalid("sub must be the openid")
 	}
+	appid, _ := str(claims, "appid")
+	if v.AppID != "" && appid != v.AppID {
+		return nil, invalid("wrong appid")
+	}
 	id := &Identity{OpenID: sub, ExpiresAt: time.Unix(0, int64(exp*1e9))}
 	id.UnionID, _ = str(claims, "unionid")
-	id.AppID, _ = str(claims, "appid")
+	id.AppID = appid
 	id.Phone, _ = str(claims, "phone")
 	id.PhoneCountry, _ = str(claims, "phone_country")
 	id.JTI, _ = str(claims, "jti")

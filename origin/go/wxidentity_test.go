@@ -24,7 +24,13 @@ type vectors struct {
 		Token string `json:"token"`
 		Valid bool   `json:"valid"`
 		Sub   string `json:"sub"`
+		AppID string `json:"appid"`
 	} `json:"cases"`
+	JWKSURLs []struct {
+		Name  string `json:"name"`
+		URL   string `json:"url"`
+		Valid bool   `json:"valid"`
+	} `json:"jwks_urls"`
 }
 
 func load(t *testing.T) *vectors {
@@ -124,6 +130,7 @@ func TestConformanceVectors(t *testing.T) {
 	v := load(t)
 	ver := verifierAt(v, time.Unix(v.Now, 0), static(v.JWKS))
 	for _, c := range v.Cases {
+		ver.AppID = c.AppID // a case with "appid": the verifier requires it
 		id, err := ver.Verify(context.Background(), c.Token)
 		if c.Valid && (err != nil || id.OpenID != c.Sub) {
 			t.Errorf("%s: want valid %s, got %v %v", c.Name, c.Sub, id, err)
@@ -132,6 +139,42 @@ func TestConformanceVectors(t *testing.T) {
 		if !c.Valid && (err == nil || !errors.As(err, &e)) {
 			t.Errorf("%s: want a refusal, got %v %v", c.Name, id, err)
 		}
+	}
+	if len(v.JWKSURLs) == 0 {
+		t.Fatal("no JWKS URL cases")
+	}
+	for _, c := range v.JWKSURLs {
+		_, err := New(c.URL, v.Audience)
+		if c.Valid != (err == nil) {
+			t.Errorf("%s: want accepted=%v, got %v", c.Name, c.Valid, err)
+		}
+		if err != nil && !strings.Contains(err.Error(), "https") && !strings.Contains(err.Error(), "absolute") {
+			t.Errorf("%s: unclear error %v", c.Name, err)
+		}
+	}
+}
+
+func TestLifetimeCapAndAppIDPin(t *testing.T) {
+	v := load(t)
+	ver := verifierAt(v, time.Unix(v.Now, 0), static(v.JWKS))
+	long := v.token(t, "lifetime 121 s: longer than the worker's 2 minutes")
+	if _, err := ver.Verify(context.Background(), long); err == nil || !strings.Contains(err.Error(), "lifetime") {
+		t.Fatalf("121 s lifetime: %v", err)
+	}
+	ver.MaxLifetime = 5 * time.Minute // an origin may allow more, explicitly
+	if _, err := ver.Verify(context.Background(), long); err != nil {
+		t.Fatalf("121 s lifetime with MaxLifetime 5 min: %v", err)
+	}
+	other := v.token(t, "appid pinned: another mini-program's assertion")
+	if _, err := ver.Verify(context.Background(), other); err != nil {
+		t.Fatalf("unpinned: %v", err)
+	}
+	ver.AppID = "wx2222222222222222"
+	if id, err := ver.Verify(context.Background(), other); err != nil || id.AppID != "wx2222222222222222" {
+		t.Fatalf("pinned to its own appid: %v %v", id, err)
+	}
+	if _, err := ver.Verify(context.Background(), v.token(t, workerCase)); err == nil || !strings.Contains(err.Error(), "appid") {
+		t.Fatalf("pinned to another appid: %v", err)
 	}
 }
 
@@ -287,6 +330,93 @@ func TestJWKSCacheConcurrentCallersShareOneFetch(t *testing.T) {
 	}
 }
 
+// blockingFetcher serves doc once release is closed, counting calls.
+type blockingFetcher struct {
+	mu      sync.Mutex
+	calls   int
+	started chan struct{}
+	release chan struct{}
+	doc     []byte
+}
+
+func (f *blockingFetcher) fetch(ctx context.Context) ([]byte, error) {
+	f.mu.Lock()
+	f.calls++
+	n := f.calls
+	f.mu.Unlock()
+	if n > 1 {
+		select {
+		case f.started <- struct{}{}:
+		default:
+		}
+		<-f.release
+	}
+	return f.doc, nil
+}
+
+func TestJWKSCacheSlowFetchDoesNotStallCachedKids(t *testing.T) {
+	v := load(t)
+	workerKid, rotatedKid := kidOf(t, v.token(t, workerCase)), kidOf(t, v.token(t, rotatedCase))
+	c := &clock{time.Unix(v.Now, 0)}
+	f := &blockingFetcher{started: make(chan struct{}, 1), release: make(chan struct{}), doc: v.jwksWith(t, workerKid)}
+	ver := &Verifier{Audience: v.Audience, Now: c.now, Keys: &JWKSCache{Fetch: f.fetch, Now: c.now}}
+	ctx := context.Background()
+	if _, err := ver.Verify(ctx, v.token(t, workerCase)); err != nil { // first fetch, fast
+		t.Fatal(err)
+	}
+	c.t = c.t.Add(30 * time.Second)
+	f.mu.Lock()
+	f.doc = v.jwksWith(t, workerKid, rotatedKid)
+	f.mu.Unlock()
+
+	// An unknown kid starts a refetch that hangs (a slow JWKS server).
+	rotated := make(chan error, 1)
+	go func() {
+		_, err := ver.Verify(ctx, v.token(t, rotatedCase))
+		rotated <- err
+	}()
+	select {
+	case <-f.started:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the refetch never started")
+	}
+	// Meanwhile a verification whose kid is cached goes through at once.
+	cached := make(chan error, 1)
+	go func() {
+		_, err := ver.Verify(ctx, v.token(t, workerCase))
+		cached <- err
+	}()
+	select {
+	case err := <-cached:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(2 * time.Second):
+		close(f.release)
+		t.Fatal("a verification with a cached kid waited for the JWKS fetch")
+	}
+	// A second unknown-kid caller waits for that same fetch; no second fetch.
+	second := make(chan error, 1)
+	go func() {
+		_, err := ver.Verify(ctx, v.token(t, rotatedCase))
+		second <- err
+	}()
+	select {
+	case err := <-second:
+		t.Fatalf("an unknown kid did not wait for the fetch in flight: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(f.release)
+	for _, ch := range []chan error{rotated, second} {
+		if err := <-ch; err != nil {
+			t.Fatalf("rotated key after the fetch: %v", err)
+		}
+	}
+	if f.calls != 2 {
+		t.Fatalf("%d fetches, want 2", f.calls)
+	}
+}
+
 func TestMiddleware(t *testing.T) {
 	v := load(t)
 	ver := verifierAt(v, time.Unix(v.Now, 0), static(v.JWKS))
@@ -353,7 +483,10 @@ func TestNewFetchesOverHTTP(t *testing.T) {
 		w.Write(v.JWKS) //nolint:errcheck
 	}))
 	defer srv.Close()
-	ver := New(srv.URL+"/.well-known/jwks.json", v.Audience)
+	ver, err := New(srv.URL+"/.well-known/jwks.json", v.Audience) // http://127.0.0.1: loopback
+	if err != nil {
+		t.Fatal(err)
+	}
 	ver.Now = func() time.Time { return time.Unix(v.Now, 0) }
 	if _, err := ver.Verify(context.Background(), v.token(t, workerCase)); err != nil || hits != 1 {
 		t.Fatalf("%v, %d fetches", err, hits)

@@ -18,8 +18,16 @@ verifier = Verifier(
     now=lambda: v["now"],
 )
 for c in v["cases"]:
+    # A case with "appid": a verifier that requires that appid (same cache).
+    verifier.appid = c.get("appid")
     try:
         identity = verifier.verify(c["token"])
         print(json.dumps({"name": c["name"], "valid": True, "sub": identity.openid}))
     except IdentityError as e:
+        print(json.dumps({"name": c["name"], "valid": False, "error": str(e)}))
+for c in v.get("jwks_urls", []):
+    try:
+        Verifier(audience=v["audience"], jwks_url=c["url"])
+        print(json.dumps({"name": c["name"], "valid": True}))
+    except ValueError as e:
         print(json.dumps({"name": c["name"], "valid": False, "error": str(e)}))

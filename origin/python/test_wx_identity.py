@@ -76,6 +76,7 @@ class ConformanceTest(unittest.TestCase):
         v = verifier_at(V["now"])
         for c in V["cases"]:
             with self.subTest(c["name"]):
+                v.appid = c.get("appid")  # a case with "appid": the verifier requires it
                 try:
                     got = (True, v.verify(c["token"]).openid)
                 except IdentityError:
@@ -83,6 +84,27 @@ class ConformanceTest(unittest.TestCase):
                 self.assertEqual(got[0], c["valid"])
                 if c["valid"]:
                     self.assertEqual(got[1], c["sub"])
+
+    def test_jwks_urls_https_or_loopback(self):
+        self.assertTrue(V["jwks_urls"])
+        for c in V["jwks_urls"]:
+            with self.subTest(c["name"]):
+                if c["valid"]:
+                    Verifier(audience=V["audience"], jwks_url=c["url"])
+                else:
+                    with self.assertRaisesRegex(ValueError, "https|absolute"):
+                        Verifier(audience=V["audience"], jwks_url=c["url"])
+
+    def test_lifetime_cap_and_appid_pin(self):
+        long = case("lifetime 121 s: longer than the worker's 2 minutes")["token"]
+        with self.assertRaisesRegex(IdentityError, "lifetime"):
+            verifier_at(V["now"]).verify(long)
+        verifier_at(V["now"], max_lifetime=300).verify(long)  # an origin may allow more, explicitly
+        other = case("appid pinned: another mini-program's assertion")["token"]
+        verifier_at(V["now"]).verify(other)  # not pinned
+        self.assertEqual(verifier_at(V["now"], appid="wx2222222222222222").verify(other).appid, "wx2222222222222222")
+        with self.assertRaisesRegex(IdentityError, "appid"):
+            verifier_at(V["now"], appid="wx2222222222222222").verify(WORKER["token"])
 
     def test_the_worker_assertion_becomes_a_typed_identity(self):
         claims = part(WORKER["token"], 1)
@@ -176,6 +198,51 @@ class JwksCacheTest(unittest.TestCase):
         self.assertEqual(len(got), 5)
         self.assertTrue(all(got))
         self.assertEqual(fetch.calls, 1)
+
+    def test_a_slow_fetch_does_not_stall_a_cached_kid(self):
+        release, started = threading.Event(), threading.Event()
+        calls = []
+
+        def fetch():
+            calls.append(1)
+            if len(calls) == 1:
+                return jwks_with(WORKER_KID)
+            started.set()  # the refetch hangs: a slow JWKS server
+            release.wait(10)
+            return jwks_with(WORKER_KID, ROTATED_KID)
+
+        clock = Clock(V["now"])
+        v = Verifier(audience=V["audience"], fetch_jwks=fetch, now=clock)
+        results = {}
+
+        def run(name, token):
+            try:
+                results[name] = v.verify(token).openid
+            except IdentityError as e:
+                results[name] = e
+
+        v.verify(WORKER["token"])  # the first fetch, fast
+        clock.t += 30
+        rotated = threading.Thread(target=run, args=("rotated", ROTATED["token"]))
+        second = threading.Thread(target=run, args=("second", ROTATED["token"]))
+        try:
+            rotated.start()  # an unknown kid: the refetch starts, and hangs
+            self.assertTrue(started.wait(5), "the refetch never started")
+            cached = threading.Thread(target=run, args=("cached", WORKER["token"]))
+            cached.start()
+            cached.join(2)
+            self.assertFalse(cached.is_alive(), "a verification with a cached kid waited for the JWKS fetch")
+            self.assertEqual(results["cached"], WORKER["sub"])
+            second.start()  # another unknown kid waits for that same fetch
+            second.join(0.1)
+            self.assertTrue(second.is_alive(), "an unknown kid did not wait for the fetch in flight")
+        finally:
+            release.set()
+        rotated.join(5)
+        second.join(5)
+        self.assertEqual(results["rotated"], ROTATED["sub"])
+        self.assertEqual(results["second"], ROTATED["sub"])
+        self.assertEqual(len(calls), 2)
 
     def test_rotation_through_verify(self):
         clock, fetch = Clock(V["now"]), FakeFetcher(jwks_with(WORKER_KID))

@@ -4,7 +4,8 @@
 
     from wx_identity import Verifier
     wx = Verifier(jwks_url="https://edge.example.com/.well-known/jwks.json",
-                  audience="https://api.example.com")   # your ORIGIN_URL's origin
+                  audience="https://api.example.com",   # your ORIGIN_URL's origin
+                  appid="wx1111111111111111")           # optional: only this mini-program
     identity = wx.verify(request.headers.get("X-WX-Identity"))
     identity.openid, identity.unionid, identity.appid, identity.phone
 
@@ -14,7 +15,9 @@ from the token otherwise), typ exactly "wx-identity+jwt", a kid, no crit;
 the key is the JWKS entry with that kid, and only an OKP/Ed25519 one; iss
 "wx-edge", aud a string equal to `audience`, sub a non-empty string, exp and
 iat numbers with now < exp + leeway and iat <= now + leeway (nbf likewise if
-present). The JWKS is cached; an unknown kid (a rotation) or a cache older
+present), exp - iat at most max_lifetime (the worker's 2 minutes), appid
+equal to `appid` when given. The JWKS URL must be https (loopback
+excepted). The JWKS is cached; an unknown kid (a rotation) or a cache older
 than max_age refetches it, at most once per min_refetch_interval seconds.
 
 Thread-safe; verify() is synchronous (it may fetch the JWKS with urllib), so
@@ -26,12 +29,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import json
 import logging
 import math
 import re
 import threading
 import time
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional
@@ -72,6 +77,8 @@ class Identity:
 
 
 def http_jwks_fetcher(url: str, timeout: float = 5.0) -> Callable[[], Any]:
+    check_jwks_url(url)
+
     def fetch() -> Any:
         req = urllib.request.Request(url, headers={"Accept": "application/json"})
         with urllib.request.urlopen(req, timeout=timeout) as res:  # noqa: S310 (an https URL you configure)
@@ -107,7 +114,11 @@ class JwksCache:
     """The JWKS, cached. get(kid) refetches when the kid is unknown or the
     cache is older than max_age, but never more than once per
     min_refetch_interval seconds (failed attempts count), so forged kids
-    cannot hammer the worker. A failed refetch keeps the keys already known."""
+    cannot hammer the worker. A failed refetch keeps the keys already known.
+
+    No lock is held while fetching: one fetch is in flight at a time; a
+    caller whose kid is cached gets it at once (even during a fetch), and only
+    a caller that needs a kid the cache lacks waits for the fetch in flight."""
 
     def __init__(
         self,
@@ -124,24 +135,74 @@ class JwksCache:
         self._fetched_at = -math.inf
         self._attempted_at = -math.inf
         self._ever_fetched = False
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the fields above, never held while fetching
+        self._inflight: Optional[threading.Event] = None  # set when the fetch under way ends
 
-    def get(self, kid: str) -> Optional[Ed25519PublicKey]:
-        with self._lock:  # also makes concurrent refetches one fetch
-            t = self._now()
-            if t - self._fetched_at < self.max_age and kid in self._keys:
-                return self._keys[kid]
-            if t - self._attempted_at >= self.min_refetch_interval:
-                self._attempted_at = t
-                try:
-                    self._keys = ed25519_keys(self._fetch())
-                    self._fetched_at = self._now()
-                    self._ever_fetched = True
-                except Exception as e:  # noqa: BLE001 (any fetch failure keeps the old keys)
-                    _log.warning("JWKS fetch failed: %s", e)
+    def _lookup(self, kid: str) -> Optional[Ed25519PublicKey]:
+        with self._lock:
             if not self._ever_fetched:
                 raise IdentityError("jwks_unavailable", "the JWKS could not be fetched")
             return self._keys.get(kid)
+
+    def get(self, kid: str) -> Optional[Ed25519PublicKey]:
+        with self._lock:
+            t = self._now()
+            known = self._keys.get(kid)
+            if known is not None and t - self._fetched_at < self.max_age:
+                return known
+            wait = self._inflight
+            if wait is not None and known is not None:
+                return known  # a refetch for age is under way: the cached key stands meanwhile
+            fetch_now = wait is None and t - self._attempted_at >= self.min_refetch_interval
+            if fetch_now:
+                self._attempted_at = t
+                done = self._inflight = threading.Event()
+        if wait is not None:
+            wait.wait()  # an unknown kid: wait for that one fetch, not for a lock
+        elif fetch_now:
+            keys = None
+            try:
+                keys = ed25519_keys(self._fetch())  # without the lock
+            except Exception as e:  # noqa: BLE001 (any fetch failure keeps the old keys)
+                _log.warning("JWKS fetch failed: %s", e)
+            finally:
+                with self._lock:
+                    if keys is not None:
+                        self._keys, self._fetched_at, self._ever_fetched = keys, self._now(), True
+                    self._inflight = None
+                    done.set()
+        return self._lookup(kid)
+
+
+# The longest exp - iat accepted by default: the worker's assertions live 2
+# minutes (IDENTITY_TTL in src/token/identity.rs).
+MAX_LIFETIME = 120
+
+_LOOPBACK_NAMES = ("localhost",)
+
+
+def check_jwks_url(url: str) -> None:
+    """Raises ValueError unless url is https://, or http:// to a loopback host
+    (127.0.0.0/8, localhost, [::1]: development and tests). Over plain http
+    anyone on the path could hand the verifier their own key."""
+    try:
+        u = urllib.parse.urlsplit(url)
+        host = u.hostname or ""
+    except ValueError:
+        raise ValueError(f"the JWKS URL {url!r} is not an absolute URL") from None
+    if not host:
+        raise ValueError(f"the JWKS URL {url!r} is not an absolute URL")
+    if u.scheme == "https":
+        return
+    if u.scheme == "http":
+        if host.lower() in _LOOPBACK_NAMES:
+            return
+        try:
+            if ipaddress.ip_address(host).is_loopback:
+                return
+        except ValueError:
+            pass
+    raise ValueError(f"the JWKS URL must be https:// (plain http only for a loopback host), got {url!r}")
 
 
 def _is_num(v: Any) -> bool:
@@ -163,6 +224,8 @@ class Verifier:
         now: Callable[[], float] = time.time,
         min_refetch_interval: float = 30,
         max_age: float = 300,
+        appid: Optional[str] = None,
+        max_lifetime: float = MAX_LIFETIME,
     ):
         if not audience:
             raise ValueError("audience is required (your origin, e.g. https://api.example.com)")
@@ -171,6 +234,7 @@ class Verifier:
                 raise ValueError("jwks_url (or fetch_jwks) is required")
             fetch_jwks = http_jwks_fetcher(jwks_url)
         self.audience, self.issuer, self.leeway, self._now = audience, issuer, leeway, now
+        self.appid, self.max_lifetime = appid, max_lifetime
         self.cache = JwksCache(fetch_jwks, now, min_refetch_interval, max_age)
 
     def verify(self, token: Optional[str]) -> Identity:
@@ -226,6 +290,10 @@ class Verifier:
             raise _invalid("iat is in the future")
         if nbf is not None and nbf > t + self.leeway:
             raise _invalid("not valid yet (nbf)")
+        if exp - iat > self.max_lifetime:
+            raise _invalid(f"lifetime (exp - iat) longer than {self.max_lifetime} s")
+        if self.appid is not None and claims.get("appid") != self.appid:
+            raise _invalid("wrong appid")
         sub = claims.get("sub")
         if not isinstance(sub, str) or not sub:
             raise _invalid("sub must be the openid")

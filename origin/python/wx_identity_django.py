@@ -32,7 +32,7 @@ class WxIdentityMiddleware:
         self.verifier = conf.pop("verifier", None) or Verifier(
             audience=conf["audience"],
             jwks_url=conf["jwks_url"],
-            **{k: conf[k] for k in ("issuer", "leeway", "min_refetch_interval", "max_age") if k in conf},
+            **{k: conf[k] for k in ("issuer", "leeway", "min_refetch_interval", "max_age", "appid", "max_lifetime") if k in conf},
         )
         self.optional = bool(conf.get("optional", False))
         self.exempt = tuple(conf.get("exempt_paths", ()))

@@ -4,6 +4,7 @@
 //   const wx = createVerifier({
 //     jwksUrl: 'https://edge.example.com/.well-known/jwks.json',
 //     audience: 'https://api.example.com',      // your ORIGIN_URL's origin
+//     appid: 'wx1111111111111111',              // optional: only this mini-program
 //   })
 //   const id = await wx.verify(req.headers['x-wx-identity'])
 //   // → { openid, unionid, appid, phone, phoneCountry, jti, expiresAt }
@@ -14,7 +15,9 @@
 // the key is the JWKS entry with that kid, and only an OKP/Ed25519 one;
 // iss "wx-edge", aud a string equal to `audience`, sub a non-empty string,
 // exp and iat numbers with now < exp + leeway and iat <= now + leeway (nbf
-// likewise if present). The JWKS is cached; an unknown kid (a rotation) or a
+// likewise if present), exp - iat at most maxLifetime (the worker's 2
+// minutes), appid equal to `appid` when given. The JWKS URL must be https
+// (loopback excepted). The JWKS is cached; an unknown kid (a rotation) or a
 // cache older than maxAge refetches it, at most once per minRefetchInterval.
 import { jwtVerify, decodeProtectedHeader, importJWK } from 'jose'
 
@@ -48,8 +51,30 @@ const invalid = (why, cause) => new IdentityError('invalid_identity', `X-WX-Iden
  * @property {number} expiresAt          Unix seconds
  */
 
-/** Fetches a JWKS document from a URL (5 s timeout). */
+/** The longest exp - iat accepted by default: the worker's assertions live 2 minutes (IDENTITY_TTL). */
+export const MAX_LIFETIME = 120
+
+/**
+ * Throws a TypeError unless `url` is https://, or http:// to a loopback host
+ * (127.0.0.0/8, localhost, [::1]: development and tests). Over plain http
+ * anyone on the path could hand the verifier their own key.
+ */
+export function checkJwksUrl(url) {
+  let u
+  try {
+    u = new URL(url)
+  } catch {
+    throw new TypeError(`the JWKS URL ${JSON.stringify(String(url))} is not an absolute URL`)
+  }
+  if (u.protocol === 'https:' && u.hostname) return
+  const loopback = u.hostname === 'localhost' || u.hostname === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(u.hostname)
+  if (u.protocol === 'http:' && loopback) return
+  throw new TypeError(`the JWKS URL must be https:// (plain http only for a loopback host), got ${JSON.stringify(String(url))}`)
+}
+
+/** Fetches a JWKS document from a URL (5 s timeout); the URL must pass checkJwksUrl. */
 export function httpJwksFetcher(url, { timeoutMs = 5000 } = {}) {
+  checkJwksUrl(url)
   return async () => {
     const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), headers: { accept: 'application/json' } })
     if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status}`)
@@ -79,7 +104,10 @@ async function ed25519Keys(jwks) {
  * The JWKS, cached. `get(kid)` refetches when the kid is unknown or the cache
  * is older than `maxAge`, but never more than once per `minRefetchInterval`
  * seconds (failed attempts count), so forged kids cannot hammer the worker.
- * A failed refetch keeps the keys already known.
+ * A failed refetch keeps the keys already known. One fetch is in flight at
+ * a time; a caller whose kid is cached gets it at once (even while a refetch
+ * for age is under way), and only a caller that needs a kid the cache lacks
+ * waits for the fetch in flight.
  */
 export class JwksCache {
   #keys = new Map()
@@ -97,6 +125,8 @@ export class JwksCache {
     const t = this.now()
     const fresh = t - this.#fetchedAt < this.maxAge
     if (fresh && this.#keys.has(kid)) return this.#keys.get(kid)
+    // A refetch for age is under way: the cached key stands meanwhile.
+    if (this.#inflight && this.#keys.has(kid)) return this.#keys.get(kid)
     if (this.#inflight) await this.#inflight
     else if (t - this.#attemptedAt >= this.minRefetchInterval) await this.#refresh(t)
     if (!this.#everFetched) throw new IdentityError('jwks_unavailable', 'the JWKS could not be fetched')
@@ -131,10 +161,14 @@ const optString = (v) => (typeof v === 'string' ? v : null)
  * @param {string} [o.issuer='wx-edge']
  * @param {number} [o.leeway=30]     seconds of clock skew allowed
  * @param {() => number} [o.now]     the clock, Unix seconds
+ * @param {string} [o.appid]         if set, the assertion's appid must equal it (one mini-program of several)
+ * @param {number} [o.maxLifetime=120]  longest exp - iat accepted, seconds (the worker's assertions live 2 minutes)
  */
-export function createVerifier({ audience, jwksUrl, fetchJwks, issuer = ISSUER, leeway = 30, now = () => Date.now() / 1000, minRefetchInterval = 30, maxAge = 300, onError } = {}) {
+export function createVerifier({ audience, jwksUrl, fetchJwks, issuer = ISSUER, leeway = 30, now = () => Date.now() / 1000, minRefetchInterval = 30, maxAge = 300, onError, appid, maxLifetime = MAX_LIFETIME } = {}) {
   if (typeof audience !== 'string' || !audience) throw new TypeError('audience is required (your origin, e.g. https://api.example.com)')
   if (!fetchJwks && !jwksUrl) throw new TypeError('jwksUrl (or fetchJwks) is required')
+  if (!fetchJwks) checkJwksUrl(jwksUrl)
+  if (appid !== undefined && appid !== null && (typeof appid !== 'string' || !appid)) throw new TypeError('appid, when given, is a non-empty string')
   const cache = new JwksCache({ fetchJwks: fetchJwks ?? httpJwksFetcher(jwksUrl), now, minRefetchInterval, maxAge, onError })
 
   /** @returns {Promise<Identity>} */
@@ -173,6 +207,8 @@ export function createVerifier({ audience, jwksUrl, fetchJwks, issuer = ISSUER, 
     if (typeof claims.aud !== 'string') throw invalid('aud must be a string')
     if (!isNum(claims.exp) || !isNum(claims.iat)) throw invalid('exp and iat must be numbers')
     if (claims.iat > t + leeway) throw invalid('iat is in the future')
+    if (claims.exp - claims.iat > maxLifetime) throw invalid(`lifetime (exp - iat) longer than ${maxLifetime} s`)
+    if (appid && claims.appid !== appid) throw invalid('wrong appid')
     if (typeof claims.sub !== 'string' || !claims.sub) throw invalid('sub must be the openid')
     return {
       openid: claims.sub,

@@ -24,8 +24,8 @@ const verifierAt = (now, fetchJwks = async () => V.jwks, more = {}) =>
   createVerifier({ audience: V.audience, issuer: V.issuer, fetchJwks, now: () => now, ...more })
 
 test('every conformance case gets its verdict and sub', async () => {
-  const v = verifierAt(V.now)
   for (const c of V.cases) {
+    const v = verifierAt(V.now, undefined, { appid: c.appid }) // a case with "appid": the verifier requires it
     const got = await v.verify(c.token).then(
       (id) => ({ valid: true, sub: id.openid }),
       (e) => {
@@ -154,6 +154,53 @@ test('a rotation through verify(): the new key is picked up on its first unknown
   t += 30
   assert.equal((await v.verify(ROTATED.token)).openid, ROTATED.sub)
   assert.equal(fetchJwks.calls, 2)
+})
+
+test('the JWKS URL: https, or http to a loopback host only (every case of the vectors)', () => {
+  assert.ok(V.jwks_urls.length > 0)
+  for (const c of V.jwks_urls) {
+    if (c.valid) assert.doesNotThrow(() => createVerifier({ audience: V.audience, jwksUrl: c.url }), c.name)
+    else assert.throws(() => createVerifier({ audience: V.audience, jwksUrl: c.url }), /https|absolute/, c.name)
+  }
+})
+
+test('exp - iat is capped at the worker\'s 2 minutes (maxLifetime to allow more); appid pinned on request', async () => {
+  const long = byName("lifetime 121 s: longer than the worker's 2 minutes").token
+  await assert.rejects(verifierAt(V.now).verify(long), /lifetime/)
+  await verifierAt(V.now, undefined, { maxLifetime: 300 }).verify(long)
+  const other = byName("appid pinned: another mini-program's assertion").token
+  await verifierAt(V.now).verify(other) // not pinned
+  assert.equal((await verifierAt(V.now, undefined, { appid: 'wx2222222222222222' }).verify(other)).appid, 'wx2222222222222222')
+  await assert.rejects(verifierAt(V.now, undefined, { appid: 'wx2222222222222222' }).verify(WORKER.token), /appid/)
+})
+
+test('JWKS cache: a slow refetch stalls no caller whose kid is cached; an unknown kid waits for that one fetch', async () => {
+  let t = 0
+  let release
+  let calls = 0
+  const fetchJwks = async () => {
+    calls++
+    if (calls === 1) return jwksWith(workerKid)
+    await new Promise((r) => { release = r }) // a slow JWKS server
+    return jwksWith(workerKid, rotatedKid)
+  }
+  const cache = new JwksCache({ fetchJwks, now: () => t })
+  assert.ok(await cache.get(workerKid))
+  t = 300 // the cache has aged: the next unknown kid or stale lookup refetches
+  const rotated = cache.get(rotatedKid) // starts the refetch, which hangs
+  await new Promise((r) => setImmediate(r))
+  assert.equal(calls, 2)
+  const pending = Symbol('pending')
+  const cached = await Promise.race([cache.get(workerKid), new Promise((r) => setTimeout(() => r(pending), 200))])
+  assert.notEqual(cached, pending, 'a verification with a cached kid waited for the JWKS fetch')
+  assert.ok(cached)
+  const second = cache.get(rotatedKid)
+  const early = await Promise.race([second, new Promise((r) => setTimeout(() => r(pending), 50))])
+  assert.equal(early, pending, 'an unknown kid did not wait for the fetch in flight')
+  release()
+  assert.ok(await rotated)
+  assert.ok(await second)
+  assert.equal(calls, 2)
 })
 
 test('createVerifier insists on an audience and a JWKS source', () => {

@@ -28,24 +28,26 @@ func main() {
 		Cases    []struct {
 			Name  string `json:"name"`
 			Token string `json:"token"`
+			AppID string `json:"appid"`
 		} `json:"cases"`
+		JWKSURLs []struct {
+			Name string `json:"name"`
+			URL  string `json:"url"`
+		} `json:"jwks_urls"`
 	}
 	if err := json.Unmarshal(raw, &v); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
 	now := func() time.Time { return time.Unix(v.Now, 0) }
-	verifier := &wxidentity.Verifier{
-		Audience: v.Audience,
-		Issuer:   v.Issuer,
-		Now:      now,
-		Keys: &wxidentity.JWKSCache{
-			Fetch: func(context.Context) ([]byte, error) { return v.JWKS, nil },
-			Now:   now,
-		},
+	keys := &wxidentity.JWKSCache{
+		Fetch: func(context.Context) ([]byte, error) { return v.JWKS, nil },
+		Now:   now,
 	}
 	out := json.NewEncoder(os.Stdout)
 	for _, c := range v.Cases {
+		// A case with "appid": a verifier that requires that appid.
+		verifier := &wxidentity.Verifier{Audience: v.Audience, Issuer: v.Issuer, AppID: c.AppID, Now: now, Keys: keys}
 		id, err := verifier.Verify(context.Background(), c.Token)
 		var refusal *wxidentity.Error
 		switch {
@@ -56,6 +58,13 @@ func main() {
 		default:
 			fmt.Fprintln(os.Stderr, c.Name, err)
 			os.Exit(1)
+		}
+	}
+	for _, c := range v.JWKSURLs {
+		if _, err := wxidentity.New(c.URL, v.Audience); err != nil {
+			out.Encode(map[string]interface{}{"name": c.Name, "valid": false, "error": err.Error()}) //nolint:errcheck
+		} else {
+			out.Encode(map[string]interface{}{"name": c.Name, "valid": true}) //nolint:errcheck
 		}
 	}
 }

@@ -20,6 +20,7 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
 import java.util.logging.Logger;
 import java.util.regex.Pattern;
 
@@ -31,7 +32,8 @@ import java.util.regex.Pattern;
  * <pre>{@code
  * var verifier = new WxIdentity.Verifier(
  *     URI.create("https://edge.example.com/.well-known/jwks.json"),
- *     "https://api.example.com");               // your ORIGIN_URL's origin
+ *     "https://api.example.com")                // your ORIGIN_URL's origin
+ *     .withAppid("wx1111111111111111");         // optional: only this mini-program
  * WxIdentity.Identity id = verifier.verify(request.getHeader("X-WX-Identity"));
  * id.openid(); id.unionid(); id.appid(); id.phone();
  * }</pre>
@@ -42,8 +44,10 @@ import java.util.regex.Pattern;
  * "wx-identity+jwt", a kid, no crit; the key is the JWKS entry with that kid,
  * and only an OKP/Ed25519 one; iss "wx-edge", aud a string equal to the
  * audience, sub a non-empty string, exp and iat numbers with
- * now &lt; exp + leeway and iat &lt;= now + leeway (nbf likewise if present).
- * The JWKS is cached; an unknown kid (a rotation) or a cache older than
+ * now &lt; exp + leeway and iat &lt;= now + leeway (nbf likewise if present),
+ * exp - iat at most maxLifetime (the worker's 2 minutes), appid equal to the
+ * pinned one if any. The JWKS URL must be https (loopback excepted). The JWKS
+ * is cached; an unknown kid (a rotation) or a cache older than
  * maxAge refetches it, at most once per minRefetchInterval.
  */
 public final class WxIdentity {
@@ -91,8 +95,37 @@ public final class WxIdentity {
         String fetch() throws Exception;
     }
 
-    /** Fetches the JWKS from a URL (5 s timeouts). */
+    /** The longest exp - iat accepted by default: the worker's assertions live 2 minutes (IDENTITY_TTL). */
+    public static final Duration MAX_LIFETIME = Duration.ofSeconds(120);
+
+    /**
+     * Throws IllegalArgumentException unless the URL is https://, or http:// to a
+     * loopback host (127.0.0.0/8, localhost, [::1]: development and tests). Over
+     * plain http anyone on the path could hand the verifier their own key.
+     */
+    public static void checkJwksUrl(URI url) {
+        String scheme = url == null ? null : url.getScheme();
+        String host = url == null ? null : url.getHost();
+        if (scheme == null || host == null || host.isEmpty()) {
+            throw new IllegalArgumentException("the JWKS URL " + url + " is not an absolute URL");
+        }
+        if (scheme.equalsIgnoreCase("https")) return;
+        if (scheme.equalsIgnoreCase("http") && isLoopback(host)) return;
+        throw new IllegalArgumentException("the JWKS URL must be https:// (plain http only for a loopback host), got " + url);
+    }
+
+    private static final Pattern IPV4_LOOPBACK = Pattern.compile("127\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}");
+
+    private static boolean isLoopback(String host) {
+        if (host.equalsIgnoreCase("localhost") || host.equals("[::1]")) return true;
+        if (!IPV4_LOOPBACK.matcher(host).matches()) return false; // a literal only: never resolve a name here
+        for (String octet : host.split("\\.")) if (Integer.parseInt(octet) > 255) return false;
+        return true;
+    }
+
+    /** Fetches the JWKS from a URL (5 s timeouts); the URL must pass {@link #checkJwksUrl}. */
     public static JwksFetcher httpFetcher(URI jwksUrl) {
+        checkJwksUrl(jwksUrl);
         HttpClient client = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
         return () -> {
             HttpRequest req = HttpRequest.newBuilder(jwksUrl)
@@ -136,8 +169,11 @@ public final class WxIdentity {
      * The JWKS, cached. get(kid) refetches when the kid is unknown or the cache
      * is older than maxAge, but never more than once per minRefetchInterval
      * (failed attempts count), so forged kids cannot hammer the worker. A
-     * failed refetch keeps the keys already known. Thread-safe; a refetch holds
-     * the lock, so concurrent callers share it.
+     * failed refetch keeps the keys already known. Thread-safe, and no lock is
+     * held while fetching: one fetch is in flight at a time; a caller whose kid
+     * is cached gets it at once (even while a refetch for age is under way),
+     * and only a caller that needs a kid the cache lacks waits for the fetch
+     * in flight.
      */
     public static final class JwksCache {
         private final JwksFetcher fetcher;
@@ -149,6 +185,8 @@ public final class WxIdentity {
         private long attemptedAt;
         private boolean attempted;
         private boolean fetched;
+        /** Completed when the fetch under way ends; null if none. */
+        private CompletableFuture<Void> inflight;
 
         public JwksCache(JwksFetcher fetcher, Clock clock, Duration minRefetchInterval, Duration maxAge) {
             this.fetcher = fetcher;
@@ -162,22 +200,46 @@ public final class WxIdentity {
         }
 
         /** The key for kid, or null if the JWKS has none. */
-        public synchronized PublicKey get(String kid) throws IdentityException {
-            long now = clock.millis();
-            if (fetched && now - fetchedAt < maxAge.toMillis() && keys.containsKey(kid)) return keys.get(kid);
-            if (!attempted || now - attemptedAt >= minRefetchInterval.toMillis()) {
-                attempted = true;
-                attemptedAt = now;
-                try {
-                    keys = ed25519Keys(fetcher.fetch());
-                    fetchedAt = clock.millis();
-                    fetched = true;
-                } catch (Exception e) {
-                    LOG.warning("JWKS fetch failed: " + e);
+        public PublicKey get(String kid) throws IdentityException {
+            CompletableFuture<Void> wait;
+            CompletableFuture<Void> done = null;
+            synchronized (this) {
+                long now = clock.millis();
+                PublicKey known = keys.get(kid);
+                if (known != null && fetched && now - fetchedAt < maxAge.toMillis()) return known;
+                wait = inflight;
+                if (wait != null && known != null) return known; // a refetch for age is under way: the cached key stands
+                if (wait == null && (!attempted || now - attemptedAt >= minRefetchInterval.toMillis())) {
+                    attempted = true;
+                    attemptedAt = now;
+                    done = new CompletableFuture<>();
+                    inflight = done;
                 }
             }
-            if (!fetched) throw new IdentityException("jwks_unavailable", "the JWKS could not be fetched");
-            return keys.get(kid);
+            if (wait != null) {
+                wait.join(); // an unknown kid: wait for that one fetch, not for a lock
+            } else if (done != null) {
+                Map<String, PublicKey> fresh = null;
+                try {
+                    fresh = ed25519Keys(fetcher.fetch()); // without the lock
+                } catch (Exception e) {
+                    LOG.warning("JWKS fetch failed: " + e);
+                } finally {
+                    synchronized (this) {
+                        if (fresh != null) {
+                            keys = fresh;
+                            fetchedAt = clock.millis();
+                            fetched = true;
+                        }
+                        inflight = null;
+                    }
+                    done.complete(null);
+                }
+            }
+            synchronized (this) {
+                if (!fetched) throw new IdentityException("jwks_unavailable", "the JWKS could not be fetched");
+                return keys.get(kid);
+            }
         }
     }
 
@@ -188,22 +250,49 @@ public final class WxIdentity {
         private final Duration leeway;
         private final Clock clock;
         private final JwksCache keys;
+        private final String appid;
+        private final Duration maxLifetime;
 
-        public Verifier(String audience, String issuer, Duration leeway, Clock clock, JwksCache keys) {
+        /**
+         * appid: if not null, the assertion's appid must equal it (one mini-program of
+         * several); maxLifetime: the longest exp - iat accepted (the worker's is 2 minutes).
+         */
+        public Verifier(String audience, String issuer, Duration leeway, Clock clock, JwksCache keys, String appid,
+                Duration maxLifetime) {
             if (audience == null || audience.isEmpty()) {
                 throw new IllegalArgumentException("audience is required (your origin, e.g. https://api.example.com)");
             }
+            if (appid != null && appid.isEmpty()) throw new IllegalArgumentException("appid, when given, is not empty");
             this.audience = audience;
             this.issuer = issuer;
             this.leeway = leeway;
             this.clock = clock;
             this.keys = keys;
+            this.appid = appid;
+            this.maxLifetime = maxLifetime;
         }
 
-        /** The usual setup: the worker's JWKS URL, your origin, the system clock, 30 s leeway. */
+        public Verifier(String audience, String issuer, Duration leeway, Clock clock, JwksCache keys) {
+            this(audience, issuer, leeway, clock, keys, null, MAX_LIFETIME);
+        }
+
+        /**
+         * The usual setup: the worker's JWKS URL (https://, or http:// to a loopback
+         * host; otherwise IllegalArgumentException), your origin, the system clock, 30 s leeway.
+         */
         public Verifier(URI jwksUrl, String audience) {
             this(audience, ISSUER, Duration.ofSeconds(30), Clock.systemUTC(),
                     new JwksCache(httpFetcher(jwksUrl), Clock.systemUTC()));
+        }
+
+        /** This verifier (same JWKS cache), requiring the assertion's appid to equal appid. */
+        public Verifier withAppid(String appid) {
+            return new Verifier(audience, issuer, leeway, clock, keys, appid, maxLifetime);
+        }
+
+        /** This verifier (same JWKS cache), accepting an exp - iat up to maxLifetime. */
+        public Verifier withMaxLifetime(Duration maxLifetime) {
+            return new Verifier(audience, issuer, leeway, clock, keys, appid, maxLifetime);
         }
 
         public Identity verify(String token) throws IdentityException {
@@ -236,12 +325,16 @@ public final class WxIdentity {
             double now = clock.millis() / 1000.0, l = leeway.toMillis() / 1000.0;
             if (now >= exp + l) throw invalid("expired");
             if (iat > now + l) throw invalid("iat is in the future");
+            if (exp - iat > maxLifetime.toMillis() / 1000.0) {
+                throw invalid("lifetime (exp - iat) longer than " + maxLifetime.toSeconds() + " s");
+            }
             if (claims.containsKey("nbf")) {
                 Double nbf = num(claims, "nbf");
                 if (nbf == null || nbf > now + l) throw invalid("not valid yet (nbf)");
             }
             String sub = str(claims, "sub");
             if (sub == null || sub.isEmpty()) throw invalid("sub must be the openid");
+            if (appid != null && !appid.equals(str(claims, "appid"))) throw invalid("wrong appid");
             return new Identity(sub, str(claims, "unionid"), str(claims, "appid"), str(claims, "phone"),
                     str(claims, "phone_country"), str(claims, "jti"), exp);
         }

@@ -1,6 +1,7 @@
 package wxedge.identity;
 
 import java.math.BigDecimal;
+import java.net.URI;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Clock;
@@ -51,11 +52,24 @@ public final class Conformance {
         for (Object o : (List<?>) v.get("cases")) {
             Map<?, ?> c = (Map<?, ?>) o;
             String name = WxIdentity.Json.quote((String) c.get("name"));
+            // A case with "appid": a verifier that requires that appid (same cache).
+            WxIdentity.Verifier ver = verifier.withAppid((String) c.get("appid"));
             try {
-                WxIdentity.Identity id = verifier.verify((String) c.get("token"));
+                WxIdentity.Identity id = ver.verify((String) c.get("token"));
                 System.out.println("{\"name\":" + name + ",\"valid\":true,\"sub\":" + WxIdentity.Json.quote(id.openid()) + "}");
             } catch (WxIdentity.IdentityException e) {
                 System.out.println("{\"name\":" + name + ",\"valid\":false,\"error\":" + WxIdentity.Json.quote(e.getMessage()) + "}");
+            }
+        }
+        Object urls = v.get("jwks_urls");
+        for (Object o : urls instanceof List<?> l ? l : List.of()) {
+            Map<?, ?> c = (Map<?, ?>) o;
+            String name = WxIdentity.Json.quote((String) c.get("name"));
+            try {
+                new WxIdentity.Verifier(URI.create((String) c.get("url")), (String) v.get("audience"));
+                System.out.println("{\"name\":" + name + ",\"valid\":true}");
+            } catch (IllegalArgumentException e) {
+                System.out.println("{\"name\":" + name + ",\"valid\":false,\"error\":" + WxIdentity.Json.quote(String.valueOf(e.getMessage())) + "}");
             }
         }
     }

@@ -149,12 +149,99 @@ public final class WxIdentityTest {
         for (Object o : cases) {
             Map<?, ?> c = (Map<?, ?>) o;
             String name = (String) c.get("name");
+            // A case with "appid": the verifier requires it.
+            WxIdentity.Verifier pinned = ver.withAppid((String) c.get("appid"));
             if (Boolean.TRUE.equals(c.get("valid"))) {
-                check(ver.verify((String) c.get("token")).openid().equals(c.get("sub")), name);
+                check(pinned.verify((String) c.get("token")).openid().equals(c.get("sub")), name);
             } else {
-                check(rejects(ver, (String) c.get("token")), name + ": accepted");
+                check(rejects(pinned, (String) c.get("token")), name + ": accepted");
             }
         }
+    }
+
+    static void jwksUrls() {
+        List<?> urls = (List<?>) v.get("jwks_urls");
+        check(urls != null && !urls.isEmpty(), "no JWKS URL cases");
+        for (Object o : urls) {
+            Map<?, ?> c = (Map<?, ?>) o;
+            String error = null;
+            try {
+                new WxIdentity.Verifier(URI.create((String) c.get("url")), (String) v.get("audience"));
+            } catch (IllegalArgumentException e) {
+                error = e.getMessage();
+            }
+            boolean valid = Boolean.TRUE.equals(c.get("valid"));
+            check(valid == (error == null), c.get("name") + ": " + error);
+            check(error == null || error.contains("https") || error.contains("absolute"), "unclear: " + error);
+        }
+    }
+
+    static void lifetimeCapAndAppidPin() throws Exception {
+        String tooLong = token("lifetime 121 s: longer than the worker's 2 minutes");
+        WxIdentity.Verifier ver = verifierAt(now);
+        try {
+            ver.verify(tooLong);
+            throw new AssertionError("a 121 s lifetime accepted");
+        } catch (WxIdentity.IdentityException e) {
+            check(e.getMessage().contains("lifetime"), e.getMessage());
+        }
+        ver.withMaxLifetime(Duration.ofMinutes(5)).verify(tooLong); // an origin may allow more, explicitly
+        String other = token("appid pinned: another mini-program's assertion");
+        ver.verify(other); // not pinned
+        check(ver.withAppid("wx2222222222222222").verify(other).appid().equals("wx2222222222222222"), "own appid");
+        try {
+            ver.withAppid("wx2222222222222222").verify(token(WORKER));
+            throw new AssertionError("another appid accepted");
+        } catch (WxIdentity.IdentityException e) {
+            check(e.getMessage().contains("appid"), e.getMessage());
+        }
+    }
+
+    static void slowFetchDoesNotStallCachedKids() throws Exception {
+        String workerKid = kid(token(WORKER)), rotatedKid = kid(token(ROTATED));
+        java.util.concurrent.CountDownLatch started = new java.util.concurrent.CountDownLatch(1);
+        java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+        AtomicInteger calls = new AtomicInteger();
+        WxIdentity.JwksFetcher fetcher = () -> {
+            if (calls.incrementAndGet() == 1) return jwksWith(workerKid);
+            started.countDown();
+            release.await(10, java.util.concurrent.TimeUnit.SECONDS); // a slow JWKS server
+            return jwksWith(workerKid, rotatedKid);
+        };
+        MovableClock clock = new MovableClock(now);
+        WxIdentity.Verifier ver = new WxIdentity.Verifier((String) v.get("audience"), WxIdentity.ISSUER,
+                Duration.ofSeconds(30), clock, new WxIdentity.JwksCache(fetcher, clock));
+        ver.verify(token(WORKER)); // the first fetch, fast
+        clock.add(30);
+        Map<String, Object> results = new java.util.concurrent.ConcurrentHashMap<>();
+        java.util.function.BiFunction<String, String, Thread> run = (name, tok) -> new Thread(() -> {
+            try {
+                results.put(name, ver.verify(tok).openid());
+            } catch (WxIdentity.IdentityException e) {
+                results.put(name, e);
+            }
+        });
+        Thread rotated = run.apply("rotated", token(ROTATED));
+        Thread second = run.apply("second", token(ROTATED));
+        try {
+            rotated.start(); // an unknown kid: the refetch starts, and hangs
+            check(started.await(5, java.util.concurrent.TimeUnit.SECONDS), "the refetch never started");
+            Thread cached = run.apply("cached", token(WORKER));
+            cached.start();
+            cached.join(2000);
+            check(!cached.isAlive(), "a verification with a cached kid waited for the JWKS fetch");
+            check(c(WORKER).get("sub").equals(results.get("cached")), "cached: " + results.get("cached"));
+            second.start(); // another unknown kid waits for that same fetch
+            second.join(100);
+            check(second.isAlive(), "an unknown kid did not wait for the fetch in flight");
+        } finally {
+            release.countDown();
+        }
+        rotated.join(5000);
+        second.join(5000);
+        check(c(ROTATED).get("sub").equals(results.get("rotated")), "rotated: " + results.get("rotated"));
+        check(c(ROTATED).get("sub").equals(results.get("second")), "second: " + results.get("second"));
+        check(calls.get() == 2, "want 2 fetches, got " + calls.get());
     }
 
     static void typedIdentity() throws Exception {
@@ -359,6 +446,9 @@ public final class WxIdentityTest {
         now = ((BigDecimal) v.get("now")).longValueExact();
         Map<String, Test> tests = new LinkedHashMap<>();
         tests.put("every conformance case gets its verdict and sub", WxIdentityTest::conformanceVectors);
+        tests.put("the JWKS URL: https, or http to a loopback host only", WxIdentityTest::jwksUrls);
+        tests.put("exp - iat capped at the worker's 2 minutes; appid pinned on request", WxIdentityTest::lifetimeCapAndAppidPin);
+        tests.put("JWKS cache: a slow refetch stalls no cached kid", WxIdentityTest::slowFetchDoesNotStallCachedKids);
         tests.put("the worker's assertion becomes a typed identity", WxIdentityTest::typedIdentity);
         tests.put("the injected clock decides expiry", WxIdentityTest::clockDecidesExpiry);
         tests.put("JWKS cache: refetch floor and rotation", WxIdentityTest::cacheRefetchFloorAndRotation);
