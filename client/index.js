@@ -29,6 +29,7 @@ var transport = require('./lib/transport.js');
 var session = require('./lib/session.js');
 
 var DEFAULT_STORAGE_KEY = 'wx-edge.auth';
+var PENDING_LOGOUT_SUFFIX = '.logout'; // storageKey + this: the logouts the worker has not confirmed
 var DEFAULT_REFRESH_MARGIN = 30; // seconds
 var DEFAULT_MAX_RETRY_WAIT = 10; // seconds: a longer Retry-After is cut to this
 
@@ -80,7 +81,11 @@ function createAuth(options) {
   /** The stored token record: loaded once, here; every change is written through. */
   var store = storage.createStore(api, storageKey);
   var net = transport.createTransport({ api: api, base: base, now: now, sleep: sleep, maxRetryWait: maxRetryWait });
-  var s = session.createSession({ store: store, transport: net, now: now, margin: margin });
+  /** Logouts the worker has not confirmed yet: kept under a key of their own, so a new login never loses them. */
+  var pending = storage.createPendingStore(api, storageKey + PENDING_LOGOUT_SUFFIX);
+  var s = session.createSession({ store: store, transport: net, now: now, margin: margin, pending: pending });
+  // App start: finish what an earlier run could not.
+  s.resumePendingLogouts();
 
   function request(options) {
     var opts = options || {};
@@ -176,6 +181,7 @@ function createAuth(options) {
     getSession: getSession,
     logout: s.logout,
     isLoggedIn: s.isLoggedIn,
+    hasPendingLogout: s.hasPendingLogout,
     tokens: function () {
       return frozenCopy(store.get());
     },

@@ -414,7 +414,7 @@ describe('session', () => {
     assert.equal(f.store.get(), null);
   });
 
-  test('a login started while logout is in flight is refused (logged_out) and nothing is stored', async () => {
+  test('a login started while logout is in flight is a new session: kept, and the old one is logged out', async () => {
     let releaseLogout, releaseLogin;
     const logoutGate = new Promise((r) => (releaseLogout = r));
     const loginGate = new Promise((r) => (releaseLogin = r));
@@ -430,8 +430,13 @@ describe('session', () => {
     releaseLogout();
     await out;
     releaseLogin();
-    await assert.rejects(relogin, (e) => e instanceof AuthError && e.code === 'logged_out');
-    assert.equal(f.store.get(), null);
+    assert.equal((await relogin).access_token, 'at.2');
+    assert.equal(f.store.get().access_token, 'at.2');
+    assert.equal(f.session.hasPendingLogout(), false);
+    assert.deepEqual(
+      f.calls.filter((c) => c.path === '/auth/logout').map((c) => c.access),
+      ['at.1'],
+    );
   });
 
   test('storeUnlessLoggedOut keeps a response only within the epoch it was taken in', async () => {
