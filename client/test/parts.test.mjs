@@ -106,6 +106,40 @@ describe('storage', () => {
     assert.equal(none.get(), TOKENS);
   });
 
+  test('createPendingStore: pending logouts under their own key, written through, bounded, unusable ones dropped', () => {
+    const p1 = storage.pendingFrom({ ...TOKENS, expires_in: 600, expires_at: 5, refresh_expires_at: 9 }, 1);
+    assert.deepEqual(p1, {
+      access_token: 'at.1',
+      refresh_token: 'rt.1',
+      expires_in: 600,
+      expires_at: 5,
+      refresh_expires_at: 9,
+      since: 1,
+    });
+    const api = fakeStorageApi({ j: JSON.stringify([p1, { access_token: 'x' }, null]), k: 'not json' });
+    assert.deepEqual(storage.createPendingStore(api, 'j').list(), [p1]);
+    const pend = storage.createPendingStore(api, 'k');
+    assert.deepEqual(pend.list(), []);
+    pend.add(p1);
+    assert.deepEqual(api.map.get('k'), [p1]);
+    const p2 = { ...p1, access_token: 'at.2' };
+    assert.equal(pend.replace(p1, p2), true);
+    assert.equal(pend.replace(p1, p2), false, 'p1 is no longer there');
+    assert.deepEqual(api.map.get('k'), [p2]);
+    pend.remove(p2);
+    assert.equal(api.map.has('k'), false, 'the key goes with the last one');
+    for (let i = 0; i < storage.MAX_PENDING_LOGOUTS + 2; i++) pend.add({ ...p1, access_token: `at.${i}` });
+    const kept = pend.list();
+    assert.equal(kept.length, storage.MAX_PENDING_LOGOUTS);
+    assert.equal(kept[kept.length - 1].access_token, `at.${storage.MAX_PENDING_LOGOUTS + 1}`, 'the newest are kept');
+    const broken = storage.createPendingStore(fakeStorageApi({}, true), 'k');
+    broken.add(p1);
+    assert.deepEqual(broken.list(), [p1], 'kept in memory');
+    const memory = storage.createPendingStore(null, '');
+    memory.add(p1);
+    assert.deepEqual(memory.list(), [p1]);
+  });
+
   test('recordFrom: lifetimes from the send time, gaps filled from the previous record', () => {
     const r = storage.recordFrom(
       { ...TOKENS, expires_in: 600, refresh_expires_in: 3600, openid: 'o', unionid: 'u', phone_bound: false },
