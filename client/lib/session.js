@@ -465,11 +465,16 @@ function createSession(o) {
     var inFlight = [loggingIn, refreshing].filter(Boolean).map(function (p) {
       return p.catch(function () {});
     });
-    return Promise.all(inFlight)
+    function endLocally() {
+      var t = store.get();
+      if (t) pend.add(storage.pendingFrom(t, now()));
+      end();
+    }
+    // With nothing in flight the session ends before logout() returns: a
+    // login() right after it starts a new session.
+    var ended = inFlight.length ? Promise.all(inFlight).then(endLocally) : Promise.resolve(endLocally());
+    return ended
       .then(function () {
-        var t = store.get();
-        if (t) pend.add(storage.pendingFrom(t, now()));
-        end();
         if (!pend.list().length) return 0;
         return flushPending();
       })

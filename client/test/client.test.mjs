@@ -882,8 +882,9 @@ describe('logout races', () => {
     worker.delay['/auth/logout'] = 20;
     worker.delay['/auth/login'] = 100;
     const out = auth.logout();
-    await new Promise((r) => setTimeout(r, 5));
     assert.equal(auth.isLoggedIn(), false, 'the local session ended when logout() was called');
+    assert.equal(auth.tokens(), null);
+    await new Promise((r) => setTimeout(r, 5));
     const relogin = auth.login(); // after logout(): a new session
     await out;
     const second = await relogin;

@@ -473,6 +473,36 @@ describe('session', () => {
     );
   });
 
+  test('a login refused because logout() ended its session meanwhile is logged out too', async () => {
+    let releaseRefresh, releaseLogin;
+    const refreshGate = new Promise((r) => (releaseRefresh = r));
+    const loginGate = new Promise((r) => (releaseLogin = r));
+    let logins = 0;
+    const f = fakeSession({
+      '/auth/refresh': () => refreshGate.then(() => res(200, { access_token: 'at.r', expires_in: 600 })),
+      '/auth/login': () => (++logins === 1 ? f.tokens() : loginGate.then(() => f.tokens())),
+    });
+    await f.session.login();
+    const expired = res(401, { error: 'token_expired', message: 'm' }, EDGE);
+    const call = f.session.withToken(() => Promise.resolve(expired), false).catch(() => {});
+    await new Promise((r) => setTimeout(r, 0));
+    const out = f.session.logout(); // waits for the refresh in flight
+    const relogin = f.session.login(); // starts before logout() ends the session
+    releaseRefresh();
+    await out;
+    await call;
+    releaseLogin();
+    await assert.rejects(relogin, (e) => e instanceof AuthError && e.code === 'logged_out');
+    for (let i = 0; i < 20 && f.session.hasPendingLogout(); i++) await new Promise((r) => setTimeout(r, 0));
+    assert.equal(f.session.hasPendingLogout(), false);
+    assert.deepEqual(
+      f.calls.filter((c) => c.path === '/auth/logout').map((c) => c.access),
+      ['at.r', 'at.2'],
+      'the refreshed session, then the one the refused login created',
+    );
+    assert.equal(f.store.get(), null);
+  });
+
   test('storeUnlessLoggedOut keeps a response only within the epoch it was taken in', async () => {
     const { session, store } = fakeSession();
     const keep = session.storeUnlessLoggedOut();
