@@ -10,10 +10,12 @@
  * This file reads the options and holds the public API; the parts live in
  * lib/ (published with it, each plain CommonJS):
  *
- * - lib/storage.js    the token record, its expiry, the one storage key
+ * - lib/storage.js    the token record, its expiry, its storage key; the
+ *                     logouts the worker has not confirmed, under their own key
  * - lib/transport.js  wx.request / wx.login as promises, reading the worker's
  *                     answers, the one retry after its 429 / 503
- * - lib/session.js    login, refresh and logout, shared among concurrent callers
+ * - lib/session.js    login, refresh and logout, shared among concurrent callers;
+ *                     the retries of a pending logout
  * - lib/error.js      AuthError
  *
  * The platform object (`wx`, `Taro`, `uni`) is only ever called with
