@@ -166,6 +166,7 @@ export type AuthErrorCode =
   | 'phone_denied'
   | 'not_logged_in'
   | 'logged_out'
+  | 'logout_pending'
   | 'bad_response'
   | 'invalid_request'
   // the worker's
@@ -208,6 +209,10 @@ export declare class AuthError extends Error {
   errMsg?: string;
   /** Seconds to wait before trying again, from the worker's `Retry-After` (429 / 503), when it sent one. */
   retryAfter?: number;
+  /** `logout_pending` only: how many logouts still wait for the worker's confirmation. */
+  pending?: number;
+  /** `logout_pending` only: why the worker did not confirm (an `AuthError`: `network_error`, `store_unavailable`, ...). */
+  cause?: unknown;
 }
 
 export interface Auth {
@@ -237,8 +242,20 @@ export interface Auth {
   bindPhone(detail: PhoneDetail): Promise<PhoneInfo>;
   /** GET /auth/session; refreshes if needed, never logs in (rejects not_logged_in). */
   getSession(): Promise<SessionInfo>;
-  /** POST /auth/logout (401 ignored) and clear storage; the tokens are cleared even when it rejects. */
+  /**
+   * End the session: at once for the app (`isLoggedIn()` false, `tokens()`
+   * null, no request uses the tokens), then POST /auth/logout (refreshing
+   * first when the access token has expired). Resolves when the worker
+   * confirmed (204, or its 401 saying the session is already over) this
+   * logout and every earlier pending one. Otherwise rejects with AuthError
+   * `logout_pending` (`cause`: why): the tokens are kept, apart from the
+   * session, only to finish the logout, which is retried by the next
+   * `logout()` or `login()`, at app start, and in the background on
+   * `request()` with a backoff — see `hasPendingLogout()`.
+   */
   logout(): Promise<void>;
+  /** Some logout still waits for the worker's confirmation (kept in storage and retried). */
+  hasPendingLogout(): boolean;
   /** Tokens are stored and the refresh token has not expired (not verified with the worker). */
   isLoggedIn(): boolean;
   /** A frozen copy of the stored tokens, or null. */

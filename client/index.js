@@ -10,10 +10,12 @@
  * This file reads the options and holds the public API; the parts live in
  * lib/ (published with it, each plain CommonJS):
  *
- * - lib/storage.js    the token record, its expiry, the one storage key
+ * - lib/storage.js    the token record, its expiry, its storage key; the
+ *                     logouts the worker has not confirmed, under their own key
  * - lib/transport.js  wx.request / wx.login as promises, reading the worker's
  *                     answers, the one retry after its 429 / 503
- * - lib/session.js    login, refresh and logout, shared among concurrent callers
+ * - lib/session.js    login, refresh and logout, shared among concurrent callers;
+ *                     the retries of a pending logout
  * - lib/error.js      AuthError
  *
  * The platform object (`wx`, `Taro`, `uni`) is only ever called with
@@ -29,6 +31,7 @@ var transport = require('./lib/transport.js');
 var session = require('./lib/session.js');
 
 var DEFAULT_STORAGE_KEY = 'wx-edge.auth';
+var PENDING_LOGOUT_SUFFIX = '.logout'; // storageKey + this: the logouts the worker has not confirmed
 var DEFAULT_REFRESH_MARGIN = 30; // seconds
 var DEFAULT_MAX_RETRY_WAIT = 10; // seconds: a longer Retry-After is cut to this
 
@@ -80,7 +83,11 @@ function createAuth(options) {
   /** The stored token record: loaded once, here; every change is written through. */
   var store = storage.createStore(api, storageKey);
   var net = transport.createTransport({ api: api, base: base, now: now, sleep: sleep, maxRetryWait: maxRetryWait });
-  var s = session.createSession({ store: store, transport: net, now: now, margin: margin });
+  /** Logouts the worker has not confirmed yet: kept under a key of their own, so a new login never loses them. */
+  var pending = storage.createPendingStore(api, storageKey + PENDING_LOGOUT_SUFFIX);
+  var s = session.createSession({ store: store, transport: net, now: now, margin: margin, pending: pending });
+  // App start: finish what an earlier run could not.
+  s.resumePendingLogouts();
 
   function request(options) {
     var opts = options || {};
@@ -176,6 +183,7 @@ function createAuth(options) {
     getSession: getSession,
     logout: s.logout,
     isLoggedIn: s.isLoggedIn,
+    hasPendingLogout: s.hasPendingLogout,
     tokens: function () {
       return frozenCopy(store.get());
     },

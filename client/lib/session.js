@@ -16,6 +16,10 @@ var bodyOf = transport.bodyOf;
 var isOk = transport.isOk;
 var renewableCode = transport.renewableCode;
 
+/** Background retries of a pending logout wait 1 s after the first failed try, doubling up to 5 min. */
+var BACKOFF_BASE = 1000;
+var BACKOFF_MAX = 300000;
+
 /**
  * `promise`, with `done` run however it settles (Promise.prototype.finally
  * is missing on older mini-program engines).
@@ -50,12 +54,15 @@ function notLoggedIn(extra) {
  * @param {object} o.transport   from transport.createTransport
  * @param {function(): number} o.now  clock in ms
  * @param {number} o.margin      seconds before expiry to refresh
+ * @param {object} [o.pending]   from storage.createPendingStore: logouts to finish
  */
 function createSession(o) {
   var store = o.store;
   var net = o.transport;
   var now = o.now;
   var margin = o.margin;
+  /** The logouts the worker has not confirmed (storage.createPendingStore); in memory when not given. */
+  var pend = o.pending || storage.createPendingStore(null, '');
 
   /** Bumped by logout: a login or refresh that started before it must not store its result. */
   var epoch = 0;
@@ -142,7 +149,10 @@ function createSession(o) {
    */
   function login() {
     if (loggingIn) return loggingIn;
+    // A login is rare and deliberate: retry the pending logouts now, whatever the backoff says.
+    retryPendingSoon(true);
     var keep = storeUnlessLoggedOut();
+    var startEpoch = epoch;
     var sentAt = 0;
     var attempt = net
       .withRetry(function () {
@@ -153,7 +163,9 @@ function createSession(o) {
       })
       .then(function (res) {
         if (!isOk(res)) throw net.errorFrom(res, '/auth/login');
-        var r = keep(bodyOf(res), sentAt, null);
+        var body = bodyOf(res);
+        if (startEpoch !== epoch) orphaned(body, sentAt, null);
+        var r = keep(body, sentAt, null);
         generation++;
         return r;
       });
@@ -169,13 +181,19 @@ function createSession(o) {
     var t = store.get();
     if (!t) return Promise.reject(notLoggedIn());
     var keep = storeUnlessLoggedOut();
+    var startEpoch = epoch;
     var sentAt = now();
     var attempt = net
       .withRetry(function () {
         return net.callWorker('POST', '/auth/refresh', { refresh_token: t.refresh_token });
       })
       .then(function (res) {
-        if (isOk(res)) return keep(bodyOf(res), sentAt, t);
+        if (isOk(res)) {
+          var body = bodyOf(res);
+          // logout() ran meanwhile and moved `t` to the pending logouts: give it the new tokens.
+          if (startEpoch !== epoch) keepRotated(t, body, sentAt);
+          return keep(body, sentAt, t);
+        }
         var err = net.errorFrom(res, '/auth/refresh');
         // The session is gone (refresh_reused revoked it, or it was rotated,
         // logged out or expired): these tokens are useless, forget them.
@@ -218,6 +236,7 @@ function createSession(o) {
 
   /** Tokens fit to send now: logs in (if allowed) or refreshes as needed. */
   function usable(allowLogin) {
+    retryPendingSoon(false);
     if (loggingIn) return loggingIn;
     var t = store.get();
     if (!t) return allowLogin ? login() : Promise.reject(notLoggedIn());
@@ -263,34 +282,205 @@ function createSession(o) {
   // ---- logout ----------------------------------------------------------------
 
   /**
-   * Wait for the login or refresh in flight, POST /auth/logout with a usable
-   * bearer token (never logging in for it), then forget the tokens whatever
-   * the answer. A 401 or no session means it is already gone: that resolves.
+   * Logouts the worker has not confirmed: each is retried (logout(), and in
+   * the background on login / request / app start, with a backoff) until the
+   * worker answers 204 or says the session is already over.
    */
-  function logout() {
-    var pending = [loggingIn, refreshing].filter(Boolean).map(function (p) {
-      return p.catch(function () {});
+  var chain = Promise.resolve();
+  var flushes = 0; // flushes queued or running
+  var failures = 0; // flushes in a row that left something pending
+  var nextTry = 0; // ms of `now`: no background retry before this
+  var lastError = null;
+
+  /** The worker's own answer (X-WX-Edge-Error) with status 401. */
+  function worker401(res) {
+    if (res.statusCode !== 401 || !transport.headerOf(res, 'x-wx-edge-error')) return false;
+    var b = bodyOf(res);
+    return !!b && typeof b.error === 'string';
+  }
+
+  /** The worker's answer to POST /auth/logout: 'done', 'renew' (refresh, then again) or 'pending'. */
+  function logoutOutcome(res) {
+    if (isOk(res)) return 'done';
+    var code = renewableCode(res);
+    // The session was logged out or revoked: what the logout wanted.
+    if (code === 'session_revoked') return 'done';
+    if (code === 'token_expired' || code === 'invalid_token') return 'renew';
+    lastError = net.errorFrom(res, '/auth/logout');
+    return 'pending';
+  }
+
+  function sendLogout(access) {
+    return net.withRetry(function () {
+      return net.callWorker('POST', '/auth/logout', undefined, access);
     });
-    return Promise.all(pending).then(function () {
-      if (!store.get()) {
-        end();
-        return;
-      }
-      return withToken(function (access) {
-        return net.callWorker('POST', '/auth/logout', undefined, access);
-      }, false).then(
-        function (res) {
-          end();
-          // 401: the session is already gone, which is what logout wanted.
-          if (!isOk(res) && res.statusCode !== 401) throw net.errorFrom(res, '/auth/logout');
+  }
+
+  /**
+   * Try to finish pending logout `p`: POST /auth/logout with its access
+   * token, refreshing first when that has expired (the new refresh token is
+   * written to the entry before the logout is sent, and added to `tried`).
+   * Resolves true when it is finished and removed, false when it stays
+   * pending.
+   */
+  function finishOne(p, tried) {
+    var current = p;
+    if (refreshExpired(p) && accessExpired(p)) {
+      // Both tokens are past their lifetime: the session is over at the worker too.
+      pend.remove(p);
+      return Promise.resolve(true);
+    }
+    var first = accessExpired(p) ? Promise.resolve('renew') : sendLogout(p.access_token).then(logoutOutcome);
+    return first
+      .then(function (outcome) {
+        if (outcome !== 'renew') return outcome === 'done';
+        var sentAt = now();
+        return net
+          .withRetry(function () {
+            return net.callWorker('POST', '/auth/refresh', { refresh_token: current.refresh_token });
+          })
+          .then(function (res) {
+            if (!isOk(res)) {
+              // Its refresh token is dead (rotated, reused, logged out, expired): so is the session.
+              if (worker401(res)) return true;
+              lastError = net.errorFrom(res, '/auth/refresh');
+              return false;
+            }
+            var fresh = storage.pendingFrom(storage.recordFrom(bodyOf(res), sentAt, current), current.since);
+            if (pend.replace(current, fresh)) {
+              current = fresh;
+              tried.push(fresh); // the same session: not to be tried again in this flush
+            }
+            return sendLogout(fresh.access_token).then(function (res2) {
+              // A renewable 401 right after a refresh is not a confirmation: try again later.
+              return logoutOutcome(res2) === 'done';
+            });
+          });
+      })
+      .then(
+        function (done) {
+          if (done) pend.remove(current);
+          return done;
         },
         function (e) {
-          end();
-          if (e instanceof AuthError && (e.statusCode === 401 || e.code === 'not_logged_in')) return;
-          throw e;
+          lastError = e;
+          return false;
         }
       );
+  }
+
+  /**
+   * Try every pending logout once, one after the other; flushes never
+   * overlap (a later one runs after the one in progress). Resolves with how
+   * many stay pending.
+   */
+  function flushPending() {
+    flushes++;
+    var run = chain.then(function () {
+      var tried = [];
+      lastError = null;
+      // Each entry once, including those added meanwhile (a login answered after logout()).
+      function next() {
+        var todo = pend.list().filter(function (p) {
+          return tried.indexOf(p) === -1;
+        });
+        if (!todo.length) return Promise.resolve();
+        tried.push(todo[0]);
+        return finishOne(todo[0], tried).then(next);
+      }
+      return next().then(function () {
+        var left = pend.list().length;
+        if (left) {
+          failures++;
+          nextTry = now() + Math.min(BACKOFF_BASE * Math.pow(2, failures - 1), BACKOFF_MAX);
+        } else {
+          failures = 0;
+          nextTry = 0;
+        }
+        return left;
+      });
     });
+    chain = always(run, function () {
+      flushes--;
+    }).catch(function () {});
+    return run;
+  }
+
+  /** A background retry of the pending logouts, unless one is running or the backoff says wait. */
+  function retryPendingSoon(force) {
+    if (!pend.list().length || flushes > 0) return;
+    if (!force && now() < nextTry) return;
+    flushPending().catch(function () {});
+  }
+
+  /** A login or refresh answer that arrived after logout(): its session must be logged out too. */
+  function orphaned(body, sentAt, previous) {
+    try {
+      pend.add(storage.pendingFrom(storage.recordFrom(body, sentAt, previous), now()));
+    } catch (e) {
+      return; // no usable tokens: nothing to log out with
+    }
+    retryPendingSoon(true);
+  }
+
+  /** A refresh of record `t` answered after logout() moved it to the pending logouts: keep the new tokens there. */
+  function keepRotated(t, body, sentAt) {
+    var entries = pend.list();
+    for (var i = 0; i < entries.length; i++) {
+      if (entries[i].refresh_token === t.refresh_token) {
+        try {
+          pend.replace(entries[i], storage.pendingFrom(storage.recordFrom(body, sentAt, t), entries[i].since));
+        } catch (e) {
+          // no usable tokens in the answer: keep the old ones
+        }
+        return;
+      }
+    }
+  }
+
+  function pendingError(left) {
+    var cause = lastError;
+    var why = cause && cause.message ? cause.message : 'no confirmation';
+    var e = new AuthError(
+      'logout_pending',
+      'the worker did not confirm the logout (' +
+        why +
+        '); the tokens are gone from the app and kept only to finish it, which is retried',
+      { statusCode: cause ? cause.statusCode : 0, retryAfter: cause ? cause.retryAfter : undefined }
+    );
+    e.pending = left;
+    if (cause) e.cause = cause;
+    return e;
+  }
+
+  /**
+   * Wait for the login or refresh in flight, then end the local session
+   * (no request uses its tokens any more) and move its tokens to the pending
+   * logouts; then POST /auth/logout for each pending one (never logging in
+   * for it). Resolves when the worker confirmed every one (204, or a 401
+   * saying the session is already over); otherwise rejects with AuthError
+   * logout_pending and keeps the rest for a retry.
+   */
+  function logout() {
+    var inFlight = [loggingIn, refreshing].filter(Boolean).map(function (p) {
+      return p.catch(function () {});
+    });
+    function endLocally() {
+      var t = store.get();
+      if (t) pend.add(storage.pendingFrom(t, now()));
+      end();
+    }
+    // With nothing in flight the session ends before logout() returns: a
+    // login() right after it starts a new session.
+    var ended = inFlight.length ? Promise.all(inFlight).then(endLocally) : Promise.resolve(endLocally());
+    return ended
+      .then(function () {
+        if (!pend.list().length) return 0;
+        return flushPending();
+      })
+      .then(function (left) {
+        if (left) throw pendingError(left);
+      });
   }
 
   return {
@@ -301,6 +491,14 @@ function createSession(o) {
     keepPhoneAnswer: keepPhoneAnswer,
     sessionMark: sessionMark,
     logout: logout,
+    /** Retry the pending logouts in the background now (app start), unless a retry is running. */
+    resumePendingLogouts: function () {
+      retryPendingSoon(true);
+    },
+    /** Some logout still waits for the worker's confirmation (kept in storage, retried). */
+    hasPendingLogout: function () {
+      return pend.list().length > 0;
+    },
     /** Tokens are stored and the refresh token has not expired (no request). */
     isLoggedIn: function () {
       var t = store.get();

@@ -2,7 +2,8 @@
  * wx-edge client, storage: the token record, when its tokens expire, and the
  * one storage key that keeps it across restarts.
  *
- * Knows nothing of requests: the session part decides when to store.
+ * Also the list of logouts the worker has not confirmed yet, under a second
+ * key. Knows nothing of requests: the session part decides when to store.
  */
 'use strict';
 
@@ -39,6 +40,91 @@ function createStore(api, key) {
         // nothing more to do
       }
     },
+  };
+}
+
+/** At most this many sessions wait for their logout; beyond it the oldest is given up. */
+var MAX_PENDING_LOGOUTS = 8;
+
+/**
+ * The logouts the worker has not confirmed yet, stored under `key` (a list
+ * of `{access_token, refresh_token, expires_in, expires_at,
+ * refresh_expires_at, since}`), loaded once and written through like the
+ * token record. `api` may be null: the list then lives in memory.
+ *
+ * `list()` returns a copy; entries are compared by identity, and `replace`
+ * swaps one for its refreshed version.
+ */
+function createPendingStore(api, key) {
+  var entries = loadPending(api, key);
+  function save() {
+    try {
+      if (!api) return;
+      if (!entries.length) {
+        if (typeof api.removeStorageSync === 'function') api.removeStorageSync(key);
+      } else if (typeof api.setStorageSync === 'function') {
+        api.setStorageSync(key, entries);
+      }
+    } catch (e) {
+      // Storage full or unavailable: keep the list in memory for this run.
+    }
+  }
+  return {
+    list: function () {
+      return entries.slice();
+    },
+    add: function (entry) {
+      entries = entries.concat([entry]);
+      if (entries.length > MAX_PENDING_LOGOUTS) entries = entries.slice(entries.length - MAX_PENDING_LOGOUTS);
+      save();
+    },
+    replace: function (old, entry) {
+      var i = entries.indexOf(old);
+      if (i === -1) return false;
+      entries = entries.slice();
+      entries[i] = entry;
+      save();
+      return true;
+    },
+    remove: function (entry) {
+      var i = entries.indexOf(entry);
+      if (i === -1) return;
+      entries = entries.slice(0, i).concat(entries.slice(i + 1));
+      save();
+    },
+  };
+}
+
+/** The stored list of pending logouts (an array, or the JSON string of one); unusable entries are dropped. */
+function loadPending(api, key) {
+  var raw;
+  try {
+    raw = api && typeof api.getStorageSync === 'function' ? api.getStorageSync(key) : null;
+  } catch (e) {
+    return [];
+  }
+  if (typeof raw === 'string' && raw) {
+    try {
+      raw = JSON.parse(raw);
+    } catch (e) {
+      return [];
+    }
+  }
+  if (!Array.isArray(raw)) return [];
+  return raw.filter(function (p) {
+    return p && typeof p === 'object' && typeof p.access_token === 'string' && typeof p.refresh_token === 'string';
+  });
+}
+
+/** What a pending logout keeps of token record `t`: enough to log its session out later, refreshing first if need be. */
+function pendingFrom(t, since) {
+  return {
+    access_token: t.access_token,
+    refresh_token: t.refresh_token,
+    expires_in: t.expires_in || 0,
+    expires_at: t.expires_at || 0,
+    refresh_expires_at: t.refresh_expires_at || 0,
+    since: since,
   };
 }
 
@@ -121,6 +207,9 @@ function frozenCopy(r) {
 
 module.exports = {
   createStore: createStore,
+  createPendingStore: createPendingStore,
+  pendingFrom: pendingFrom,
+  MAX_PENDING_LOGOUTS: MAX_PENDING_LOGOUTS,
   recordFrom: recordFrom,
   accessExpired: accessExpired,
   refreshExpired: refreshExpired,

@@ -846,12 +846,17 @@ describe('getSession and logout', () => {
     assert.equal(worker.sessionCount(), 0);
   });
 
-  test('logout with a network failure clears storage and rejects network_error', async () => {
+  test('logout with a network failure ends the local session and rejects logout_pending (cause network_error)', async () => {
     const wx = createFakeWx({ failRequest: (o) => (o.url.endsWith('/auth/logout') ? 'offline' : null) });
     const { auth } = setup({ wx });
     await auth.login();
-    await rejectsWith(auth.logout(), 'network_error');
+    await rejectsWith(auth.logout(), 'logout_pending', (e) => {
+      assert.equal(e.cause.code, 'network_error');
+      assert.equal(e.pending, 1);
+    });
     assert.equal(wx.storage.has('wx-edge.auth'), false);
+    assert.equal(auth.isLoggedIn(), false);
+    assert.equal(auth.hasPendingLogout(), true);
   });
 
   test('a refresh in flight during logout does not bring the tokens back', async () => {
@@ -870,17 +875,178 @@ describe('getSession and logout', () => {
 });
 
 describe('logout races', () => {
-  test('a login still in flight when logout finishes is not stored (rejects logged_out)', async () => {
+  test('a login started while logout is in flight is a new session: kept, and the old one is still logged out', async () => {
     const { auth } = setup();
-    await auth.login();
+    const first = await auth.login();
+    const sessions = worker.sessionCount();
     worker.delay['/auth/logout'] = 20;
     worker.delay['/auth/login'] = 100;
     const out = auth.logout();
-    await new Promise((r) => setTimeout(r, 5));
-    const relogin = auth.login(); // started before logout finished
-    await out;
-    await rejectsWith(relogin, 'logged_out');
+    assert.equal(auth.isLoggedIn(), false, 'the local session ended when logout() was called');
     assert.equal(auth.tokens(), null);
+    await new Promise((r) => setTimeout(r, 5));
+    const relogin = auth.login(); // after logout(): a new session
+    await out;
+    const second = await relogin;
+    assert.notEqual(second.access_token, first.access_token);
+    assert.deepEqual(auth.tokens(), second);
+    assert.equal(worker.sessionCount(), sessions, 'the old session is gone, the new one lives');
+    assert.equal(auth.hasPendingLogout(), false);
+  });
+});
+
+describe('pending logout: the worker did not confirm', () => {
+  const KEY = 'wx-edge.auth.logout';
+  const storeDown = () => worker.workerError(503, 'store_unavailable', { 'retry-after': '1' });
+
+  /** The worker's answer to GET /auth/session with this access token: 200 while its session lives. */
+  async function sessionStatus(access) {
+    const res = await fetch(`${worker.url}/auth/session`, { headers: { authorization: `Bearer ${access}` } });
+    return res.status;
+  }
+
+  async function until(cond, what) {
+    for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
+    assert.ok(cond(), `timed out waiting for ${what}`);
+  }
+
+  /** Logged in, then a logout the worker answers 503 store_unavailable twice (the retry too). */
+  async function pendingLogout(opts = {}) {
+    const sleep = fakeSleep();
+    const s = setup({ ...opts, auth: { sleep, ...(opts.auth || {}) } });
+    const first = await s.auth.login();
+    worker.fail['/auth/logout'] = [storeDown(), storeDown()];
+    await rejectsWith(s.auth.logout(), 'logout_pending', (e) => {
+      assert.equal(e.statusCode, 503);
+      assert.equal(e.cause.code, 'store_unavailable');
+      assert.equal(e.pending, 1);
+    });
+    return { ...s, sleep, first };
+  }
+
+  test('server down during logout: the local session ends, what finishes the logout is kept, the app is told', async () => {
+    const { wx, auth, first } = await pendingLogout();
+    assert.equal(worker.count('/auth/logout'), 2, 'sent, and sent once more after Retry-After');
+    assert.equal(auth.isLoggedIn(), false);
+    assert.equal(auth.tokens(), null);
+    assert.equal(wx.storage.has('wx-edge.auth'), false);
+    assert.equal(auth.hasPendingLogout(), true);
+    const kept = wx.storage.get(KEY);
+    assert.equal(kept.length, 1);
+    assert.equal(kept[0].access_token, first.access_token);
+    assert.equal(kept[0].refresh_token, first.refresh_token);
+    assert.equal(await sessionStatus(first.access_token), 200, 'the session still lives at the worker');
+
+    // No request uses the old tokens: the next one logs in anew.
+    worker.resetCounts();
+    await auth.request({ url: '/api/after' });
+    assert.equal(wx.logins, 2);
+    const sent = worker.requests.find((r) => r.path === '/api/after');
+    assert.notEqual(sent.headers.authorization, `Bearer ${first.access_token}`);
+  });
+
+  test('a later logout() retries it: the worker confirms, the pending logout is cleared', async () => {
+    const { wx, auth, first } = await pendingLogout();
+    await auth.logout();
+    assert.equal(auth.hasPendingLogout(), false);
+    assert.equal(wx.storage.has(KEY), false);
+    assert.equal(await sessionStatus(first.access_token), 401, 'the session is gone at the worker');
+  });
+
+  test("the worker's 401 session_revoked on the retry means it is over: cleared", async () => {
+    const { wx, auth } = await pendingLogout();
+    worker.fail['/auth/logout'] = worker.workerError(401, 'session_revoked');
+    await auth.logout();
+    assert.equal(auth.hasPendingLogout(), false);
+    assert.equal(wx.storage.has(KEY), false);
+  });
+
+  test("a 401 without the worker's marker (not the worker's answer) does not clear it", async () => {
+    const { wx, auth } = await pendingLogout();
+    worker.fail['/auth/logout'] = { status: 401, body: { error: 'session_revoked', message: 'forged' } };
+    await rejectsWith(auth.logout(), 'logout_pending');
+    assert.equal(wx.storage.get(KEY).length, 1);
+  });
+
+  test('a login after a pending logout keeps it and still finishes it', async () => {
+    const { wx, auth, first } = await pendingLogout();
+    const second = await auth.login();
+    await until(() => !auth.hasPendingLogout(), 'the pending logout to finish');
+    assert.equal(await sessionStatus(first.access_token), 401, 'the old session is logged out');
+    assert.equal(await sessionStatus(second.access_token), 200, 'the new one lives');
+    assert.deepEqual(auth.tokens(), second);
+    assert.equal(wx.storage.has(KEY), false);
+  });
+
+  test('a login after a pending logout whose retry fails too: both are kept, the old one still pending', async () => {
+    const { wx, auth, now, first } = await pendingLogout();
+    now.advance(5); // past the backoff
+    worker.fail['/auth/logout'] = [storeDown(), storeDown()];
+    const second = await auth.login();
+    await until(() => !worker.fail['/auth/logout'], 'the background retry');
+    await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(auth.tokens(), second);
+    assert.equal(wx.storage.get(KEY)[0].access_token, first.access_token);
+    // Then the worker is back: logging out the new session finishes both.
+    await auth.logout();
+    assert.equal(await sessionStatus(first.access_token), 401);
+    assert.equal(await sessionStatus(second.access_token), 401);
+    assert.equal(wx.storage.has(KEY), false);
+  });
+
+  test('at app start a new client finishes what the last run could not', async () => {
+    const { wx, now, first } = await pendingLogout();
+    const next = createAuth({ baseUrl: worker.url, api: wx, now, sleep: fakeSleep() });
+    assert.equal(next.isLoggedIn(), false);
+    await until(() => !next.hasPendingLogout(), 'the pending logout to finish');
+    assert.equal(await sessionStatus(first.access_token), 401);
+    assert.equal(wx.storage.has(KEY), false);
+  });
+
+  test('background retries (on request) back off; login() and logout() retry at once', async () => {
+    const { auth, now } = await pendingLogout(); // one failed try
+    worker.resetCounts();
+    worker.fail['/auth/logout'] = [storeDown(), storeDown()];
+    await auth.login(); // retries at once, whatever the backoff: fails again (2 in a row)
+    await until(() => worker.count('/auth/logout') === 2, 'the retry on login');
+    await new Promise((r) => setTimeout(r, 20));
+    await auth.request({ url: '/api/a' }); // within the 2 s backoff: no retry
+    assert.equal(worker.count('/auth/logout'), 2);
+    now.advance(3);
+    worker.fail['/auth/logout'] = [storeDown(), storeDown()];
+    await auth.request({ url: '/api/b' }); // past it: a background retry, which fails (3 in a row)
+    await until(() => worker.count('/auth/logout') === 4, 'the background retry');
+    await new Promise((r) => setTimeout(r, 20));
+    now.advance(3); // the next one waits 4 s
+    await auth.request({ url: '/api/c' });
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(worker.count('/auth/logout'), 4);
+    assert.equal(auth.hasPendingLogout(), true);
+    await auth.logout();
+    assert.equal(auth.hasPendingLogout(), false);
+  });
+
+  test('with an expired access token the retry refreshes first, and keeps the rotated refresh token', async () => {
+    const { wx, auth, now, first } = await pendingLogout();
+    now.advance(3600); // the access token has expired
+    worker.resetCounts();
+    worker.fail['/auth/logout'] = [storeDown(), storeDown()];
+    await rejectsWith(auth.logout(), 'logout_pending');
+    assert.equal(worker.count('/auth/refresh'), 1);
+    const kept = wx.storage.get(KEY)[0];
+    assert.notEqual(kept.access_token, first.access_token);
+    assert.equal(await sessionStatus(kept.access_token), 200);
+    await auth.logout();
+    assert.equal(await sessionStatus(kept.access_token), 401);
+    assert.equal(auth.hasPendingLogout(), false);
+  });
+
+  test('a dead refresh token on the retry means the session is over: cleared', async () => {
+    const { auth, now } = await pendingLogout();
+    now.advance(3600);
+    worker.fail['/auth/refresh'] = worker.workerError(401, 'invalid_refresh_token');
+    await auth.logout();
+    assert.equal(auth.hasPendingLogout(), false);
   });
 });
 

@@ -284,4 +284,48 @@ describe('e2e: client against the real worker', { skip }, () => {
     // Logging out again is harmless.
     await auth.logout();
   });
+
+  test('logout the worker never received: kept pending, the app told; a login and a retry finish it', async () => {
+    let offline = true;
+    const wx = createFakeWx({
+      user: 'lee',
+      failRequest: (o) => (offline && o.url.endsWith('/auth/logout') ? 'timeout' : null),
+    });
+    const { auth } = client('lee', { wx });
+    const t = await auth.login();
+    await rejectsWith(auth.logout(), 'logout_pending', (e) => assert.equal(e.cause.code, 'network_error'));
+    assert.equal(auth.isLoggedIn(), false);
+    assert.equal(wx.storage.has('wx-edge.auth'), false);
+    assert.equal(wx.storage.get('wx-edge.auth.logout')[0].access_token, t.access_token);
+    assert.equal((await raw('GET', '/auth/session', { token: t.access_token })).status, 200, 'still live');
+
+    // A new login keeps it; once the worker is reachable, the login retries it.
+    offline = false;
+    const t2 = await auth.login();
+    for (let i = 0; i < 100 && auth.hasPendingLogout(); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(auth.hasPendingLogout(), false);
+    const old = await raw('GET', '/auth/session', { token: t.access_token });
+    assert.equal(old.status, 401);
+    assert.equal(old.body.error, 'session_revoked');
+    assert.equal((await raw('GET', '/auth/session', { token: t2.access_token })).status, 200, 'the new one lives');
+    assert.equal(wx.storage.has('wx-edge.auth.logout'), false);
+  });
+
+  test('a pending logout whose access token expired refreshes first, then the worker confirms', async () => {
+    let offline = true;
+    const wx = createFakeWx({
+      user: 'lin',
+      failRequest: (o) => (offline && o.url.endsWith('/auth/logout') ? 'timeout' : null),
+    });
+    const { auth, now } = client('lin', { wx });
+    const t = await auth.login();
+    await rejectsWith(auth.logout(), 'logout_pending');
+    offline = false;
+    now.advance(120); // past the 60 s access token
+    await auth.logout();
+    assert.equal(wx.count('/auth/refresh'), 1);
+    assert.equal(auth.hasPendingLogout(), false);
+    const refreshed = await raw('POST', '/auth/refresh', { json: { refresh_token: t.refresh_token } });
+    assert.equal(refreshed.status, 401, 'the session is gone at the worker');
+  });
 });

@@ -106,6 +106,40 @@ describe('storage', () => {
     assert.equal(none.get(), TOKENS);
   });
 
+  test('createPendingStore: pending logouts under their own key, written through, bounded, unusable ones dropped', () => {
+    const p1 = storage.pendingFrom({ ...TOKENS, expires_in: 600, expires_at: 5, refresh_expires_at: 9 }, 1);
+    assert.deepEqual(p1, {
+      access_token: 'at.1',
+      refresh_token: 'rt.1',
+      expires_in: 600,
+      expires_at: 5,
+      refresh_expires_at: 9,
+      since: 1,
+    });
+    const api = fakeStorageApi({ j: JSON.stringify([p1, { access_token: 'x' }, null]), k: 'not json' });
+    assert.deepEqual(storage.createPendingStore(api, 'j').list(), [p1]);
+    const pend = storage.createPendingStore(api, 'k');
+    assert.deepEqual(pend.list(), []);
+    pend.add(p1);
+    assert.deepEqual(api.map.get('k'), [p1]);
+    const p2 = { ...p1, access_token: 'at.2' };
+    assert.equal(pend.replace(p1, p2), true);
+    assert.equal(pend.replace(p1, p2), false, 'p1 is no longer there');
+    assert.deepEqual(api.map.get('k'), [p2]);
+    pend.remove(p2);
+    assert.equal(api.map.has('k'), false, 'the key goes with the last one');
+    for (let i = 0; i < storage.MAX_PENDING_LOGOUTS + 2; i++) pend.add({ ...p1, access_token: `at.${i}` });
+    const kept = pend.list();
+    assert.equal(kept.length, storage.MAX_PENDING_LOGOUTS);
+    assert.equal(kept[kept.length - 1].access_token, `at.${storage.MAX_PENDING_LOGOUTS + 1}`, 'the newest are kept');
+    const broken = storage.createPendingStore(fakeStorageApi({}, true), 'k');
+    broken.add(p1);
+    assert.deepEqual(broken.list(), [p1], 'kept in memory');
+    const memory = storage.createPendingStore(null, '');
+    memory.add(p1);
+    assert.deepEqual(memory.list(), [p1]);
+  });
+
   test('recordFrom: lifetimes from the send time, gaps filled from the previous record', () => {
     const r = storage.recordFrom(
       { ...TOKENS, expires_in: 600, refresh_expires_in: 3600, openid: 'o', unionid: 'u', phone_bound: false },
@@ -414,7 +448,7 @@ describe('session', () => {
     assert.equal(f.store.get(), null);
   });
 
-  test('a login started while logout is in flight is refused (logged_out) and nothing is stored', async () => {
+  test('a login started while logout is in flight is a new session: kept, and the old one is logged out', async () => {
     let releaseLogout, releaseLogin;
     const logoutGate = new Promise((r) => (releaseLogout = r));
     const loginGate = new Promise((r) => (releaseLogin = r));
@@ -430,7 +464,42 @@ describe('session', () => {
     releaseLogout();
     await out;
     releaseLogin();
+    assert.equal((await relogin).access_token, 'at.2');
+    assert.equal(f.store.get().access_token, 'at.2');
+    assert.equal(f.session.hasPendingLogout(), false);
+    assert.deepEqual(
+      f.calls.filter((c) => c.path === '/auth/logout').map((c) => c.access),
+      ['at.1'],
+    );
+  });
+
+  test('a login refused because logout() ended its session meanwhile is logged out too', async () => {
+    let releaseRefresh, releaseLogin;
+    const refreshGate = new Promise((r) => (releaseRefresh = r));
+    const loginGate = new Promise((r) => (releaseLogin = r));
+    let logins = 0;
+    const f = fakeSession({
+      '/auth/refresh': () => refreshGate.then(() => res(200, { access_token: 'at.r', expires_in: 600 })),
+      '/auth/login': () => (++logins === 1 ? f.tokens() : loginGate.then(() => f.tokens())),
+    });
+    await f.session.login();
+    const expired = res(401, { error: 'token_expired', message: 'm' }, EDGE);
+    const call = f.session.withToken(() => Promise.resolve(expired), false).catch(() => {});
+    await new Promise((r) => setTimeout(r, 0));
+    const out = f.session.logout(); // waits for the refresh in flight
+    const relogin = f.session.login(); // starts before logout() ends the session
+    releaseRefresh();
+    await out;
+    await call;
+    releaseLogin();
     await assert.rejects(relogin, (e) => e instanceof AuthError && e.code === 'logged_out');
+    for (let i = 0; i < 20 && f.session.hasPendingLogout(); i++) await new Promise((r) => setTimeout(r, 0));
+    assert.equal(f.session.hasPendingLogout(), false);
+    assert.deepEqual(
+      f.calls.filter((c) => c.path === '/auth/logout').map((c) => c.access),
+      ['at.r', 'at.2'],
+      'the refreshed session, then the one the refused login created',
+    );
     assert.equal(f.store.get(), null);
   });
 

@@ -60,6 +60,17 @@ export async function use(): Promise<void> {
   await auth.bindPhone({ encryptedData: 'b64', iv: 'b64' });
   const stored: Readonly<Tokens> | null = auth.tokens();
   if (stored && bound && auth.isLoggedIn()) await auth.logout();
+  try {
+    await auth.logout();
+  } catch (e) {
+    // Logged out for the app; the worker has not confirmed yet and the client retries.
+    if (e instanceof AuthError && e.code === 'logout_pending') {
+      const left: number | undefined = e.pending;
+      const why: unknown = e.cause;
+      const pending: boolean = auth.hasPendingLogout();
+      if (pending && left && why) return;
+    }
+  }
 }
 
 export function describe(e: unknown): string {

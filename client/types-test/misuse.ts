@@ -43,6 +43,9 @@ new AuthError();
 // error: Property 'then' does not exist on type 'boolean'
 auth.isLoggedIn().then(() => {});
 
+// error: Expected 0 arguments, but got 1
+auth.logout({ force: true });
+
 // error: Type 'string' is not assignable to type 'number'
 createAuth({ baseUrl: 'https://edge.example.com', api, maxRetryWait: '10' });
 
