@@ -1,6 +1,11 @@
 //! Property tests of the boundary's invariants, over generated input:
-//! - no header reaching the origin names identity unless the worker added it;
+//! - no header reaching the origin names identity unless the worker added it,
+//!   and no header of a stripped family (forwarding, client address, host,
+//!   URL or method override, proxy, `cf-*`) in any spelling reaches it;
 //! - a path that is not canonical is never public;
+//! - a forwarded path never leaves `ORIGIN_URL`'s base path, at an origin
+//!   that decodes it (once or more), reads `\` as `/`, drops `;`
+//!   parameters and merges `//` before it resolves dot segments;
 //! - every decryption failure gives the same response, byte for byte.
 
 use proptest::prelude::*;
@@ -9,7 +14,7 @@ use crate::error::ApiError;
 use crate::http::headers::{
     added_headers, is_stripped, normalized_name, rewrite_request_headers, Client, Identity,
 };
-use crate::http::path::{is_canonical, is_public};
+use crate::http::path::{is_canonical, is_public, origin_target};
 use crate::ids::{AppId, OpenId, Subject};
 use crate::phone::Phone;
 use crate::secret::SessionKey;
@@ -38,7 +43,86 @@ fn header_name() -> impl Strategy<Value = String> {
         "Content-Type",
     ])
     .prop_map(str::to_string);
-    prop_oneof![spoofs, "[ -~]{1,24}"]
+    let issue = prop::sample::select(ISSUE_18_NAMES.to_vec()).prop_map(str::to_string);
+    prop_oneof![spoofs, issue, family_variant(), "[ -~]{1,24}"]
+}
+
+/// Issue 18's list: each once reached the origin as the client sent it.
+const ISSUE_18_NAMES: &[&str] = &[
+    "X-Original-Host",
+    "X-Host",
+    "X-HTTP-Method-Override",
+    "X-Method-Override",
+    "Client-IP",
+    "X-Cluster-Client-IP",
+    "X-Original-Forwarded-For",
+    "X-ProxyUser-Ip",
+    "Fastly-Client-IP",
+    "Proxy-Connection",
+];
+
+/// A name of a stripped family: a family's prefix, or a client-address
+/// word with something before it, then anything after, in any case and
+/// with `-`, `_` or `.` between words.
+fn family_variant() -> impl Strategy<Value = String> {
+    let prefixed = (
+        prop::sample::select(vec![
+            "x-wx-",
+            "x-forwarded-",
+            "forwarded-",
+            "x-original-",
+            "x-rewrite-",
+            "x-http-method",
+            "x-method-",
+            "proxy-",
+            "x-proxy-",
+            "cf-",
+        ]),
+        "[a-z0-9-]{0,10}",
+    )
+        .prop_map(|(p, rest)| format!("{p}{rest}"));
+    let worded = (
+        "[a-z0-9]{0,6}",
+        prop::sample::select(vec![
+            "client-ip",
+            "clientip",
+            "client-addr",
+            "real-ip",
+            "remote-addr",
+            "remote-ip",
+            "user-ip",
+            "proxyuser-ip",
+            "connecting-ip",
+            "originating-ip",
+            "host",
+            "override",
+        ]),
+        "[a-z0-9]{0,6}",
+    )
+        .prop_map(|(before, word, after)| {
+            // Whole words for `host` and `override`; the address words
+            // count anywhere.
+            let whole = word == "host" || word == "override";
+            match (before.is_empty(), after.is_empty(), whole) {
+                (_, _, true) => format!("{before}-{word}-{after}"),
+                _ => format!("{before}{word}{after}"),
+            }
+        });
+    (
+        prop_oneof![prefixed, worded],
+        any::<u64>(),
+        prop::sample::select(vec!['-', '_', '.']),
+    )
+        .prop_map(|(name, bits, sep)| {
+            name.chars()
+                .enumerate()
+                .map(|(i, c)| match c {
+                    '-' => sep,
+                    c if bits >> (i % 64) & 1 == 1 => c.to_ascii_uppercase(),
+                    c => c,
+                })
+                .collect()
+        })
 }
 
 fn identity() -> impl Strategy<Value = Option<Identity>> {
@@ -54,6 +138,71 @@ fn identity() -> impl Strategy<Value = Option<Identity>> {
             }
         }),
     )
+}
+
+/// Segments that climb, or could at some origin.
+const CLIMBS: &[&str] = &[
+    "..",
+    "%2e%2e",
+    "%2E%2e",
+    ".%2e",
+    "..;",
+    "..;x=1",
+    ";",
+    "%252e%252e",
+    "%25252e.",
+    "..%3b",
+    ".",
+];
+
+/// What stands between segments: a slash, or what some origin reads as one.
+const SEPARATORS: &[&str] = &[
+    "/", "/", "%2f", "%2F", "%5c", "%5C", "\\", "%252f", "//", "/;/",
+];
+
+/// The path an origin resolves from `path`: percent-decoded `decodes`
+/// times, `\` read as `/`, each segment cut at its first `;`, empty
+/// segments merged, dot segments resolved (a `..` at the root stays
+/// there). Written apart from `http::path`, as a naive origin would.
+fn as_an_origin_resolves(path: &str, decodes: usize) -> String {
+    let mut s = path.to_string();
+    for _ in 0..decodes {
+        let mut out = Vec::new();
+        let b = s.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            let hex = b
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            match (b[i], hex) {
+                (b'%', Some(v)) => {
+                    out.push(v);
+                    i += 3;
+                }
+                (c, _) => {
+                    out.push(c);
+                    i += 1;
+                }
+            }
+        }
+        s = String::from_utf8_lossy(&out).into_owned();
+    }
+    let s = s.replace('\\', "/");
+    let mut stack: Vec<&str> = Vec::new();
+    for seg in s.split('/') {
+        match seg.split(';').next().unwrap_or_default() {
+            "" | "." => {}
+            ".." => {
+                // Above the root: an escape from the base path.
+                if stack.pop().is_none() {
+                    return "/..".into();
+                }
+            }
+            other => stack.push(other),
+        }
+    }
+    format!("/{}", stack.join("/"))
 }
 
 /// Fragments that take a path out of canonical form.
@@ -86,6 +235,56 @@ proptest! {
         // And each of the worker's own is there exactly once.
         for (a, _) in &added {
             prop_assert_eq!(out.iter().filter(|(n, _)| n == a).count(), 1);
+        }
+    }
+
+    #[test]
+    fn no_header_of_a_stripped_family_reaches_the_origin(
+        name in prop_oneof![
+            prop::sample::select(ISSUE_18_NAMES.to_vec()).prop_map(str::to_string),
+            family_variant(),
+        ],
+        ip in prop::option::of("[0-9a-f.:]{3,39}"),
+    ) {
+        prop_assert!(is_stripped(&name), "{name} is not stripped");
+        let client = Client { ip: ip.as_deref(), proto: "https" };
+        let incoming = vec![(name.clone(), "spoofed".to_string())];
+        let out = rewrite_request_headers(&incoming, client, None, None);
+        prop_assert!(
+            out.iter().all(|(_, v)| v != "spoofed"),
+            "{name} reached the origin: {out:?}"
+        );
+    }
+
+    #[test]
+    fn a_forwarded_path_never_leaves_the_base_path(
+        segs in prop::collection::vec(
+            prop_oneof![
+                "[a-z0-9]{1,4}",
+                prop::sample::select(CLIMBS.to_vec()).prop_map(str::to_string),
+            ],
+            0..7,
+        ),
+        seps in prop::collection::vec(prop::sample::select(SEPARATORS.to_vec()), 7),
+    ) {
+        let mut path = String::new();
+        for (seg, sep) in segs.iter().zip(&seps) {
+            path.push_str(sep);
+            path.push_str(seg);
+        }
+        if !path.starts_with('/') {
+            path.insert(0, '/');
+        }
+        let url = format!("https://e.example{path}");
+        if let Ok(target) = origin_target("https://o.example/api", &url) {
+            let sent = target.strip_prefix("https://o.example").expect("same origin");
+            for decodes in 0..=3 {
+                let seen = as_an_origin_resolves(sent, decodes);
+                prop_assert!(
+                    seen == "/api" || seen.starts_with("/api/"),
+                    "{path} reaches {seen} after {decodes} decodes"
+                );
+            }
         }
     }
 

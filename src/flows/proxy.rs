@@ -4,7 +4,7 @@
 use super::{Edge, Platform};
 use crate::error::ApiError;
 use crate::http::headers::{bearer, Identity};
-use crate::http::path::{is_public, origin_target};
+use crate::http::path::{is_public, origin_target, TargetError};
 use crate::ids::SessionId;
 use crate::random::{self};
 use crate::store::{allow_key, Store};
@@ -45,11 +45,23 @@ pub(crate) struct Outgoing {
 }
 
 impl Outgoing {
-    /// The origin's request for `request_url` sent with `method`; `None`
-    /// when the URL is not absolute (the runtime always makes it so).
-    pub(crate) fn to_origin(origin_url: &str, request_url: &str, method: &str) -> Option<Self> {
-        Some(Outgoing {
-            url: origin_target(origin_url, request_url)?,
+    /// The origin's request for `request_url` sent with `method`: 400
+    /// `invalid_request` for a path that could leave `ORIGIN_URL`'s base
+    /// path at the origin (see [`origin_target`]); 500 when the URL is not
+    /// absolute (the runtime always makes it so).
+    pub(crate) fn to_origin(
+        origin_url: &str,
+        request_url: &str,
+        method: &str,
+    ) -> Result<Self, ApiError> {
+        let url = origin_target(origin_url, request_url).map_err(|e| match e {
+            TargetError::LeavesBasePath => {
+                ApiError::InvalidRequest("the path could leave the origin's base path")
+            }
+            TargetError::NotAbsolute => ApiError::Internal,
+        })?;
+        Ok(Outgoing {
+            url,
             with_body: !matches!(method, "GET" | "HEAD"),
             follow_redirects: false,
             cached: false,
@@ -92,10 +104,14 @@ impl<P: Platform> Edge<'_, P> {
         let c = &auth.access.claims;
         let mut subject = c.subject.clone();
         if let Some(s) = &auth.session {
-            // The session is the fresher source (a phone bound since the
-            // token was issued).
-            subject.unionid.clone_from(&s.unionid);
-            subject.phone.clone_from(&s.phone);
+            // Whichever is newer says the unionid and the phone: the
+            // session for a token that predates a phone binding, the token
+            // for a binding the (cached) replica has not seen yet.
+            let token_is_newer = s.as_of.is_some_and(|at| auth.access.issued_at > at);
+            if !token_is_newer {
+                subject.unionid.clone_from(&s.unionid);
+                subject.phone.clone_from(&s.phone);
+            }
         }
         // The staff gate. A phone taken off the allowlist no longer counts
         // (the session still carries it until its next refresh).

@@ -122,9 +122,10 @@ impl<P: Platform> Edge<'_, P> {
     }
 
     async fn forward(&self, req: &Request<'_>) -> Result<Reply, ApiError> {
+        // The target first: a path that could leave the base path is
+        // refused whoever sends it.
+        let outgoing = Outgoing::to_origin(&self.cfg.origin_url, req.url, req.method)?;
         let passed = self.proxy_pass(req.path, req.authorization).await?;
-        let outgoing = Outgoing::to_origin(&self.cfg.origin_url, req.url, req.method)
-            .ok_or(ApiError::Internal)?;
         Ok(Reply::Forward(Forward { passed, outgoing }))
     }
 

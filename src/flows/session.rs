@@ -24,13 +24,17 @@ pub(crate) struct SessionInfo {
     pub(crate) session_expires_at: i64,
 }
 
-/// What a session check found: the session as it is now (fresher than the
-/// token, which may predate a phone binding).
+/// What a session check found: the session as its source knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct LiveSession {
     pub(crate) unionid: Option<UnionId>,
     pub(crate) phone: Option<Phone>,
     pub(crate) expires_at: i64,
+    /// The instant the unionid and phone are as of, when the source is a
+    /// replica that may lag (KV's edge cache keeps one up to 60 s); `None`
+    /// for the authority's word, or a replica too old to say: either counts
+    /// as fresher than any token.
+    pub(crate) as_of: Option<i64>,
 }
 
 /// A request whose access token checked out.
@@ -73,6 +77,7 @@ impl<P: Platform> Edge<'_, P> {
             unionid: r.unionid,
             phone: r.phone,
             expires_at: r.expires_at,
+            as_of: r.as_of,
         })
     }
 
@@ -88,6 +93,7 @@ impl<P: Platform> Edge<'_, P> {
             unionid: v.unionid,
             phone: v.phone,
             expires_at: v.expires_at,
+            as_of: None,
         })
     }
 

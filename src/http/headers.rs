@@ -1,15 +1,24 @@
-//! Header rewriting for the proxy: what the origin may trust.
+//! Header rewriting for the proxy: what the origin may trust, and what the
+//! client may trust of the origin's answer.
 //!
-//! Dropped from the incoming request, whatever their case or punctuation:
-//! every name that names identity (any name that, lower-cased and with `_`
-//! read as `-`, starts with `x-wx-`); `Authorization` (the edge token stays
-//! at the edge) and `Host` (the runtime sets it for the origin); and what a
-//! client could use to lie about where it is or what it asked for:
-//! `Forwarded`, `X-Forwarded-*`, `X-Real-IP`, `True-Client-IP`,
-//! `X-Client-IP`, `X-Original-URL`, `X-Rewrite-URL`. Then the worker adds
-//! `X-WX-Client-IP` and `X-Forwarded-For` (the address Cloudflare saw),
-//! `X-Forwarded-Proto`, and the identity headers when a valid token was
-//! shown. Everything else passes unchanged, duplicates included.
+//! Dropped from the incoming request, whatever their case or punctuation,
+//! by family rather than by list (see [`is_stripped`]): every name that
+//! names identity (any name that, lower-cased and with `_` read as `-`,
+//! starts with `x-wx-`); `Authorization` (the edge token stays at the
+//! edge) and `Host` (the runtime sets it for the origin); every name that
+//! could tell the origin where the client is, which host or URL or method
+//! it asked for, or what an upstream proxy saw (`Forwarded`,
+//! `X-Forwarded-*`, any `*client-ip*`, `X-Real-IP`, `X-Original-*`,
+//! `X-Rewrite-*`, `X-Host`, `X-HTTP-Method*`, `X-Method-Override`,
+//! `Proxy-*`, `X-ProxyUser-Ip`, ...); and every `CF-*` header (Cloudflare's
+//! own are the runtime's to set). Then the worker adds `X-WX-Client-IP` and
+//! `X-Forwarded-For` (the address Cloudflare saw), `X-Forwarded-Proto`,
+//! and the identity headers when a valid token was shown. Everything else
+//! passes unchanged, duplicates included.
+//!
+//! From the origin's answer the worker removes `X-WX-Edge-Error` and every
+//! other `x-wx-*` header ([`is_withheld_from_answer`]): only the worker's
+//! own answers carry its error marker, so a client can act on it.
 
 use crate::ids::{AppId, Subject};
 
@@ -38,18 +47,44 @@ pub(crate) struct Client<'a> {
 }
 
 /// Names a client may not send on, after lower-casing and reading any
-/// punctuation as `-` (exact names; `x-forwarded-` and `x-wx-` are
-/// prefixes).
-const STRIPPED: &[&str] = &[
-    "authorization",
-    "host",
-    "forwarded",
-    "x-real-ip",
-    "true-client-ip",
-    "x-client-ip",
-    "x-original-url",
-    "x-rewrite-url",
+/// punctuation as `-`: exact names.
+const STRIPPED: &[&str] = &["authorization", "host", "forwarded", "x-forwarded"];
+
+/// Prefixes of the same: identity, forwarding, URL and method overrides,
+/// proxies, and Cloudflare's own.
+const STRIPPED_PREFIXES: &[&str] = &[
+    "x-wx-",
+    "x-forwarded-",
+    "forwarded-",
+    "x-original-",
+    "x-rewrite-",
+    "x-http-method",
+    "x-method-",
+    "proxy-",
+    "x-proxy-",
+    "x-envoy-",
+    "cf-",
 ];
+
+/// What a name that gives a client's address contains once its dashes are
+/// gone (`True-Client-IP`, `X-Cluster-Client-IP`, `X_Real_IP`,
+/// `X-ProxyUser-Ip`, `X-AppEngine-User-IP`, `X-Remote-Addr`, ...).
+const ADDRESS_PARTS: &[&str] = &[
+    "clientip",
+    "clientaddr",
+    "remoteip",
+    "remoteaddr",
+    "realip",
+    "userip",
+    "socketip",
+    "originatingip",
+    "connectingip",
+];
+
+/// Words (between dashes) that make a name an override of what the client
+/// asked for: `X-Host`, `X-HTTP-Host-Override`, `X-Backend-Host`,
+/// `X-Override-URL`.
+const OVERRIDE_WORDS: &[&str] = &["host", "override"];
 
 /// A header name as the stripping rule reads it: trimmed, lower-cased, any
 /// punctuation read as `-`.
@@ -69,9 +104,39 @@ pub(crate) fn normalized_name(name: &str) -> String {
 /// Whether a client-sent header must not reach the origin. Beyond the
 /// contract's `_` for `-`, any punctuation counts as `-` (`X-WX.OpenID`),
 /// since some servers map every such name to the same `HTTP_X_WX_OPENID`.
+/// Judged by family: a name is dropped when it is one of [`STRIPPED`],
+/// starts with one of [`STRIPPED_PREFIXES`], contains one of
+/// [`ADDRESS_PARTS`] once its dashes are gone, or has one of
+/// [`OVERRIDE_WORDS`] as a word. A family may catch a harmless name too
+/// (`X-Backend-Host`): the origin never needs the client's word for any
+/// of these.
 pub(crate) fn is_stripped(name: &str) -> bool {
     let n = normalized_name(name);
-    n.starts_with("x-wx-") || n.starts_with("x-forwarded-") || STRIPPED.contains(&n.as_str())
+    if STRIPPED.contains(&n.as_str()) || STRIPPED_PREFIXES.iter().any(|p| n.starts_with(p)) {
+        return true;
+    }
+    let squashed: String = n.chars().filter(|c| *c != '-').collect();
+    ADDRESS_PARTS.iter().any(|p| squashed.contains(p))
+        || n.split('-').any(|w| OVERRIDE_WORDS.contains(&w))
+}
+
+/// Whether a header of the origin's answer is withheld from the client:
+/// `X-WX-Edge-Error` and every other `x-wx-*` name, read as
+/// [`normalized_name`] reads it. The worker's own answers are the only
+/// ones to carry them.
+pub(crate) fn is_withheld_from_answer(name: &str) -> bool {
+    normalized_name(name).starts_with("x-wx-")
+}
+
+/// The names of an origin's answer to remove (each once, as given).
+pub(crate) fn withheld_from_answer(names: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for n in names {
+        if is_withheld_from_answer(n) && !out.iter().any(|o| o.eq_ignore_ascii_case(n)) {
+            out.push(n.clone());
+        }
+    }
+    out
 }
 
 /// What the worker adds: the client's address and scheme, then — when a
@@ -289,8 +354,9 @@ mod tests {
             (" FORWARDED ", "for=x"),
             ("X-WX-Client-IP", "10.0.0.8"),
             ("CF-Connecting-IP", "203.0.113.9"),
-            ("X-Forwarded", "kept: not the x-forwarded- prefix"),
-            ("Forwarded-By", "kept: another name"),
+            ("X-Forwarded", "for=10.0.0.9"),
+            ("Forwarded-For", "10.0.0.10"),
+            ("X-Forwardedness", "kept: not a forwarding header"),
         ]);
         let client = Client {
             ip: Some("203.0.113.9"),
@@ -300,13 +366,111 @@ mod tests {
         assert_eq!(
             out,
             h(&[
-                ("CF-Connecting-IP", "203.0.113.9"),
-                ("X-Forwarded", "kept: not the x-forwarded- prefix"),
-                ("Forwarded-By", "kept: another name"),
+                ("X-Forwardedness", "kept: not a forwarding header"),
                 ("X-WX-Client-IP", "203.0.113.9"),
                 ("X-Forwarded-For", "203.0.113.9"),
                 ("X-Forwarded-Proto", "http"),
             ])
+        );
+    }
+
+    /// Issue 18's list, each of which once reached the origin as sent.
+    const ISSUE_18_NAMES: &[&str] = &[
+        "X-Original-Host",
+        "X-Host",
+        "X-HTTP-Method-Override",
+        "X-Method-Override",
+        "Client-IP",
+        "X-Cluster-Client-IP",
+        "X-Original-Forwarded-For",
+        "X-ProxyUser-Ip",
+        "Fastly-Client-IP",
+        "Proxy-Connection",
+    ];
+
+    #[test]
+    fn every_family_is_stripped_not_just_a_list() {
+        let families = [
+            "X-Original-Host",
+            "X-Host",
+            "X-HTTP-Method-Override",
+            "X-HTTP-Method",
+            "X-Method-Override",
+            "Client-IP",
+            "X-Cluster-Client-IP",
+            "X-Original-Forwarded-For",
+            "X-ProxyUser-Ip",
+            "Fastly-Client-IP",
+            "Proxy-Connection",
+            "Proxy-Authorization",
+            "Fly-Client-IP",
+            "X-Azure-ClientIP",
+            "X-AppEngine-User-IP",
+            "X-Remote-Addr",
+            "X-Client-Addr",
+            "X-Originating-IP",
+            "X-Original-URI",
+            "X-Original-Method",
+            "X-Rewrite-Path",
+            "X-HTTP-Host-Override",
+            "X-Backend-Host",
+            "X-Forwarded-Server",
+            "x_forwarded_port",
+            "X-Envoy-External-Address",
+            "CF-IPCountry",
+            "cf-access-jwt-assertion",
+            "CF-Worker",
+            "CF-Connecting-IPv6",
+            "True-Client-IP",
+        ];
+        for name in families.iter().chain(ISSUE_18_NAMES) {
+            assert!(is_stripped(name), "{name} would reach the origin");
+            assert!(is_stripped(&name.to_ascii_lowercase()), "{name}");
+            assert!(is_stripped(&name.replace('-', "_")), "{name}");
+        }
+        for kept in [
+            "Accept",
+            "Content-Type",
+            "X-Request-Id",
+            "User-Agent",
+            "X-WXY",
+            "Cookie",
+            "X-Hostname-Hint-Not",
+            "Ghost",
+            "X-Forwardedness",
+        ] {
+            let stripped = is_stripped(kept);
+            // `X-Hostname-Hint-Not` has no word `host`; `Ghost` neither.
+            assert!(!stripped, "{kept} is stripped");
+        }
+    }
+
+    #[test]
+    fn only_the_worker_answers_with_its_marker() {
+        for name in [
+            "X-WX-Edge-Error",
+            "x-wx-edge-error",
+            "X_WX_Edge_Error",
+            "X-WX-OpenID",
+            "x-wx-anything",
+        ] {
+            assert!(is_withheld_from_answer(name), "{name}");
+        }
+        for name in ["Content-Type", "Retry-After", "X-WXY", "Set-Cookie"] {
+            assert!(!is_withheld_from_answer(name), "{name}");
+        }
+        let names: Vec<String> = [
+            "Content-Type",
+            "x-wx-edge-error",
+            "X-WX-Edge-Error",
+            "x-wx-phone",
+        ]
+        .iter()
+        .map(|s| (*s).to_string())
+        .collect();
+        assert_eq!(
+            withheld_from_answer(&names),
+            vec!["x-wx-edge-error".to_string(), "x-wx-phone".to_string()]
         );
     }
 

@@ -70,21 +70,118 @@ pub(crate) fn path_of(url: &str) -> Option<(&str, &'static str)> {
     Some((path, scheme))
 }
 
+/// Why a request has no origin URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TargetError {
+    /// The request URL is not an absolute http(s) URL (the runtime always
+    /// makes it one).
+    NotAbsolute,
+    /// `ORIGIN_URL` has a base path, and an origin that decodes the path
+    /// before it resolves dot segments could read this one as leaving it.
+    LeavesBasePath,
+}
+
 /// The origin URL a proxied request goes to: `origin_url` (no trailing
 /// slash) followed by the request's path and query exactly as the client
-/// sent them. The fragment, which no client sends, is dropped. `None` when
-/// `request_url` is not an absolute http(s) URL.
-pub(crate) fn origin_target(origin_url: &str, request_url: &str) -> Option<String> {
+/// sent them. The fragment, which no client sends, is dropped.
+///
+/// When `origin_url` has a base path (`https://o.example/api`), a path that
+/// could climb above it at some origin is refused rather than forwarded:
+/// see [`may_leave_base`].
+pub(crate) fn origin_target(origin_url: &str, request_url: &str) -> Result<String, TargetError> {
     let rest = request_url
         .strip_prefix("https://")
-        .or_else(|| request_url.strip_prefix("http://"))?;
+        .or_else(|| request_url.strip_prefix("http://"))
+        .ok_or(TargetError::NotAbsolute)?;
     let rest = rest.split('#').next().unwrap_or_default();
     let path_and_query = match rest.find(['/', '?']) {
         Some(i) if rest[i..].starts_with('/') => &rest[i..],
-        Some(i) => return Some(format!("{origin_url}/{}", &rest[i..])),
+        Some(i) => return Ok(format!("{origin_url}/{}", &rest[i..])),
         None => "/",
     };
-    Some(format!("{origin_url}{path_and_query}"))
+    let path = path_and_query.split('?').next().unwrap_or_default();
+    if has_base_path(origin_url) && may_leave_base(path) {
+        return Err(TargetError::LeavesBasePath);
+    }
+    Ok(format!("{origin_url}{path_and_query}"))
+}
+
+/// Whether `origin_url` (as configured, trailing `/` removed) names a path
+/// below its host.
+fn has_base_path(origin_url: &str) -> bool {
+    let after_scheme = origin_url.split_once("://").map_or(origin_url, |(_, r)| r);
+    after_scheme
+        .find('/')
+        .is_some_and(|i| !after_scheme[i..].trim_matches('/').is_empty())
+}
+
+/// How many times a path is decoded at most when judged (`%25` nested
+/// deeper than this is refused outright).
+const MAX_DECODES: usize = 4;
+
+/// Whether `path` (starting with `/`) could resolve above its root at an
+/// origin that, before resolving dot segments, percent-decodes it (once or
+/// more: `%252e`), reads `\` as `/` (as `%5C` decodes), or drops a `;`
+/// parameter from a segment (`..;` as Tomcat reads it). Each decoding
+/// level is resolved as RFC 3986 resolves dot segments, with `;`
+/// parameters dropped and empty segments merged (`//`, as many servers
+/// do); a `..` that pops above the root at any level, or
+/// decoding nested deeper than [`MAX_DECODES`], means it could.
+pub(crate) fn may_leave_base(path: &str) -> bool {
+    let mut bytes = path.as_bytes().to_vec();
+    for _ in 0..=MAX_DECODES {
+        if climbs_above_root(&bytes) {
+            return true;
+        }
+        let decoded = percent_decode(&bytes);
+        if decoded == bytes {
+            return false;
+        }
+        bytes = decoded;
+    }
+    true
+}
+
+/// Whether the segments of `path`, `\` read as `/` and each cut at its
+/// first `;`, pop above the root when resolved, empty ones merged away.
+fn climbs_above_root(path: &[u8]) -> bool {
+    let mut depth: usize = 0;
+    let segments = path.split(|b| *b == b'/' || *b == b'\\').skip(1);
+    for seg in segments {
+        let seg = seg.split(|b| *b == b';').next().unwrap_or_default();
+        match seg {
+            // Empty: many servers merge `//` (and `/;/` once the parameter
+            // is gone), so it takes no depth.
+            b"" | b"." => {}
+            b".." => match depth.checked_sub(1) {
+                Some(d) => depth = d,
+                None => return true,
+            },
+            _ => depth += 1,
+        }
+    }
+    false
+}
+
+/// `%XX` decoded wherever it is valid; anything else kept as it is.
+fn percent_decode(bytes: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| char::from(b).to_digit(16);
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let pair = (bytes.get(i + 1).copied(), bytes.get(i + 2).copied());
+        if let (b'%', (Some(h), Some(l))) = (bytes[i], pair) {
+            if let (Some(h), Some(l)) = (hex(h), hex(l)) {
+                // Two hex digits: at most 255.
+                out.push(u8::try_from(h * 16 + l).unwrap_or(u8::MAX));
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    out
 }
 
 #[cfg(test)]
@@ -198,11 +295,62 @@ mod tests {
         for (incoming, want) in cases {
             assert_eq!(
                 origin_target(o, incoming).as_deref(),
-                Some(want),
+                Ok(want),
                 "{incoming}"
             );
         }
-        assert_eq!(origin_target(o, "/relative"), None);
-        assert_eq!(origin_target(o, "ftp://x/y"), None);
+        assert_eq!(origin_target(o, "/relative"), Err(TargetError::NotAbsolute));
+        assert_eq!(origin_target(o, "ftp://x/y"), Err(TargetError::NotAbsolute));
+    }
+
+    #[test]
+    fn a_path_that_could_climb_out_of_the_base_path_is_refused() {
+        let o = "https://o.example/api";
+        for p in [
+            "/..%2fadmin",
+            "/..%2Fadmin",
+            "/%2e%2e/x",
+            "/%2E%2E/x",
+            "/a/..%5c..%5cb",
+            "/a/..%5C..%5Cb",
+            "/;/../x",
+            "/..;/x",
+            "/a/..;/..;/x",
+            "/..%3b/x",
+            "/%252e%252e/x",
+            "/%25252e%25252e/x",
+            "/a/b/..%2f..%2f..%2fx",
+            "/a\\..\\..\\x",
+            "/..",
+            "/x%252f..%2f..%2fadmin",
+            "/%2525252525252e",
+        ] {
+            let url = format!("https://e.example{p}?q=1");
+            assert_eq!(
+                origin_target(o, &url),
+                Err(TargetError::LeavesBasePath),
+                "{p}"
+            );
+            // Without a base path there is nothing to leave: forwarded as
+            // sent, as before.
+            assert!(origin_target("https://o.example", &url).is_ok(), "{p}");
+        }
+        for p in [
+            "/a/..%2fb",
+            "/a/b/%2e%2e/c",
+            "/a;x=1/b",
+            "/...",
+            "/..a/b",
+            "/a/.%2e",
+            "/x?y=/../../..",
+            "/caf%C3%A9",
+        ] {
+            let url = format!("https://e.example{p}");
+            assert!(origin_target(o, &url).is_ok(), "{p} refused");
+            assert!(origin_target(&format!("{o}/v1"), &url).is_ok(), "{p}");
+        }
+        assert!(has_base_path("https://o.example/api"));
+        assert!(!has_base_path("https://o.example"));
+        assert!(!has_base_path("http://127.0.0.1:8789"));
     }
 }

@@ -65,6 +65,17 @@ impl Route<'_> {
 
 pub(crate) const JWKS_PATH: &str = "/.well-known/jwks.json";
 
+/// The `Allow` of a proxied path's 405: the methods an origin may be sent
+/// (a method the worker does not know, WebDAV's say, passes too).
+pub(crate) const PROXY_ALLOW: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
+
+/// Methods that echo the request back (`TRACE`, and IIS's `TRACK`): never
+/// proxied, whatever their case, since a hop that echoes them would hand
+/// the caller the identity headers and the signed assertion.
+fn echoes_the_request(method: &str) -> bool {
+    method.eq_ignore_ascii_case("TRACE") || method.eq_ignore_ascii_case("TRACK")
+}
+
 /// The operator endpoints: `users/{openid}` and `users/{openid}/revoke`.
 /// A wrong method is 404 like an unknown path, so that a deployment
 /// without `ADMIN_TOKEN` shows no trace of them.
@@ -91,6 +102,7 @@ pub(crate) fn route<'a>(method: &str, path: &'a str) -> Route<'a> {
         "/auth/session" => (Route::Session, "GET"),
         JWKS_PATH => (Route::Jwks, "GET"),
         p if p == "/auth" || p.starts_with("/auth/") => return Route::NotFound,
+        _ if echoes_the_request(method) => return Route::MethodNotAllowed(PROXY_ALLOW),
         _ => return Route::Proxy,
     };
     let method_ok = match allow {
@@ -203,6 +215,18 @@ mod tests {
         ] {
             assert_eq!(route(m, p).body(), None, "{m} {p}");
         }
+    }
+
+    #[test]
+    fn trace_is_never_proxied_whatever_its_case() {
+        for m in ["TRACE", "trace", "Trace", "TRACK", "track"] {
+            for p in ["/", "/api/x", "/public/x"] {
+                assert_eq!(route(m, p), Route::MethodNotAllowed(PROXY_ALLOW), "{m} {p}");
+            }
+            assert_eq!(route(m, "/auth/login"), Route::MethodNotAllowed("POST"));
+            assert_eq!(route(m, "/auth/admin/users/o1"), Route::NotFound);
+        }
+        assert_eq!(route("TRACES", "/api/x"), Route::Proxy);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use super::fetch;
 use crate::error::ApiError;
 use crate::flows::serve::Forward;
 use crate::http::body::{BodyBuffer, BodyError};
-use crate::http::headers::{rewrite_in_place, Client, HeaderList};
+use crate::http::headers::{rewrite_in_place, withheld_from_answer, Client, HeaderList};
 use crate::http::response::OwnResponse;
 
 /// Reads the body as it arrives, no further than the limit allows.
@@ -65,8 +65,7 @@ impl HeaderList for RuntimeHeaders {
 }
 
 /// Sends `req` on to the origin as `forward` says, with trusted identity
-/// headers, and hands the origin's answer back as it is: the runtime's
-/// own `Response`, body streamed, nothing rebuilt.
+/// headers, and hands the origin's answer back as [`answer`] makes it.
 pub(super) async fn to_origin(
     req: &web_sys::Request,
     method: &str,
@@ -105,8 +104,31 @@ pub(super) async fn to_origin(
     }
     let request =
         web_sys::Request::new_with_str_and_init(&outgoing.url, &init).map_err(internal)?;
-    fetch::send(&request).await.map_err(|e| {
+    let response = fetch::send(&request).await.map_err(|e| {
         console_error!("origin fetch failed: {}", worker::Error::from(e));
         ApiError::OriginUnavailable
-    })
+    })?;
+    answer(response).map_err(internal)
+}
+
+/// The origin's answer as the client gets it: the runtime's own `Response`
+/// as it is, unless it carries a header only the worker may send
+/// (`X-WX-Edge-Error`, any `x-wx-*`: see [`withheld_from_answer`]); then a
+/// new one with the same status, status text, the other headers (copied on
+/// the JS side) and the same body stream, never read here.
+fn answer(response: web_sys::Response) -> Result<web_sys::Response, JsValue> {
+    let names: Vec<String> = worker::Headers(response.headers()).keys().collect();
+    let withheld = withheld_from_answer(&names);
+    if withheld.is_empty() {
+        return Ok(response);
+    }
+    let headers = web_sys::Headers::new_with_headers(&response.headers())?;
+    for name in &withheld {
+        headers.delete(name)?;
+    }
+    let init = web_sys::ResponseInit::new();
+    init.set_status(response.status());
+    init.set_status_text(&response.status_text());
+    init.set_headers(&headers);
+    web_sys::Response::new_with_opt_readable_stream_and_init(response.body().as_ref(), &init)
 }

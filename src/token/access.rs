@@ -141,6 +141,8 @@ pub(crate) enum AccessError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct VerifiedAccess {
     pub(crate) claims: AccessClaims,
+    /// `iat`: when the token was issued (what its claims are as of).
+    pub(crate) issued_at: i64,
     pub(crate) expires_at: i64,
 }
 
@@ -241,18 +243,19 @@ fn verify(
     let payload = B64URL.decode(payload).map_err(invalid)?;
     let claims: AccessClaims = serde_json::from_slice(&payload).map_err(invalid)?;
     let times: Times = serde_json::from_slice(&payload).map_err(invalid)?;
-    if claims.token_use != TOKEN_USE_ACCESS
-        || claims.aud != appid
-        || claims.iss != ISSUER
-        || times.iat.is_none()
-    {
+    if claims.token_use != TOKEN_USE_ACCESS || claims.aud != appid || claims.iss != ISSUER {
         return Err(AccessError::Invalid);
     }
+    let issued_at = times.iat.ok_or(AccessError::Invalid)?;
     let expires_at = times.exp.ok_or(AccessError::Invalid)?;
     if now.is_some_and(|now| now > expires_at) {
         return Err(AccessError::Expired);
     }
-    Ok(VerifiedAccess { claims, expires_at })
+    Ok(VerifiedAccess {
+        claims,
+        issued_at,
+        expires_at,
+    })
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { createCipheriv, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { startStack, call, login, bearer } from '../support/stack.mjs';
+import { startEchoOrigin } from '../support/echo-origin.mjs';
 
 function assertError(r, status, error) {
   assert.equal(r.status, status, `expected ${status} ${error}, got ${r.status} ${r.text}`);
@@ -165,6 +166,120 @@ describe('PUBLIC_PATHS=/public/', () => {
       if (seen['cf-connecting-ip']) assert.equal(seen['x-wx-client-ip'], seen['cf-connecting-ip']);
     }
   });
+
+  test('every header of a stripped family, in any spelling, never reaches the origin', async () => {
+    const u = await login(s, 'families.1');
+    // Issue 18's list, then more of each family, then variants in case and
+    // punctuation.
+    const names = [
+      'X-Original-Host',
+      'X-Host',
+      'X-HTTP-Method-Override',
+      'X-Method-Override',
+      'Client-IP',
+      'X-Cluster-Client-IP',
+      'X-Original-Forwarded-For',
+      'X-ProxyUser-Ip',
+      'Fastly-Client-IP',
+      'Proxy-Connection',
+      'X-HTTP-Method',
+      'X-Original-URI',
+      'X-Original-Method',
+      'X-Rewrite-Path',
+      'X-HTTP-Host-Override',
+      'X-Forwarded-Server',
+      'X-Forwarded',
+      'Forwarded-For',
+      'Fly-Client-IP',
+      'X-Azure-ClientIP',
+      'X-AppEngine-User-IP',
+      'X-Remote-Addr',
+      'X-Originating-IP',
+      'X-Envoy-External-Address',
+      'CF-IPCountry',
+      'CF-Visitor',
+      'Cf-Access-Jwt-Assertion',
+      'CF-Worker',
+      'x_original_host',
+      'X.HOST',
+      'x-CLUSTER_client-ip',
+      'X-Http-Method-Override2',
+      'proxy_authorization_x',
+      'x-original-anything',
+    ];
+    const headers = Object.fromEntries(names.map((n, i) => [n, `spoof-${i}`]));
+    for (const [path, extra] of [
+      ['/public/families', {}],
+      ['/api/families', bearer(u.access_token)],
+    ]) {
+      const r = await rawGet(s, path, { ...headers, ...extra });
+      assert.equal(r.status, 200, `${path}: ${r.text}`);
+      const seen = JSON.stringify(r.json.rawHeaders);
+      assert.ok(!seen.includes('spoof-'), `a spoofed header reached the origin at ${path}: ${seen}`);
+      assert.equal(r.json.method, 'GET', 'no method override honoured on the way');
+    }
+  });
+});
+
+describe('ORIGIN_URL with a base path (/api/): no path leaves it', () => {
+  let s;
+  let origin;
+  before(async () => {
+    origin = await startEchoOrigin();
+    s = await startStack({ origin, vars: { ORIGIN_URL: `${origin.url}/api/` } });
+  });
+  after(async () => {
+    await s?.close();
+    await origin?.close();
+  });
+
+  /** The path an origin that decodes, reads `\\` and `;` loosely and merges `//` resolves to. */
+  function resolved(path, decodes) {
+    let p = path;
+    for (let i = 0; i < decodes; i++) p = p.replace(/%([0-9a-f]{2})/gi, (_, h) => String.fromCharCode(parseInt(h, 16)));
+    const out = [];
+    for (const seg of p.replaceAll('\\', '/').split('/')) {
+      const bare = seg.split(';')[0];
+      if (bare === '' || bare === '.') continue;
+      if (bare === '..') {
+        if (out.length === 0) return '/..';
+        out.pop();
+      } else out.push(bare);
+    }
+    return '/' + out.join('/');
+  }
+
+  test('an authenticated path that could climb out is refused or forwarded inside /api/', async () => {
+    const u = await login(s, 'climber.1');
+    const auth = bearer(u.access_token);
+    const refused = ['/..%2fadmin', '/..%2Fadmin', '/a/..%5c..%5cb', '/..;/x', '/%252e%252e/x', '/a/..%3b/..%3b/x'];
+    for (const p of refused) {
+      const before = s.origin.requests.length;
+      const r = await rawGet(s, p, auth);
+      assertError(r, 400, 'invalid_request');
+      assert.equal(r.headers['x-wx-edge-error'], 'invalid_request');
+      assert.equal(s.origin.requests.length, before, `${p} reached the origin`);
+    }
+    // The runtime resolves these itself: what reaches the origin stays
+    // inside /api/ however the origin decodes it.
+    for (const p of ['/%2e%2e/x', '/;/../x', '/a/b/..%2fc', '/x/./y']) {
+      const r = await rawGet(s, p, auth);
+      if (r.status === 400) {
+        assert.equal(r.json?.error, 'invalid_request', r.text);
+        continue;
+      }
+      assert.equal(r.status, 200, `${p}: ${r.text}`);
+      for (const decodes of [0, 1, 2]) {
+        const seen = resolved(r.json.path, decodes);
+        assert.ok(seen === '/api' || seen.startsWith('/api/'), `${p} reached ${r.json.path} (${seen})`);
+      }
+    }
+    // Without a token, still 400: the target is judged first.
+    assertError(await rawGet(s, '/..%2fadmin'), 400, 'invalid_request');
+    const ok = await rawGet(s, '/orders/1?x=../..', auth);
+    assert.equal(ok.status, 200, ok.text);
+    assert.equal(ok.json.url, '/api/orders/1?x=../..');
+  });
 });
 
 describe('methods as the client spells them', () => {
@@ -191,6 +306,27 @@ describe('methods as the client spells them', () => {
     assert.equal(lower.json.body, 'qty=3');
     // Without a token an unknown method is refused like any other.
     assertError(await rawRequest(s, 'PROPFIND', '/api/dav/x'), 401, 'unauthorized');
+  });
+
+  test('TRACE, in any case, is answered 405 by the worker and never proxied', async () => {
+    const u = await login(s, 'tracer.1');
+    for (const method of ['TRACE', 'trace', 'Trace']) {
+      for (const headers of [bearer(u.access_token), {}]) {
+        const before = s.origin.requests.length;
+        const r = await rawRequest(s, method, '/api/x', headers);
+        assertError(r, 405, 'method_not_allowed');
+        assert.equal(r.headers['x-wx-edge-error'], 'method_not_allowed');
+        assert.ok(r.headers.allow && !/TRACE/i.test(r.headers.allow), r.headers.allow);
+        assert.equal(s.origin.requests.length, before, `${method} reached the origin`);
+        assert.ok(!r.text.includes('x-wx-identity'), 'no assertion echoed');
+      }
+    }
+    // TRACK (IIS's TRACE) is refused by workerd before the worker sees it
+    // (501); the worker would answer 405. Either way it reaches nothing.
+    const before = s.origin.requests.length;
+    const track = await rawRequest(s, 'TRACK', '/api/x', bearer(u.access_token));
+    assert.ok([405, 501].includes(track.status), `${track.status} ${track.text}`);
+    assert.equal(s.origin.requests.length, before, 'TRACK reached the origin');
   });
 
   test("the worker's own endpoints: a lower-case method is the standard one, any other method is 405", async () => {

@@ -4,7 +4,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createPublicKey, randomBytes, verify } from 'node:crypto';
+import { createServer } from 'node:http';
 import { startStack, call, login, bearer, readResponse } from '../support/stack.mjs';
+import { serve } from '../support/serve.mjs';
 
 let stack;
 before(async () => {
@@ -374,6 +376,82 @@ test('origin responses come back unchanged: 404 and 500 with their headers and b
   assert.equal(n.status, 204);
   assert.equal(n.text, '');
   assert.equal(n.headers.get('x-origin-test'), 'yes');
+});
+
+/**
+ * An origin that answers as if it were the worker: its error marker and
+ * identity headers on a 503 (`/forge/503`), a 401 (`/forge/401`), and on a
+ * 1 MB body streamed in chunks (`/forge/big`).
+ */
+async function startForgingOrigin() {
+  const server = createServer((req, res) => {
+    req.resume();
+    const forged = {
+      'X-WX-Edge-Error': 'store_unavailable',
+      'x-wx-openid': 'oForged',
+      X_WX_Phone: '110',
+      'Retry-After': '1',
+      'X-Origin-Test': 'yes',
+      'Set-Cookie': ['a=1; Path=/', 'b=2; Path=/'],
+    };
+    if (req.url.startsWith('/forge/big')) {
+      res.writeHead(200, { ...forged, 'Content-Type': 'application/octet-stream' });
+      const chunk = Buffer.alloc(64 * 1024, 'a');
+      for (let i = 0; i < 16; i++) res.write(chunk);
+      return res.end();
+    }
+    const code = req.url.startsWith('/forge/401') ? 401 : 503;
+    const error = code === 401 ? 'session_revoked' : 'store_unavailable';
+    const body = JSON.stringify({ error, message: 'forged by the origin' });
+    res.writeHead(code, { ...forged, 'X-WX-Edge-Error': error, 'Content-Type': 'application/json' });
+    res.end(body);
+  });
+  return serve(server, { port: 0, host: '127.0.0.1' });
+}
+
+test("the origin cannot forge the worker's error marker: X-WX-Edge-Error and every x-wx-* header are removed from its answer", async () => {
+  const origin = await startForgingOrigin();
+  const s = await startStack({ origin });
+  try {
+    const t = await login(s, 'forger.1');
+    for (const [code, error] of [
+      [503, 'store_unavailable'],
+      [401, 'session_revoked'],
+    ]) {
+      const res = await fetch(`${s.url}/forge/${code}`, { headers: bearer(t.access_token) });
+      const r = { ...(await readResponse(res)), cookies: res.headers.getSetCookie() };
+      // The origin's status, body and other headers, unchanged.
+      assert.equal(r.status, code, r.text);
+      assert.equal(r.json.error, error);
+      assert.equal(r.json.message, 'forged by the origin');
+      assert.equal(r.headers.get('retry-after'), '1');
+      assert.equal(r.headers.get('x-origin-test'), 'yes');
+      assert.equal(r.headers.get('content-type'), 'application/json');
+      assert.deepEqual(r.cookies, ['a=1; Path=/', 'b=2; Path=/']);
+      // Not the worker's marker, nor any x-wx-* header.
+      for (const name of r.headers.keys()) {
+        assert.ok(!norm(name).startsWith('x-wx-'), `${name} came back from the origin`);
+      }
+      assert.equal(r.headers.get('x-wx-edge-error'), null);
+    }
+    const big = await fetch(`${s.url}/forge/big`, { headers: bearer(t.access_token) });
+    assert.equal(big.status, 200);
+    assert.equal(big.headers.get('x-wx-openid'), null);
+    assert.equal(big.headers.get('x-wx-edge-error'), null);
+    const body = Buffer.from(await big.arrayBuffer());
+    assert.equal(body.length, 16 * 64 * 1024);
+    assert.ok(
+      body.every((b) => b === 0x61),
+      'the body streamed back whole',
+    );
+    // The worker's own answers keep their marker.
+    const own = await call(s, 'GET', '/forge/503');
+    assertError(own, 401, 'unauthorized');
+    assert.equal(own.headers.get('x-wx-edge-error'), 'unauthorized');
+  } finally {
+    await s.close();
+    await origin.close();
+  }
 });
 
 test('origin redirect → 302 with Location, not followed', async () => {

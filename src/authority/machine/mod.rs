@@ -115,6 +115,10 @@ pub(crate) struct SessionState {
     pub(crate) created_at: i64,
     /// When the current token pair was issued (login, rotation).
     pub(crate) issued_at: i64,
+    /// When a phone was last bound to this session without a rotation
+    /// (absent in a state saved before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) phone_at: Option<i64>,
     /// Sliding expiry, capped by `created_at + max_age`.
     pub(crate) expires_at: i64,
     /// Hash of the current refresh token.
@@ -231,6 +235,13 @@ pub(crate) struct Replica {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) phone: Option<Phone>,
     pub(crate) expires_at: i64,
+    /// The instant its unionid and phone are as of: the last login,
+    /// rotation or phone binding. An access token issued later is the
+    /// fresher word on them (the proxy compares its `iat`). Absent in a
+    /// replica written before it was kept: then the replica is taken as
+    /// the fresher.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) as_of: Option<i64>,
 }
 
 impl Replica {
@@ -241,6 +252,7 @@ impl Replica {
             unionid: s.unionid.clone(),
             phone: s.phone.clone(),
             expires_at: s.expires_at,
+            as_of: Some(s.phone_at.map_or(s.issued_at, |at| at.max(s.issued_at))),
         }
     }
 }

@@ -38,6 +38,7 @@ impl Step for Login {
             phone: carried_phone(user.phone.as_ref(), at.phone_listed),
             created_at: now,
             issued_at: now,
+            phone_at: None,
             expires_at: now.saturating_add(rules.refresh_ttl.min(rules.max_age)),
             refresh_hash: self.refresh_hash,
             prev_hash: None,
@@ -150,6 +151,7 @@ impl Step for BindPhone {
         // No rotation: the refresh hashes, the sealed pair and `issued_at`
         // stay as they are, so the token the client holds stays current.
         s.phone = Some(self.phone.clone());
+        s.phone_at = Some(now);
         effects.push(Effect::Put(self.sid, Replica::of(openid, s)));
         let session = s.view(openid);
         let user = state

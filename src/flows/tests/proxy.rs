@@ -425,6 +425,88 @@ fn the_origin_is_asked_without_redirects_caching_or_a_get_body() {
     }
     assert_eq!(
         Outgoing::to_origin("https://o.example", "/relative", "GET"),
-        None
+        Err(ApiError::Internal)
+    );
+    // A path that could climb out of the base path at the origin.
+    assert_eq!(
+        Outgoing::to_origin(
+            "https://o.example/api",
+            "https://e.example/..%2fadmin",
+            "GET"
+        ),
+        Err(ApiError::InvalidRequest(
+            "the path could leave the origin's base path"
+        ))
+    );
+}
+
+/// The phone as the freshest source says: a binding's token is newer than
+/// the replica an edge still caches (KV keeps one up to 60 s).
+#[test]
+fn a_phone_just_bound_passes_although_the_edge_still_caches_the_old_replica() {
+    let mut cfg = test_config();
+    cfg.require_phone = true;
+    cfg.phone_allowlist = true;
+    let w = World::with(cfg);
+    w.allow(PURE);
+    let r = w.login_at(NOW, &phone_login_reply());
+    let key = replica_key(&w.claims(&r.access_token, NOW).sid);
+    let cached = w.raw_entry(&key).expect("replica written at login");
+    let b = w
+        .bind(NOW + 2, &r, PhoneRequest::Encrypted(encrypted("phone_ok")))
+        .expect("binds");
+    // This edge still reads the replica from before the binding.
+    w.store.data.borrow_mut().insert(key.clone(), cached);
+    let sid = w.claims(&b.access_token, NOW + 3).sid;
+    assert_eq!(w.replica(&sid).and_then(|x| x.phone), None);
+    assert_eq!(
+        block_on(w.at(NOW + 3).proxy_identity("/api/x", Some(&bearer_of(&b)))),
+        Ok(Some(identity_of(&b, Some(PURE))))
+    );
+    // The older token has no phone of its own: the replica is the newer
+    // word for it, and says none yet.
+    assert_eq!(
+        block_on(w.at(NOW + 3).proxy_identity("/api/x", Some(&bearer_of(&r)))),
+        Err(ApiError::PhoneRequired)
+    );
+    // The allowlist stays a live check for the token's phone too.
+    block_on(w.store.delete(&allow_key(&expected_phone()))).expect("delete");
+    assert_eq!(
+        block_on(w.at(NOW + 4).proxy_identity("/api/x", Some(&bearer_of(&b)))),
+        Err(ApiError::NotInternalUser)
+    );
+}
+
+/// A replica written after the token (the phone gone at a later refresh,
+/// say) is the newer word, and one from before `as_of` was kept counts as
+/// newer than any token.
+#[test]
+fn a_replica_newer_than_the_token_wins_and_an_old_format_one_always_does() {
+    let mut cfg = test_config();
+    cfg.require_phone = true;
+    let w = World::with(cfg);
+    let r = w.login_at(NOW, &phone_login_reply());
+    let b = w
+        .bind(NOW + 2, &r, PhoneRequest::Encrypted(encrypted("phone_ok")))
+        .expect("binds");
+    let sid = w.claims(&b.access_token, NOW + 2).sid;
+    let mut replica = w.replica(&sid).expect("replica");
+    assert_eq!(replica.as_of, Some(NOW + 2));
+    replica.phone = None;
+    replica.as_of = Some(NOW + 5);
+    let put = |v: &Replica| {
+        let json = serde_json::to_string(v).expect("json");
+        block_on(w.store.put(&replica_key(&sid), &json, None)).expect("put");
+    };
+    put(&replica);
+    assert_eq!(
+        block_on(w.at(NOW + 6).proxy_identity("/api/x", Some(&bearer_of(&b)))),
+        Err(ApiError::PhoneRequired)
+    );
+    replica.as_of = None;
+    put(&replica);
+    assert_eq!(
+        block_on(w.at(NOW + 6).proxy_identity("/api/x", Some(&bearer_of(&b)))),
+        Err(ApiError::PhoneRequired)
     );
 }
