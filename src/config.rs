@@ -13,7 +13,7 @@ use crate::token::refresh::RefreshKey;
 
 mod url;
 
-use url::{http_base, tls_base};
+use url::tls_base;
 
 /// Where a request's session is checked: for proxied requests, as
 /// `SESSION_CHECK` says; the flows also name one outright (`/auth/session`
@@ -289,6 +289,7 @@ fn boolean(v: Option<&str>, name: &'static str) -> Result<bool, ConfigError> {
 
 #[cfg(test)]
 mod tests {
+    use super::url::http_base;
     use super::*;
     use crate::testkit::config::{
         load, test_config, vars, TEST_IDENTITY_SEED, TEST_REFRESH_SECRET, TEST_SECRET,
