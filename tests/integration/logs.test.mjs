@@ -129,5 +129,8 @@ test('the log names a user only from a verified identity: forged refresh tokens 
   // An admitted operator names the user the call was about.
   await call(s, 'GET', `/auth/admin/users/${victim.openid}`, { headers: bearer(TEST_ADMIN_TOKEN) });
   const admitted = (await lines(s)).filter((l) => l.event === 'admin_user' && l.outcome === 'ok');
-  assert.ok(admitted.some((l) => l.user === victimHash), JSON.stringify(admitted));
+  assert.ok(
+    admitted.some((l) => l.user === victimHash),
+    JSON.stringify(admitted),
+  );
 });

@@ -179,7 +179,11 @@ test('stale session_key (wx.login after getPhoneNumber) → 400 decrypt_failed t
 
 test('legacy data watermarked more than PHONE_DATA_MAX_AGE (600 s) ago → 400 invalid_request saying so; five such tries revoke the session', async () => {
   const t = await loginAs(stack, 'oldmark.1');
-  const old = encrypt(stack, { user: 'oldmark', phone: '13800138009', timestamp: Math.floor(Date.now() / 1000) - 3600 });
+  const old = encrypt(stack, {
+    user: 'oldmark',
+    phone: '13800138009',
+    timestamp: Math.floor(Date.now() / 1000) - 3600,
+  });
   for (let i = 0; i < 4; i++) {
     const r = await phone(stack, t.access_token, old);
     assertError(r, 400, 'invalid_request');

@@ -81,9 +81,7 @@ export async function startStack({
         WX_LOGIN_LIMITER: 10_000,
         ADMIN_LIMITER: 10_000,
         ...limits,
-      }).map(
-        ([name, limit], i) => [name, { namespace_id: String(2001 + i), simple: { limit, period: 60 } }],
-      ),
+      }).map(([name, limit], i) => [name, { namespace_id: String(2001 + i), simple: { limit, period: 60 } }]),
     ),
     bindings,
     handleRuntimeStdio(stdout, stderr) {
