@@ -18,7 +18,7 @@ use crate::http::path::{is_canonical, is_public, origin_target};
 use crate::ids::{AppId, OpenId, Subject};
 use crate::phone::Phone;
 use crate::secret::SessionKey;
-use crate::wechat::open_data::{EncryptedPhone, OpenDataError};
+use crate::wechat::open_data::{EncryptedPhone, Freshness, OpenDataError};
 
 fn header_name() -> impl Strategy<Value = String> {
     let spoofs = prop::sample::select(vec![
@@ -323,7 +323,7 @@ proptest! {
         let data: Vec<u8> = blocks.concat();
         let sealed = EncryptedPhone { encrypted_data: b64.encode(&data), iv: b64.encode(iv) };
         let key = SessionKey::from_base64(&b64.encode(key)).expect("16 bytes");
-        let got = sealed.open(&key, "wxd930ea5d5a258f4f");
+        let got = sealed.open(&key, "wxd930ea5d5a258f4f", Freshness { now: 0, max_age: u64::MAX });
         // Random bytes under a random key are never a phone.
         prop_assert!(got.is_err());
         if got == Err(OpenDataError::DecryptFailed) {

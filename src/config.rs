@@ -6,10 +6,14 @@
 
 use crate::ids::AppId;
 use crate::logs::LogSalt;
-use crate::secret::{AdminToken, AppSecret};
+use crate::secret::{strong_key, AdminToken, AppSecret};
 use crate::token::access::TokenKey;
 use crate::token::identity::IdentityKey;
 use crate::token::refresh::RefreshKey;
+
+mod url;
+
+use url::tls_base;
 
 /// Where a request's session is checked: for proxied requests, as
 /// `SESSION_CHECK` says; the flows also name one outright (`/auth/session`
@@ -55,6 +59,9 @@ pub(crate) struct Config {
     /// The operator endpoints' bearer token (`ADMIN_TOKEN`); without it
     /// they answer 404.
     pub(crate) admin_token: Option<AdminToken>,
+    /// `PHONE_DATA_MAX_AGE`: legacy phone data whose watermark timestamp
+    /// is older than this many seconds is refused.
+    pub(crate) phone_data_max_age: u64,
     /// Keys the user hash in operator logs (derived from `TOKEN_SECRET`).
     pub(crate) log_salt: LogSalt,
 }
@@ -73,6 +80,14 @@ impl std::fmt::Display for ConfigError {
 }
 
 pub(crate) const DEFAULT_API_BASE: &str = "https://api.weixin.qq.com";
+
+/// `PHONE_DATA_MAX_AGE`'s default, in seconds. WeChat documents the
+/// watermark's `timestamp` as the time the data was obtained, "for
+/// checking the data's timeliness", without naming a window; the client
+/// sends the data right after the user's tap, so ten minutes covers a slow
+/// network and the client's retries, and a captured `encryptedData`/`iv`
+/// stops working after it.
+pub(crate) const DEFAULT_PHONE_DATA_MAX_AGE: u64 = 600;
 
 fn err(variable: &'static str, problem: &'static str) -> ConfigError {
     ConfigError { variable, problem }
@@ -106,10 +121,10 @@ impl Config {
 
         let api_base = match get("WX_API_BASE") {
             None => DEFAULT_API_BASE.to_string(),
-            Some(v) => http_base(&v).map_err(|p| err("WX_API_BASE", p))?.0,
+            Some(v) => tls_base(&v).map_err(|p| err("WX_API_BASE", p))?.0,
         };
         let (origin_url, origin_audience) =
-            http_base(&get("ORIGIN_URL").ok_or(err("ORIGIN_URL", "is missing"))?)
+            tls_base(&get("ORIGIN_URL").ok_or(err("ORIGIN_URL", "is missing"))?)
                 .map_err(|p| err("ORIGIN_URL", p))?;
 
         let token_secret = get("TOKEN_SECRET").ok_or(err("TOKEN_SECRET", "is missing"))?;
@@ -189,16 +204,22 @@ impl Config {
         let require_phone = boolean(get("REQUIRE_PHONE").as_deref(), "REQUIRE_PHONE")?;
         let phone_allowlist = boolean(get("PHONE_ALLOWLIST").as_deref(), "PHONE_ALLOWLIST")?;
         let wechat_timeout_ms = seconds(get("WX_TIMEOUT_MS"), "WX_TIMEOUT_MS", 5_000, 100, 30_000)?;
+        // The same strength rule as the keying secrets: a bearer token
+        // that guards every user's sessions is a key too.
         let admin_token = match get("ADMIN_TOKEN") {
             None => None,
-            Some(v) if v.len() < 32 => {
-                return Err(err(
-                    "ADMIN_TOKEN",
-                    "is too short: use at least 32 random bytes (openssl rand -base64 48)",
-                ))
+            Some(v) => {
+                strong_key(&v).map_err(|problem| err("ADMIN_TOKEN", problem))?;
+                Some(AdminToken::new(v))
             }
-            Some(v) => Some(AdminToken::new(v)),
         };
+        let phone_data_max_age = seconds(
+            get("PHONE_DATA_MAX_AGE"),
+            "PHONE_DATA_MAX_AGE",
+            DEFAULT_PHONE_DATA_MAX_AGE,
+            30,
+            86_400,
+        )?;
 
         Ok(Config {
             appid: AppId::new(appid),
@@ -218,6 +239,7 @@ impl Config {
             wechat_timeout_ms,
             session_max_age,
             admin_token,
+            phone_data_max_age,
             log_salt,
         })
     }
@@ -238,109 +260,6 @@ impl Config {
     pub(crate) fn refresh_ttl_secs(&self) -> i64 {
         i64::try_from(self.refresh_ttl).unwrap_or(i64::MAX)
     }
-}
-
-/// Parses an http(s) base URL: returns it without a trailing slash, in
-/// canonical form (scheme and host lower-cased, the default port left out,
-/// an IPv6 address compressed), and its origin (`scheme://host[:port]`).
-///
-/// Parsed by hand rather than by a URL library (whose Unicode tables would
-/// be most of the worker's size), so it accepts only what is plainly
-/// `http(s)://host[:port][/path]`, and refuses, rather than rewrites,
-/// anything a URL parser would have to interpret: credentials (which the
-/// runtime's `fetch` refuses too), a query or fragment, a host that is not
-/// ASCII (give its `xn--` form) or an IPv4 address in other than dotted-quad
-/// form, a path with dot segments, whitespace or characters URLs escape.
-fn http_base(v: &str) -> Result<(String, String), &'static str> {
-    const NOT_HTTP: &str = "is not an http(s) URL";
-    let (scheme, rest) = v.split_once("://").ok_or(NOT_HTTP)?;
-    let scheme = scheme.to_ascii_lowercase();
-    let default_port = match scheme.as_str() {
-        "http" => 80,
-        "https" => 443,
-        _ => return Err(NOT_HTTP),
-    };
-    if rest.contains(['?', '#']) {
-        return Err("may not have a query or fragment");
-    }
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    if authority.contains('@') {
-        return Err("may not contain credentials (user@host)");
-    }
-    let (host, port) = host_and_port(authority)?;
-    let port = match port {
-        None | Some("") => None,
-        Some(p) if p.bytes().all(|b| b.is_ascii_digit()) => {
-            Some(p.parse::<u16>().map_err(|_| "has an invalid port")?)
-        }
-        Some(_) => return Err("has an invalid port"),
-    };
-    let origin = match port {
-        Some(p) if p != default_port => format!("{scheme}://{host}:{p}"),
-        _ => format!("{scheme}://{host}"),
-    };
-    if !plain_path(path) {
-        return Err("has a path that is not plain (dot segments, spaces or characters to escape)");
-    }
-    Ok((format!("{origin}{}", path.trim_end_matches('/')), origin))
-}
-
-/// The host (canonical) and the port (as written) of an authority.
-fn host_and_port(authority: &str) -> Result<(String, Option<&str>), &'static str> {
-    const BAD_HOST: &str = "has an invalid host";
-    if let Some(v6) = authority.strip_prefix('[') {
-        let (address, after) = v6.split_once(']').ok_or(BAD_HOST)?;
-        let address: std::net::Ipv6Addr = address.parse().map_err(|_| BAD_HOST)?;
-        let port = match after {
-            "" => None,
-            _ => Some(after.strip_prefix(':').ok_or("has an invalid port")?),
-        };
-        return Ok((format!("[{address}]"), port));
-    }
-    let (host, port) = match authority.split_once(':') {
-        Some((host, port)) => (host, Some(port)),
-        None => (authority, None),
-    };
-    Ok((reg_name(host).ok_or(BAD_HOST)?, port))
-}
-
-/// A host name, lower-cased: ASCII letters, digits, `-` and `_` in
-/// non-empty labels separated by dots. One whose last label is a number is
-/// an IPv4 address to a URL parser, so it must be one, in dotted-quad form.
-fn reg_name(host: &str) -> Option<String> {
-    let host = host.to_ascii_lowercase();
-    let labels_ok = host.split('.').all(|label| {
-        !label.is_empty()
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    });
-    let last = host.rsplit('.').next().unwrap_or_default();
-    let numeric = last.bytes().all(|b| b.is_ascii_digit()) || last.starts_with("0x");
-    if !labels_ok || (numeric && host.parse::<std::net::Ipv4Addr>().is_err()) {
-        return None;
-    }
-    Some(host)
-}
-
-/// Whether `path` is empty or `/`-separated segments of unreserved
-/// characters, sub-delimiters, `:`, `@` and well-formed `%XX` escapes, none
-/// of them `.` or `..` (plainly or escaped).
-fn plain_path(path: &str) -> bool {
-    let bytes = path.as_bytes();
-    let escapes_ok = bytes.iter().enumerate().all(|(i, &b)| {
-        b != b'%'
-            || (bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
-                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
-    });
-    let chars_ok = path
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@%/".contains(&b));
-    let no_dots = path.split('/').all(|segment| {
-        let s = segment.to_ascii_lowercase().replace("%2e", ".");
-        s != "." && s != ".."
-    });
-    (path.is_empty() || path.starts_with('/')) && escapes_ok && chars_ok && no_dots
 }
 
 fn seconds(
@@ -370,6 +289,7 @@ fn boolean(v: Option<&str>, name: &'static str) -> Result<bool, ConfigError> {
 
 #[cfg(test)]
 mod tests {
+    use super::url::http_base;
     use super::*;
     use crate::testkit::config::{
         load, test_config, vars, TEST_IDENTITY_SEED, TEST_REFRESH_SECRET, TEST_SECRET,
@@ -396,12 +316,77 @@ mod tests {
         let mut v = vars();
         v.insert("SESSION_CHECK", "authority".into());
         v.insert("SESSION_MAX_AGE", "86400".into());
-        v.insert("ADMIN_TOKEN", "a".repeat(31) + "b");
+        v.insert(
+            "ADMIN_TOKEN",
+            "op-admin-token-0123456789abcdefghijKLMN".into(),
+        );
         let c = load(&v).expect("valid");
         assert_eq!(c.session_check, SessionCheck::Authority);
         assert_eq!(c.session_max_age, 86_400);
         assert!(c.admin_token.is_some());
-        assert!(!format!("{c:?}").contains(&"a".repeat(31)));
+        assert!(!format!("{c:?}").contains("0123456789abcdefghij"));
+    }
+
+    #[test]
+    fn admin_token_is_strength_checked_like_token_secret() {
+        for weak in [
+            "a".repeat(31) + "b",
+            "ab".repeat(20),
+            "short-admin-token".into(),
+        ] {
+            let mut v = vars();
+            v.insert("ADMIN_TOKEN", weak.clone());
+            let e = load(&v).unwrap_err();
+            assert_eq!(e.variable, "ADMIN_TOKEN", "{weak}");
+            assert!(!e.to_string().contains(&weak));
+            assert_eq!(Err(e.problem), strong_key(&weak).map(|_| ()));
+        }
+    }
+
+    #[test]
+    fn origin_and_wechat_urls_must_be_https_unless_loopback() {
+        for name in ["ORIGIN_URL", "WX_API_BASE"] {
+            for url in [
+                "http://api.example.com",
+                "http://10.0.0.1:8080/v1",
+                "http://localhost.example.com",
+                "http://128.0.0.1",
+                "http://[::2]:8788",
+                "http://[::ffff:127.0.0.1]",
+            ] {
+                let mut v = vars();
+                v.insert(name, url.into());
+                let e = load(&v).unwrap_err();
+                assert_eq!(e.variable, name, "{url}");
+                assert!(e.problem.contains("https://"), "{url}: {}", e.problem);
+            }
+            for url in [
+                "https://api.example.com",
+                "HTTPS://api.example.com/v1",
+                "http://127.0.0.1:8788",
+                "http://127.9.8.7",
+                "http://localhost:8789/api",
+                "http://LOCALHOST",
+                "http://[::1]:8788",
+                "http://[0:0:0:0:0:0:0:1]",
+            ] {
+                let mut v = vars();
+                v.insert(name, url.into());
+                assert!(load(&v).is_ok(), "{name}={url}");
+            }
+        }
+    }
+
+    #[test]
+    fn phone_data_max_age_has_a_default_and_a_range() {
+        assert_eq!(test_config().phone_data_max_age, 600);
+        let mut v = vars();
+        v.insert("PHONE_DATA_MAX_AGE", "120".into());
+        assert_eq!(load(&v).expect("valid").phone_data_max_age, 120);
+        for bad in ["0", "10", "86401", "ten"] {
+            v.insert("PHONE_DATA_MAX_AGE", bad.into());
+            assert_eq!(load(&v).unwrap_err().variable, "PHONE_DATA_MAX_AGE");
+        }
     }
 
     #[test]

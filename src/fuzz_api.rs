@@ -9,7 +9,13 @@ use crate::http::path::{is_canonical, is_public, origin_target, path_of};
 use crate::secret::SessionKey;
 use crate::token::access::{verify_access, TokenKey};
 use crate::token::refresh::{ParsedRefresh, RefreshKey};
-use crate::wechat::open_data::{EncryptedPhone, OpenDataError};
+use crate::wechat::open_data::{EncryptedPhone, Freshness, OpenDataError};
+
+/// Whatever the watermark's age: the fuzzers look at decryption.
+const ANY_AGE: Freshness = Freshness {
+    now: 0,
+    max_age: u64::MAX,
+};
 use crate::wechat::HttpResponse;
 
 fn text(data: &[u8]) -> String {
@@ -120,7 +126,7 @@ pub fn phone(data: &[u8]) {
         encrypted_data: b64.encode(ct),
         iv: b64.encode(iv),
     };
-    if let Err(OpenDataError::DecryptFailed) = sealed.open(&key, "wxd930ea5d5a258f4f") {
+    if let Err(OpenDataError::DecryptFailed) = sealed.open(&key, "wxd930ea5d5a258f4f", ANY_AGE) {
         assert_eq!(
             ApiError::from(OpenDataError::DecryptFailed).to_response(),
             ApiError::DecryptFailed.to_response()
@@ -131,7 +137,7 @@ pub fn phone(data: &[u8]) {
         encrypted_data: text(ct),
         iv: text(iv),
     };
-    let _ = raw.open(&key, "wxd930ea5d5a258f4f");
+    let _ = raw.open(&key, "wxd930ea5d5a258f4f", ANY_AGE);
 }
 
 /// WeChat's replies, whatever the bytes: parsed or refused, never echoed.

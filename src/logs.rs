@@ -12,6 +12,7 @@ use serde::Serialize;
 use sha2::Sha256;
 
 use crate::ids::OpenId;
+use crate::limits::{Limit, OnFailure};
 
 /// The key of the user hash: derived from `TOKEN_SECRET` at start.
 #[derive(Clone)]
@@ -75,6 +76,49 @@ pub(crate) struct LogLine<'a> {
     pub(crate) user: Option<String>,
 }
 
+/// The event of a refused operator call (no or a wrong `ADMIN_TOKEN`):
+/// its own, so that guessing shows up apart from operators' mistakes of
+/// another kind.
+pub(crate) const OPERATOR_REFUSED: &str = "operator_refused";
+
+/// The event a request is logged as: the route's, except that an operator
+/// endpoint refusing the bearer token is [`OPERATOR_REFUSED`].
+fn event_of(event: &str, result: Result<(), Failure>) -> &str {
+    let operator = matches!(event, "admin_user" | "revoke");
+    match result {
+        Err(f) if operator && matches!(f.code, "unauthorized" | "invalid_token") => {
+            OPERATOR_REFUSED
+        }
+        _ => event,
+    }
+}
+
+/// The line logged each time a rate limiter fails (its binding throws):
+/// which binding, what the request met (`closed`: 503, `open`: let
+/// through), and how many times that limiter has failed in this isolate.
+pub(crate) fn limiter_failed(limit: Limit, failures: u64) -> String {
+    #[derive(Serialize)]
+    struct Line {
+        event: &'static str,
+        outcome: &'static str,
+        binding: &'static str,
+        on_failure: &'static str,
+        failures: u64,
+    }
+    let line = Line {
+        event: "limiter_failed",
+        outcome: "error",
+        binding: limit.binding(),
+        on_failure: match limit.on_failure() {
+            OnFailure::Closed => "closed",
+            OnFailure::Open => "open",
+        },
+        failures,
+    };
+    serde_json::to_string(&line)
+        .unwrap_or_else(|_| r#"{"event":"limiter_failed","outcome":"error"}"#.to_string())
+}
+
 impl<'a> LogLine<'a> {
     /// The line for `event`, ended as `result`.
     pub(crate) fn new(
@@ -90,7 +134,7 @@ impl<'a> LogLine<'a> {
             Err(f) => ("error", Some(f.code), Some(f.status), f.wechat_errcode),
         };
         LogLine {
-            event,
+            event: event_of(event, result),
             outcome,
             code,
             status,
@@ -153,6 +197,49 @@ mod tests {
             r#"{"event":"refresh","outcome":"ok","duration_ms":3,"request_id":"r"}"#
         );
         assert!(!format!("{salt:?}").contains(&format!("{:?}", salt.0)));
+    }
+
+    #[test]
+    fn a_refused_operator_call_is_its_own_event() {
+        let salt = LogSalt::derive("test-only-token-secret-0123456789abcdefghijklmnop");
+        let fail = |code, status| Failure {
+            code,
+            status,
+            wechat_errcode: None,
+        };
+        let event = |event, result| {
+            let line = LogLine::new(event, result, None, &salt, 1, "r").to_json();
+            serde_json::from_str::<serde_json::Value>(&line).expect("JSON")["event"].clone()
+        };
+        for route in ["admin_user", "revoke"] {
+            assert_eq!(
+                event(route, Err(fail("unauthorized", 401))),
+                OPERATOR_REFUSED
+            );
+            assert_eq!(
+                event(route, Err(fail("invalid_token", 401))),
+                OPERATOR_REFUSED
+            );
+            assert_eq!(event(route, Err(fail("not_found", 404))), route);
+            assert_eq!(event(route, Err(fail("rate_limited", 429))), route);
+            assert_eq!(event(route, Ok(())), route);
+        }
+        // Another route's 401 is that route's.
+        assert_eq!(event("session", Err(fail("invalid_token", 401))), "session");
+    }
+
+    #[test]
+    fn a_failing_limiter_is_logged_with_its_binding_policy_and_count() {
+        let v: serde_json::Value =
+            serde_json::from_str(&limiter_failed(Limit::Code2Session, 3)).expect("JSON");
+        assert_eq!(v["event"], "limiter_failed");
+        assert_eq!(v["outcome"], "error");
+        assert_eq!(v["binding"], "WX_LOGIN_LIMITER");
+        assert_eq!(v["on_failure"], "closed");
+        assert_eq!(v["failures"], 3);
+        let v: serde_json::Value =
+            serde_json::from_str(&limiter_failed(Limit::Refresh, 1)).expect("JSON");
+        assert_eq!(v["on_failure"], "open");
     }
 
     #[test]

@@ -253,8 +253,9 @@ impl<'de> Deserialize<'de> for CountryCode {
     }
 }
 
-/// `timestamp` is not read: this module has no clock, and WeChat's
-/// documentation gives it no meaning for validation.
+/// `timestamp` is not read here (this module has no clock): legacy data's
+/// age is checked where it is opened (`wechat::open_data`, against
+/// `PHONE_DATA_MAX_AGE`); the phone API's `code` is single-use anyway.
 #[derive(Deserialize)]
 struct Watermark {
     appid: String,

@@ -27,7 +27,7 @@ use crate::config::Config;
 use crate::ids::{OpenId, SessionId};
 use crate::phone::Phone;
 use crate::store::{allow_key, put_json, replica_key, Store, StoreError};
-use crate::wechat::open_data::OpenDataError;
+use crate::wechat::open_data::{Freshness, OpenDataError};
 
 /// Where an authority keeps its state (Durable Object storage).
 #[allow(async_fn_in_trait)] // used with concrete types only; no Send bound wanted on wasm
@@ -339,12 +339,21 @@ impl<St: StateStore, K: Store, Tm: Timer> Run<'_, '_, St, K, Tm> {
         let Some(key) = self.state.live_key(&request.sid, self.now) else {
             return Ok(Err(BindDenied::SessionRevoked));
         };
-        match request.encrypted.open(key, self.server.cfg.appid.as_str()) {
+        let freshness = Freshness {
+            now: self.now,
+            max_age: self.server.cfg.phone_data_max_age,
+        };
+        match request
+            .encrypted
+            .open(key, self.server.cfg.appid.as_str(), freshness)
+        {
             Ok(phone) => {
                 let listed = self.server.listed(Some(&phone)).await?;
                 self.commit(request.opened(phone), listed).await
             }
-            Err(e @ OpenDataError::DecryptFailed) => {
+            // Stale data counts like data that does not decrypt: a replay
+            // is an attempt.
+            Err(e @ (OpenDataError::DecryptFailed | OpenDataError::Stale)) => {
                 let sid = request.sid;
                 self.commit(DecryptFailed { sid }, None).await?;
                 Ok(Err(BindDenied::OpenData(e)))

@@ -7,6 +7,7 @@ use crate::authority::{AuthorityClient, ReadUser, RevokeAll, UserSummary};
 use crate::error::ApiError;
 use crate::http::headers::bearer;
 use crate::ids::{OpenId, UnionId};
+use crate::limits::{client_key, Limit};
 use crate::phone::Phone;
 
 /// `GET /auth/admin/users/{openid}`: the user record and the number of
@@ -50,12 +51,20 @@ fn openid_from_path(segment: &str) -> Result<OpenId, ApiError> {
 }
 
 impl<P: Platform> Edge<'_, P> {
-    /// Without `ADMIN_TOKEN` the endpoints do not exist (404); with it, a
+    /// Without `ADMIN_TOKEN` the endpoints do not exist (404); with it,
+    /// the call is counted against the operator limit per client address
+    /// (before the token is looked at, so guesses are counted too), and a
     /// missing or wrong bearer is 401. Compared in constant time.
-    fn admit_operator(&self, authorization: Option<&str>) -> Result<(), ApiError> {
+    async fn admit_operator(
+        &self,
+        authorization: Option<&str>,
+        client_ip: Option<&str>,
+    ) -> Result<(), ApiError> {
         let Some(expected) = &self.cfg.admin_token else {
             return Err(ApiError::NotFound);
         };
+        self.within_limit(Limit::Admin, &client_key(client_ip))
+            .await?;
         match bearer(authorization) {
             None => Err(ApiError::Unauthorized),
             Some(t) if expected.matches(t) => Ok(()),
@@ -65,32 +74,38 @@ impl<P: Platform> Edge<'_, P> {
 
     /// The user an operator request is about, once the operator is
     /// admitted (admission is decided first: 404/401 before a bad openid).
-    fn operator_target(
+    async fn operator_target(
         &self,
         authorization: Option<&str>,
+        client_ip: Option<&str>,
         openid: &str,
     ) -> Result<OpenId, ApiError> {
-        self.admit_operator(authorization)?;
+        self.admit_operator(authorization, client_ip).await?;
         openid_from_path(openid)
     }
 
     /// Whom an operator request is about, once the operator is admitted
-    /// (for the log line only: decides nothing).
+    /// (for the log line only: decides nothing, counts nothing).
     pub(crate) fn operator_subject(
         &self,
         authorization: Option<&str>,
         openid: &str,
     ) -> Option<OpenId> {
-        self.operator_target(authorization, openid).ok()
+        let expected = self.cfg.admin_token.as_ref()?;
+        bearer(authorization).filter(|t| expected.matches(t))?;
+        openid_from_path(openid).ok()
     }
 
     /// `GET /auth/admin/users/{openid}`.
     pub(crate) async fn admin_user(
         &self,
         authorization: Option<&str>,
+        client_ip: Option<&str>,
         openid: &str,
     ) -> Result<AdminUser, ApiError> {
-        let openid = self.operator_target(authorization, openid)?;
+        let openid = self
+            .operator_target(authorization, client_ip, openid)
+            .await?;
         let UserSummary {
             user,
             live_sessions,
@@ -113,9 +128,12 @@ impl<P: Platform> Edge<'_, P> {
     pub(crate) async fn admin_revoke(
         &self,
         authorization: Option<&str>,
+        client_ip: Option<&str>,
         openid: &str,
     ) -> Result<Revoked, ApiError> {
-        let openid = self.operator_target(authorization, openid)?;
+        let openid = self
+            .operator_target(authorization, client_ip, openid)
+            .await?;
         let revoked = self.authority.call(&openid, RevokeAll).await?;
         Ok(Revoked { revoked })
     }

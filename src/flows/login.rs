@@ -1,10 +1,10 @@
 //! `POST /auth/login`: a `wx.login` code becomes a session and a token pair.
 
-use super::{Edge, Platform, TokenResponse, UNKNOWN_CLIENT};
+use super::{Edge, Platform, TokenResponse};
 use crate::authority::{AuthorityClient, Login};
 use crate::error::ApiError;
 use crate::ids::{SessionId, WxCode};
-use crate::limits::Limit;
+use crate::limits::{client_key, Limit};
 use crate::token::refresh::NewRefresh;
 use crate::wechat::api;
 
@@ -19,7 +19,11 @@ impl<P: Platform> Edge<'_, P> {
         let code = WxCode::parse(code)?;
         // Before WeChat is asked: a flood of codes must not spend the
         // app's quota.
-        self.within_limit(Limit::Login, client_ip.unwrap_or(UNKNOWN_CLIENT))
+        self.within_limit(Limit::Login, &client_key(client_ip))
+            .await?;
+        // The location's ceiling on code2Session, whatever the addresses:
+        // the quota is the app's.
+        self.within_limit(Limit::Code2Session, self.cfg.appid.as_str())
             .await?;
         let wx = api::code2session(self.wechat, self.cfg, &code).await?;
         let sid = SessionId::generate(self.rng)?;

@@ -24,7 +24,7 @@ use crate::authority::{AuthorityClient, SessionView};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::ids::{SessionId, UnionId};
-use crate::limits::{Limit, Limiter};
+use crate::limits::{Limit, Limiter, OnFailure};
 use crate::random::Random;
 use crate::secret::RefreshToken;
 use crate::store::Store;
@@ -117,10 +117,6 @@ pub(crate) struct PhoneResponse {
     pub(crate) phone_bound: bool,
 }
 
-/// The rate-limit key of a request without `CF-Connecting-IP` (local
-/// development): all such requests share one budget.
-pub(crate) const UNKNOWN_CLIENT: &str = "unknown";
-
 /// Seconds from `now` until `at`, never negative.
 fn secs_until(at: i64, now: i64) -> u64 {
     u64::try_from(at.saturating_sub(now)).unwrap_or(0)
@@ -128,11 +124,17 @@ fn secs_until(at: i64, now: i64) -> u64 {
 
 impl<P: Platform> Edge<'_, P> {
     /// Counts this request against `limit` for `key`: 429 `rate_limited`
-    /// over it. A failing limiter lets the request through.
+    /// over it. A failing limiter (logged and counted by the limiter port)
+    /// refuses the request with 503 or lets it through, as
+    /// [`Limit::on_failure`] decides for that limit.
     pub(super) async fn within_limit(&self, limit: Limit, key: &str) -> Result<(), ApiError> {
         match self.limits.allow(limit, key).await {
-            Ok(true) | Err(_) => Ok(()),
+            Ok(true) => Ok(()),
             Ok(false) => Err(ApiError::RateLimited { errcode: None }),
+            Err(_) => match limit.on_failure() {
+                OnFailure::Open => Ok(()),
+                OnFailure::Closed => Err(ApiError::StoreUnavailable),
+            },
         }
     }
 

@@ -1,10 +1,10 @@
 //! `POST /auth/refresh`: rotation with reuse detection, decided by the
 //! user's session authority.
 
-use super::{Edge, Platform, TokenResponse, UNKNOWN_CLIENT};
+use super::{Edge, Platform, TokenResponse};
 use crate::authority::{AuthorityClient, Refresh, Refreshed};
 use crate::error::ApiError;
-use crate::limits::Limit;
+use crate::limits::{client_key, Limit};
 use crate::token::refresh::{NewRefresh, ParsedRefresh};
 
 impl<P: Platform> Edge<'_, P> {
@@ -16,7 +16,7 @@ impl<P: Platform> Edge<'_, P> {
         token: &str,
         client_ip: Option<&str>,
     ) -> Result<TokenResponse, ApiError> {
-        self.within_limit(Limit::Refresh, client_ip.unwrap_or(UNKNOWN_CLIENT))
+        self.within_limit(Limit::Refresh, &client_key(client_ip))
             .await?;
         // The tag first: a token this deployment did not mint names no
         // authority, so it never creates one nor waits in a user's queue.

@@ -107,13 +107,13 @@ impl<P: Platform> Edge<'_, P> {
             }
             Route::AdminUser(openid) => {
                 user = self.operator_subject(req.authorization, openid);
-                self.admin_user(req.authorization, openid)
+                self.admin_user(req.authorization, req.client_ip, openid)
                     .await
                     .and_then(|r| json(&r))
             }
             Route::AdminRevoke(openid) => {
                 user = self.operator_subject(req.authorization, openid);
-                self.admin_revoke(req.authorization, openid)
+                self.admin_revoke(req.authorization, req.client_ip, openid)
                     .await
                     .and_then(|r| json(&r))
             }

@@ -38,6 +38,7 @@ const CONFIG_VARS: &[&str] = &[
     "WX_TIMEOUT_MS",
     "SESSION_MAX_AGE",
     "ADMIN_TOKEN",
+    "PHONE_DATA_MAX_AGE",
 ];
 
 /// The runtime's ports, as the core's [`Platform`].

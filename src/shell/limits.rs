@@ -4,12 +4,13 @@ use js_sys::Object;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 use worker::worker_sys::RateLimiter;
-use worker::{console_error, Env};
+use worker::{console_error, console_log, Env};
 
 use super::bindings::Unbound;
 use super::js::{binding, settled};
 
-use crate::limits::{Limit, Limiter};
+use crate::limits::{FailureCounts, Limit, Limiter};
+use crate::logs::limiter_failed;
 use crate::store::StoreError;
 
 #[wasm_bindgen]
@@ -44,39 +45,45 @@ async fn allow(binding: &RateLimiter, key: &str) -> Result<bool, JsValue> {
         .ok_or_else(|| JsValue::from_str("the outcome has no boolean `success`"))
 }
 
-/// The three bindings of `wrangler.toml` (`[[ratelimits]]`).
+/// The bindings of `wrangler.toml` (`[[ratelimits]]`), one per [`Limit`],
+/// in [`Limit::ALL`]'s order, and how often each failed in this isolate.
 pub(super) struct WorkerLimits {
-    login: RateLimiter,
-    refresh: RateLimiter,
-    phone: RateLimiter,
+    bindings: Vec<(Limit, RateLimiter)>,
+    failures: FailureCounts,
 }
 
 impl WorkerLimits {
     /// A missing binding is a configuration error naming it: the contract
     /// promises these limits, so the worker does not serve without them.
     pub(super) fn from_env(env: &Env) -> Result<Self, Unbound> {
-        let get = |limit: Limit| {
-            binding(env, limit.binding()).ok_or(Unbound {
-                binding: limit.binding(),
-                problem: "is not bound to a rate limit ([[ratelimits]] in wrangler.toml)",
+        let bindings = Limit::ALL
+            .iter()
+            .map(|&limit| {
+                binding(env, limit.binding())
+                    .map(|b| (limit, b))
+                    .ok_or(Unbound {
+                        binding: limit.binding(),
+                        problem: "is not bound to a rate limit ([[ratelimits]] in wrangler.toml)",
+                    })
             })
-        };
+            .collect::<Result<_, _>>()?;
         Ok(WorkerLimits {
-            login: get(Limit::Login)?,
-            refresh: get(Limit::Refresh)?,
-            phone: get(Limit::Phone)?,
+            bindings,
+            failures: FailureCounts::default(),
         })
     }
 }
 
 impl Limiter for WorkerLimits {
     async fn allow(&self, limit: Limit, key: &str) -> Result<bool, StoreError> {
-        let binding = match limit {
-            Limit::Login => &self.login,
-            Limit::Refresh => &self.refresh,
-            Limit::Phone => &self.phone,
+        let Some((_, binding)) = self.bindings.iter().find(|(l, _)| *l == limit) else {
+            return Err(StoreError);
         };
         allow(binding, key).await.map_err(|e| {
+            // One line per failure, with the isolate's count so far; the
+            // runtime's message on its own line (it may be long).
+            let failures = self.failures.record(limit);
+            console_log!("{}", limiter_failed(limit, failures));
             console_error!("rate limiter {} failed: {e:?}", limit.binding());
             StoreError
         })

@@ -45,6 +45,30 @@ pub(crate) enum OpenDataError {
     /// Decrypted fine, this app's (or no) watermark, but not a phone
     /// number: the client sent other open data (user info, a run count…).
     NotPhone,
+    /// A phone of this app, but its watermark `timestamp` is older than
+    /// `PHONE_DATA_MAX_AGE` (or missing): a replay of captured data, or
+    /// data kept too long. Counts as a failed attempt, like
+    /// [`DecryptFailed`](OpenDataError::DecryptFailed).
+    Stale,
+}
+
+/// When legacy data is opened, and how old its watermark may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Freshness {
+    /// Unix seconds.
+    pub(crate) now: i64,
+    /// `PHONE_DATA_MAX_AGE`, seconds.
+    pub(crate) max_age: u64,
+}
+
+impl Freshness {
+    /// Whether data watermarked at `timestamp` may still be used: not older
+    /// than `max_age`. A timestamp ahead of the clock is accepted (only
+    /// WeChat can write one; the clocks may differ).
+    pub(crate) fn admits(self, timestamp: Option<i64>) -> bool {
+        let max_age = i64::try_from(self.max_age).unwrap_or(i64::MAX);
+        timestamp.is_some_and(|t| self.now.saturating_sub(t) <= max_age)
+    }
 }
 
 /// The input of [`decode_lenient_base64`] is not base64.
@@ -128,11 +152,13 @@ pub(crate) struct EncryptedPhone {
 impl EncryptedPhone {
     /// Decrypts, parses `{"phoneNumber", "purePhoneNumber", "countryCode"
     /// (string or number), "watermark": {"appid", "timestamp"}}` and checks
-    /// `watermark.appid == expected_appid`.
+    /// `watermark.appid == expected_appid`, then that `watermark.timestamp`
+    /// is fresh enough (`freshness`).
     pub(crate) fn open(
         &self,
         session_key: &SessionKey,
         expected_appid: &str,
+        freshness: Freshness,
     ) -> Result<Phone, OpenDataError> {
         let plain = decrypt_open_data(session_key, &self.encrypted_data, &self.iv)?;
         // Decrypted means: the padding checked out and the plaintext is a
@@ -155,10 +181,18 @@ impl EncryptedPhone {
             Some(_) => {}
             None => return Err(OpenDataError::NotPhone),
         }
-        Phone::from_phone_info(&value, expected_appid).map_err(|e| match e {
+        let phone = Phone::from_phone_info(&value, expected_appid).map_err(|e| match e {
             PhoneInfoError::Malformed => OpenDataError::NotPhone,
             PhoneInfoError::WatermarkMismatch => OpenDataError::WatermarkMismatch,
-        })
+        })?;
+        let timestamp = value
+            .pointer("/watermark/timestamp")
+            .and_then(serde_json::Value::as_i64);
+        if freshness.admits(timestamp) {
+            Ok(phone)
+        } else {
+            Err(OpenDataError::Stale)
+        }
     }
 }
 
@@ -169,6 +203,12 @@ mod tests {
     use aes::cipher::BlockEncryptMut;
     use base64::engine::general_purpose::STANDARD;
     use serde_json::{json, Value};
+
+    /// The vectors' watermark instant, with the default window.
+    const AT: Freshness = Freshness {
+        now: 1_764_000_000,
+        max_age: 600,
+    };
 
     /// Test-only copy of the shared vectors; each section names its source
     /// in the file's `_source`.
@@ -237,6 +277,58 @@ mod tests {
     const APPID: &str = "wxd930ea5d5a258f4f";
 
     #[test]
+    fn phone_data_older_than_the_window_is_stale() {
+        let v = vectors();
+        let (key, appid) = (key_of(&v, "phone_ok"), field(&v, "phone_ok", "appid"));
+        let sealed = encrypted(&v, "phone_ok");
+        // Watermarked at 1_764_000_000: fresh up to max_age after it, and
+        // before it (clock skew).
+        for now in [1_764_000_000 - 3_600, 1_764_000_000, 1_764_000_600] {
+            let at = Freshness { now, max_age: 600 };
+            assert!(sealed.open(&key, appid, at).is_ok(), "{now}");
+        }
+        for (now, max_age) in [
+            (1_764_000_601, 600),
+            (1_764_000_061, 60),
+            (1_800_000_000, 600),
+        ] {
+            let at = Freshness { now, max_age };
+            assert_eq!(
+                sealed.open(&key, appid, at),
+                Err(OpenDataError::Stale),
+                "{now}"
+            );
+        }
+        // Another app's data stays a mismatch, however old.
+        let foreign = encrypted(&v, "phone_foreign_appid");
+        let late = Freshness {
+            now: 1_800_000_000,
+            max_age: 600,
+        };
+        assert_eq!(
+            foreign.open(&key_of(&v, "phone_foreign_appid"), appid, late),
+            Err(OpenDataError::WatermarkMismatch)
+        );
+        // A phone without a timestamp cannot be shown fresh.
+        let key = SessionKey::from_base64(&STANDARD.encode(KEY)).expect("16-byte key");
+        let mut plain = phone_json(json!("86"), APPID);
+        plain["watermark"]
+            .as_object_mut()
+            .expect("watermark")
+            .remove("timestamp");
+        let iv = [3u8; 16];
+        let sealed = EncryptedPhone {
+            encrypted_data: STANDARD.encode(encrypt_raw(
+                &KEY,
+                &iv,
+                &pkcs7(plain.to_string().as_bytes()),
+            )),
+            iv: STANDARD.encode(iv),
+        };
+        assert_eq!(sealed.open(&key, APPID, AT), Err(OpenDataError::Stale));
+    }
+
+    #[test]
     fn official_sample_decrypts_to_its_exact_plaintext() {
         let v = vectors();
         let case = "decrypt_userinfo";
@@ -253,7 +345,7 @@ mod tests {
     fn phone_ok_opens() {
         let v = vectors();
         let phone = encrypted(&v, "phone_ok")
-            .open(&key_of(&v, "phone_ok"), field(&v, "phone_ok", "appid"))
+            .open(&key_of(&v, "phone_ok"), field(&v, "phone_ok", "appid"), AT)
             .expect("phone_ok opens");
         assert_eq!(phone, Phone::for_tests("13800138000", "13800138000", "86"));
     }
@@ -265,13 +357,13 @@ mod tests {
         let sealed = encrypted(&v, case);
         let key = key_of(&v, case);
         assert_eq!(
-            sealed.open(&key, field(&v, case, "appid")),
+            sealed.open(&key, field(&v, case, "appid"), AT),
             Err(OpenDataError::WatermarkMismatch)
         );
         // For the app it does belong to, it opens, and its numeric
         // countryCode becomes a string.
         let phone = sealed
-            .open(&key, "wx0000000000000000")
+            .open(&key, "wx0000000000000000", AT)
             .expect("opens for its own appid");
         assert_eq!(phone.country_code(), "1");
         assert_eq!(phone.pure_phone_number(), "4155550123");
@@ -339,7 +431,8 @@ mod tests {
         assert_eq!(
             sealed.open(
                 &SessionKey::from_base64(&STANDARD.encode(KEY)).expect("16-byte key"),
-                APPID
+                APPID,
+                AT
             ),
             Err(OpenDataError::NotPhone)
         );
@@ -360,7 +453,7 @@ mod tests {
             br#"{"phoneNumber":"1","purePhoneNumber":"x","countryCode":"86","watermark":{"appid":"wxd930ea5d5a258f4f"}}"#,
         ] {
             assert_eq!(
-                seal(plain).open(&key, APPID),
+                seal(plain).open(&key, APPID, AT),
                 Err(OpenDataError::NotPhone),
                 "{}",
                 String::from_utf8_lossy(plain)
@@ -370,13 +463,13 @@ mod tests {
         let foreign =
             br#"{"openId":"o1","watermark":{"timestamp":1,"appid":"wx0000000000000000"}}"#;
         assert_eq!(
-            seal(foreign).open(&key, APPID),
+            seal(foreign).open(&key, APPID, AT),
             Err(OpenDataError::WatermarkMismatch)
         );
         // What is not a JSON object did not decrypt.
         for plain in [&b"[1,2]"[..], b"\xff\xfe", b"13800138000", b"{\"a\":"] {
             assert_eq!(
-                seal(plain).open(&key, APPID),
+                seal(plain).open(&key, APPID, AT),
                 Err(OpenDataError::DecryptFailed)
             );
         }
@@ -403,7 +496,7 @@ mod tests {
         assert!(sealed.encrypted_data.contains('+'));
         sealed.encrypted_data = sealed.encrypted_data.replace('+', " ");
         let phone = sealed
-            .open(&key_of(&v, "phone_ok"), APPID)
+            .open(&key_of(&v, "phone_ok"), APPID, AT)
             .expect("opens with spaces");
         assert_eq!(phone.pure_phone_number(), "13800138000");
     }
@@ -473,7 +566,10 @@ mod tests {
         let mut padding_rejected = 0;
         for k in keys.iter().chain([&userinfo_key]) {
             let key = SessionKey::from_base64(&STANDARD.encode(k)).expect("16-byte key");
-            assert_eq!(sealed.open(&key, APPID), Err(OpenDataError::DecryptFailed));
+            assert_eq!(
+                sealed.open(&key, APPID, AT),
+                Err(OpenDataError::DecryptFailed)
+            );
             match decrypt_open_data(&key, &sealed.encrypted_data, &sealed.iv) {
                 Err(OpenDataError::DecryptFailed) => padding_rejected += 1,
                 // A wrong key passes strict PKCS#7 with probability ~1/256
@@ -564,7 +660,7 @@ mod tests {
                 iv: sealed.iv.clone(),
             };
             assert_eq!(
-                tampered.open(&key, APPID),
+                tampered.open(&key, APPID, AT),
                 Err(OpenDataError::DecryptFailed),
                 "{pos}"
             );
@@ -636,12 +732,13 @@ mod tests {
         // And the errors real calls produce.
         let sealed = encrypted(&v, "phone_foreign_appid");
         let key = key_of(&v, "phone_foreign_appid");
-        errors.extend(sealed.open(&key, APPID).err());
+        errors.extend(sealed.open(&key, APPID, AT).err());
         errors.extend(
             sealed
                 .open(
                     &SessionKey::from_base64(&STANDARD.encode([9u8; 16])).expect("16-byte key"),
                     APPID,
+                    AT,
                 )
                 .err(),
         );

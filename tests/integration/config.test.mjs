@@ -171,6 +171,41 @@ test('SESSION_MAX_AGE and ADMIN_TOKEN are checked like the rest', async (t) => {
   }
 });
 
+test("ADMIN_TOKEN 31 × 'a' + 'b' → 500 naming ADMIN_TOKEN (strength-checked like TOKEN_SECRET)", async (t) => {
+  const value = 'a'.repeat(31) + 'b';
+  const s = await start(t, { vars: { ADMIN_TOKEN: value } });
+  await assertEveryRequestMisconfigured(s, 'ADMIN_TOKEN', { notContaining: [value] });
+});
+
+test('http:// ORIGIN_URL or WX_API_BASE off loopback → 500 naming the variable; loopback http:// is fine', async (t) => {
+  for (const [name, value] of [
+    ['ORIGIN_URL', 'http://api.example.com/v1'],
+    ['WX_API_BASE', 'http://api.weixin.qq.com'],
+    ['ORIGIN_URL', 'http://10.1.2.3:8080'],
+  ]) {
+    const s = await start(t, { vars: { [name]: value } });
+    await assertEveryRequestMisconfigured(s, name, { notContaining: [value] });
+    assert.match((await call(s, 'GET', '/auth/session')).json.message, /https:\/\//);
+  }
+  // The stack itself runs on http://127.0.0.1 (WeChat simulator and origin): it serves.
+  const ok = await start(t, {});
+  assert.equal((await call(ok, 'GET', '/.well-known/jwks.json')).status, 200);
+});
+
+for (const binding of ['WX_LOGIN_LIMITER', 'ADMIN_LIMITER']) {
+  test(`no ${binding} rate-limit binding → 500 naming ${binding}, and the log says so`, async (t) => {
+    const names = ['LOGIN_LIMITER', 'REFRESH_LIMITER', 'PHONE_LIMITER', 'WX_LOGIN_LIMITER', 'ADMIN_LIMITER'];
+    const ratelimits = Object.fromEntries(
+      names
+        .filter((n) => n !== binding)
+        .map((n, i) => [n, { namespace_id: String(3001 + i), simple: { limit: 10_000, period: 60 } }]),
+    );
+    const s = await start(t, { miniflare: { ratelimits } });
+    await assertEveryRequestMisconfigured(s, binding);
+    assert.ok(await logsMention(s, binding), `the log names ${binding}: ${JSON.stringify(s.logs())}`);
+  });
+}
+
 // ---------------------------------------------------------- optional key
 
 test('without IDENTITY_KEY: the JWKS is {keys: []} and no X-WX-Identity is sent, X-WX-OpenID still is', async (t) => {

@@ -2,6 +2,7 @@
 // fields Workers Logs indexes, and no secret in any of them.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash, createHmac } from 'node:crypto';
 import { startStack, call, login, bearer, TEST_ADMIN_TOKEN } from '../support/stack.mjs';
 
 let s;
@@ -13,9 +14,9 @@ after(async () => {
 });
 
 /** The JSON event lines the worker has logged so far. */
-async function lines() {
+async function lines(stack = s) {
   await new Promise((r) => setTimeout(r, 300)); // let workerd flush stdout
-  return s
+  return stack
     .logs()
     .split('\n')
     .map((l) => l.trim())
@@ -86,4 +87,50 @@ test('auth events and errors are JSON lines with event, outcome, code, duration 
     '13800138000',
   ];
   for (const secret of secrets) assert.ok(!text.includes(secret), `a log line carries ${secret.slice(0, 6)}…`);
+});
+
+/** The user hash a log line carries for `openid` (see src/logs.rs). */
+function userHash(stack, openid) {
+  const salt = createHash('sha256').update('wx-edge/log-salt/v1\0').update(stack.tokenSecret).digest();
+  return createHmac('sha256', salt).update(openid).digest().subarray(0, 8).toString('hex');
+}
+
+test('the log names a user only from a verified identity: forged refresh tokens and refused operators name nobody', async (t) => {
+  // A stack of its own: the first test spent the login budget.
+  const s = await startStack();
+  t.after(() => s.close());
+  const victim = await login(s, 'logvictim.1');
+  const attacker = await login(s, 'logattacker.1');
+  const victimHash = userHash(s, victim.openid);
+  const [, sid, secret, tag] = attacker.refresh_token.split('.');
+  const [vUser, vSid] = victim.refresh_token.split('.');
+  const before = (await lines(s)).length;
+  for (const forged of [`${vUser}.${sid}.${secret}.${tag}`, `${vUser}.${vSid}.${secret}.${tag}`]) {
+    const r = await call(s, 'POST', '/auth/refresh', { body: { refresh_token: forged } });
+    assert.equal(r.status, 401, r.text);
+  }
+  for (const headers of [{}, bearer('not-the-admin-token'), bearer(victim.access_token)]) {
+    const r = await call(s, 'GET', `/auth/admin/users/${victim.openid}`, { headers });
+    assert.equal(r.status, 401, r.text);
+    const v = await call(s, 'POST', `/auth/admin/users/${victim.openid}/revoke`, { headers });
+    assert.equal(v.status, 401, v.text);
+  }
+  const added = (await lines(s)).slice(before);
+  const refreshes = added.filter((l) => l.event === 'refresh');
+  assert.equal(refreshes.length, 2, JSON.stringify(added));
+  const refused = added.filter((l) => l.event === 'operator_refused');
+  assert.equal(refused.length, 6, 'a refused operator call is its own event');
+  for (const l of [...refreshes, ...refused]) {
+    assert.equal(l.outcome, 'error');
+    assert.equal(l.status, 401);
+    assert.ok(!('user' in l), `names a user: ${JSON.stringify(l)}`);
+  }
+  assert.ok(!added.some((l) => l.user === victimHash), 'the victim is never named');
+  // An admitted operator names the user the call was about.
+  await call(s, 'GET', `/auth/admin/users/${victim.openid}`, { headers: bearer(TEST_ADMIN_TOKEN) });
+  const admitted = (await lines(s)).filter((l) => l.event === 'admin_user' && l.outcome === 'ok');
+  assert.ok(
+    admitted.some((l) => l.user === victimHash),
+    JSON.stringify(admitted),
+  );
 });

@@ -177,6 +177,40 @@ test('stale session_key (wx.login after getPhoneNumber) → 400 decrypt_failed t
   assert.equal(s.json.phone_bound, false);
 });
 
+test('legacy data watermarked more than PHONE_DATA_MAX_AGE (600 s) ago → 400 invalid_request saying so; five such tries revoke the session', async () => {
+  const t = await loginAs(stack, 'oldmark.1');
+  const old = encrypt(stack, {
+    user: 'oldmark',
+    phone: '13800138009',
+    timestamp: Math.floor(Date.now() / 1000) - 3600,
+  });
+  for (let i = 0; i < 4; i++) {
+    const r = await phone(stack, t.access_token, old);
+    assertError(r, 400, 'invalid_request');
+    assert.match(r.json.message, /PHONE_DATA_MAX_AGE/);
+  }
+  const rec = await stack.user(t.openid);
+  assert.equal(rec.phone, null, 'nothing bound');
+  // Fresh data still binds before the fifth failure…
+  const fresh = encrypt(stack, { user: 'oldmark', phone: '13800138009' });
+  assertBound(await phone(stack, t.access_token, fresh), { pure: '13800138009', openid: t.openid });
+  // …and the fifth stale attempt ends the session.
+  assertError(await phone(stack, t.access_token, old), 400, 'invalid_request');
+  const s = await call(stack, 'GET', '/auth/session', { headers: bearer(t.access_token) });
+  assertError(s, 401, 'session_revoked');
+});
+
+test('PHONE_DATA_MAX_AGE is configurable', async () => {
+  const s = await startStack({ vars: { PHONE_DATA_MAX_AGE: '60' } });
+  stacks.push(s);
+  const t = await loginAs(s, 'shortmark.1');
+  const now = Math.floor(Date.now() / 1000);
+  const recent = encrypt(s, { user: 'shortmark', phone: '13800138010', timestamp: now - 120 });
+  assertError(await phone(s, t.access_token, recent), 400, 'invalid_request');
+  const fresh = encrypt(s, { user: 'shortmark', phone: '13800138010', timestamp: now - 10 });
+  assertBound(await phone(s, t.access_token, fresh), { pure: '13800138010', openid: t.openid });
+});
+
 test('legacy data with another appid in the watermark → 400 watermark_mismatch', async () => {
   const t = await loginAs(stack, 'foreign.1');
   const enc = encrypt(stack, { user: 'foreign', phone: '13800138002', appid: 'wx0000000000000000' });

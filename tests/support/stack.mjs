@@ -74,9 +74,14 @@ export async function startStack({
     // The rate limits, enforced; generous by default so that suites doing
     // many logins from 127.0.0.1 are not cut off, tight where a test asks.
     ratelimits: Object.fromEntries(
-      Object.entries({ LOGIN_LIMITER: 10_000, REFRESH_LIMITER: 10_000, PHONE_LIMITER: 10_000, ...limits }).map(
-        ([name, limit], i) => [name, { namespace_id: String(2001 + i), simple: { limit, period: 60 } }],
-      ),
+      Object.entries({
+        LOGIN_LIMITER: 10_000,
+        REFRESH_LIMITER: 10_000,
+        PHONE_LIMITER: 10_000,
+        WX_LOGIN_LIMITER: 10_000,
+        ADMIN_LIMITER: 10_000,
+        ...limits,
+      }).map(([name, limit], i) => [name, { namespace_id: String(2001 + i), simple: { limit, period: 60 } }]),
     ),
     bindings,
     handleRuntimeStdio(stdout, stderr) {

@@ -28,7 +28,7 @@
 //   stats()                    GET  /__sim/stats
 //   reset()                    POST /__sim/reset
 //   invalidateAccessToken()    POST /__sim/invalidate-token
-//   encryptPhone({...})        POST /__sim/encrypt-phone   {user, phone, countryCode?, appid?}
+//   encryptPhone({...})        POST /__sim/encrypt-phone   {user, phone, countryCode?, appid?, timestamp?}
 //   sessionKeyOf(user)         (in process only)
 //
 // CLI: node tests/support/wechat-sim.mjs --port 8788 --appid wx… --secret …
@@ -215,7 +215,7 @@ export async function startWechatSim({
    * Encrypt a phone number as the legacy getPhoneNumber button does, with the
    * user's current session_key. Throws if the user never logged in.
    */
-  function encryptPhone({ user, phone, countryCode = '86', appid: watermarkAppid } = {}) {
+  function encryptPhone({ user, phone, countryCode = '86', appid: watermarkAppid, timestamp = nowSeconds() } = {}) {
     const sessionKey = state.sessionKeys.get(user);
     if (!sessionKey) throw new Error(`wechat-sim: user ${JSON.stringify(user)} never logged in`);
     const cc = String(countryCode);
@@ -223,7 +223,7 @@ export async function startWechatSim({
       phoneNumber: cc === '86' ? phone : `+${cc} ${phone}`,
       purePhoneNumber: phone,
       countryCode: cc,
-      watermark: { timestamp: nowSeconds(), appid: watermarkAppid || appid },
+      watermark: { timestamp, appid: watermarkAppid || appid },
     });
     const iv = randomBytes(16);
     // createCipheriv pads with PKCS#7 by default.

@@ -14,11 +14,11 @@ fn without_admin_token_the_endpoints_do_not_exist() {
     w.login_at(NOW, GOOD);
     let auth = format!("Bearer {ADMIN}");
     assert_eq!(
-        block_on(w.at(NOW).admin_user(Some(&auth), "oUser1")),
+        block_on(w.at(NOW).admin_user(Some(&auth), None, "oUser1")),
         Err(ApiError::NotFound)
     );
     assert_eq!(
-        block_on(w.at(NOW).admin_revoke(Some(&auth), "oUser1")),
+        block_on(w.at(NOW).admin_revoke(Some(&auth), None, "oUser1")),
         Err(ApiError::NotFound)
     );
 }
@@ -37,12 +37,12 @@ fn a_missing_or_wrong_operator_token_is_refused_and_reaches_no_authority() {
         (Some(user_access.as_str()), ApiError::InvalidToken),
     ] {
         assert_eq!(
-            block_on(w.at(NOW).admin_revoke(header, "oUser1")),
+            block_on(w.at(NOW).admin_revoke(header, None, "oUser1")),
             Err(want.clone()),
             "{header:?}"
         );
         assert_eq!(
-            block_on(w.at(NOW).admin_user(header, "oUser1")),
+            block_on(w.at(NOW).admin_user(header, None, "oUser1")),
             Err(want),
             "{header:?}"
         );
@@ -60,7 +60,7 @@ fn the_user_view_has_the_record_and_live_sessions_and_no_secret() {
     let b = w.login_at(NOW + 2, &phone_login_reply());
     block_on(w.at(NOW + 3).logout(Some(&bearer_of(&b)))).expect("logout");
     let auth = format!("Bearer {ADMIN}");
-    let view = block_on(w.at(NOW + 4).admin_user(Some(&auth), "oUser1")).expect("view");
+    let view = block_on(w.at(NOW + 4).admin_user(Some(&auth), None, "oUser1")).expect("view");
     assert_eq!(view.live_sessions, 1);
     assert_eq!(view.login_count, 2);
     assert_eq!(view.last_login_ip.as_deref(), Some(IP));
@@ -77,7 +77,7 @@ fn the_user_view_has_the_record_and_live_sessions_and_no_secret() {
     );
 
     assert_eq!(
-        block_on(w.at(NOW + 4).admin_user(Some(&auth), "oNobody")),
+        block_on(w.at(NOW + 4).admin_user(Some(&auth), None, "oNobody")),
         Err(ApiError::NotFound)
     );
 }
@@ -88,7 +88,7 @@ fn revoke_ends_every_session_and_the_user_can_log_in_again() {
     let a = w.login_at(NOW, GOOD);
     let b = w.login_at(NOW + 1, GOOD);
     let auth = format!("Bearer {ADMIN}");
-    let out = block_on(w.at(NOW + 2).admin_revoke(Some(&auth), "oUser1")).expect("revoke");
+    let out = block_on(w.at(NOW + 2).admin_revoke(Some(&auth), None, "oUser1")).expect("revoke");
     assert_eq!(out.revoked, 2);
     for r in [&a, &b] {
         assert_eq!(
@@ -103,7 +103,7 @@ fn revoke_ends_every_session_and_the_user_can_log_in_again() {
     let again = w.login_at(NOW + 4, GOOD);
     assert!(w.refresh(NOW + 5, &again.refresh_token).is_ok());
     // Revoking again finds nothing more to end but the new session.
-    let out = block_on(w.at(NOW + 6).admin_revoke(Some(&auth), "oUser1")).expect("revoke");
+    let out = block_on(w.at(NOW + 6).admin_revoke(Some(&auth), None, "oUser1")).expect("revoke");
     assert_eq!(out.revoked, 1);
 }
 
@@ -114,7 +114,7 @@ fn an_openid_that_is_not_one_is_refused_before_any_authority() {
     for bad in ["", "a b", "../x", "o%2F1", &"o".repeat(129), "中文"] {
         assert!(
             matches!(
-                block_on(w.at(NOW).admin_user(Some(&auth), bad)),
+                block_on(w.at(NOW).admin_user(Some(&auth), None, bad)),
                 Err(ApiError::InvalidRequest(_))
             ),
             "{bad}"

@@ -119,7 +119,7 @@ fn admin_revoke_racing_refreshes_leaves_every_session_dead() {
                 },
                 async {
                     after(shift).await;
-                    edge.admin_revoke(Some(&admin), "oUser1").await
+                    edge.admin_revoke(Some(&admin), None, "oUser1").await
                 }
             )
         });

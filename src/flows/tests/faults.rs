@@ -387,7 +387,7 @@ impl Flow {
             }
             Flow::OperatorRevoke => {
                 let got = with_retry(&mut out, "operator revoke", false, |now| {
-                    ask(rig.at(now).admin_revoke(Some(&admin), USER))
+                    ask(rig.at(now).admin_revoke(Some(&admin), None, USER))
                 });
                 out.ends = true;
                 out.succeeded = got.is_some();

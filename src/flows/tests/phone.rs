@@ -196,6 +196,59 @@ fn legacy_data_under_a_stale_session_key_does_not_decrypt() {
         .is_ok());
 }
 
+/// A captured `encryptedData`/`iv` replayed after `PHONE_DATA_MAX_AGE`:
+/// refused with a message that says so, nothing bound, and each try counts
+/// toward the five-failure lockout.
+#[test]
+fn legacy_data_older_than_the_window_is_refused_and_counts_as_a_failure() {
+    let w = World::new();
+    // The vectors are watermarked at NOW; this session logs in later.
+    let late = NOW + 601;
+    let r = w.login_at(late, &phone_login_reply());
+    let sid = sid_of(&r.refresh_token);
+    for i in 0..4 {
+        let e = w
+            .bind(
+                late + 1 + i,
+                &r,
+                PhoneRequest::Encrypted(encrypted("phone_ok")),
+            )
+            .expect_err("stale");
+        assert_eq!(e.code(), "invalid_request", "{i}");
+        assert_eq!(e.status(), 400);
+        assert!(
+            e.message().contains("PHONE_DATA_MAX_AGE"),
+            "{}",
+            e.message()
+        );
+        assert!(!w.is_revoked(&sid), "{i}");
+    }
+    assert!(w.user("oUser1").expect("user").phone.is_none());
+    // The fifth failed attempt revokes the session.
+    assert!(w
+        .bind(late + 9, &r, PhoneRequest::Encrypted(encrypted("phone_ok")))
+        .is_err());
+    assert!(w.is_revoked(&sid));
+}
+
+#[test]
+fn the_phone_data_window_is_configurable() {
+    let mut cfg = test_config();
+    cfg.phone_data_max_age = 60;
+    let w = World::with(cfg);
+    let r = w.login_at(NOW + 30, &phone_login_reply());
+    assert!(w
+        .bind(NOW + 60, &r, PhoneRequest::Encrypted(encrypted("phone_ok")))
+        .is_ok());
+    let r = w.login_at(NOW + 61, &phone_login_reply());
+    assert_eq!(
+        w.bind(NOW + 61, &r, PhoneRequest::Encrypted(encrypted("phone_ok")))
+            .expect_err("61 s old")
+            .code(),
+        "invalid_request"
+    );
+}
+
 #[test]
 fn legacy_data_of_another_app_is_a_watermark_mismatch() {
     let w = World::new();
