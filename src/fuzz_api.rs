@@ -72,7 +72,8 @@ pub fn access_token(data: &[u8]) {
     );
 }
 
-/// Header rewriting: nothing identity-like from the client survives.
+/// Header rewriting: nothing identity-like, address-like or override-like
+/// from the client survives.
 pub fn headers(data: &[u8]) {
     let t = text(data);
     let incoming: Vec<(String, String)> = t
@@ -86,7 +87,11 @@ pub fn headers(data: &[u8]) {
     };
     for (name, value) in rewrite_request_headers(&incoming, client, None, None) {
         let n = crate::http::headers::normalized_name(&name);
-        if n.starts_with("x-wx-") || n.starts_with("x-forwarded-") || n == "forwarded" {
+        // Every family the worker strips (client addresses, hosts,
+        // overrides, proxies' views, `cf-*`, `x-wx-*`) reaches the origin
+        // only as the worker set it.
+        if crate::http::headers::is_stripped(&n) || n.starts_with("x-wx-") || n == "x-forwarded-for"
+        {
             assert!(
                 (n == "x-wx-client-ip" || n == "x-forwarded-for") && value == "203.0.113.9"
                     || n == "x-forwarded-proto" && value == "https",
