@@ -524,8 +524,9 @@ mod tests {
     }
 
     /// Another version, or none (the first wire, and the internally tagged
-    /// form before it), is refused, not misread: an authority answers it
-    /// 400 and the worker 503, retryable.
+    /// form before it), is refused, not misread: an authority answers an
+    /// older one 400 and a newer one 501 (`fixtures` tests both), and the
+    /// worker 503, retryable.
     #[test]
     fn other_versions_are_refused() {
         let s = "AAAAAAAAAAAAAAAAAAAAAA";
