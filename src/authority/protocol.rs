@@ -544,6 +544,21 @@ mod tests {
         assert!(matches!(parsed.request, Request::Logout(_)));
     }
 
+    /// The accepted set is the current version and the previous ones,
+    /// older than it; never a newer one, never version 1 (no mark).
+    #[test]
+    fn the_accepted_versions_are_the_current_and_the_previous() {
+        assert!(is_accepted(WIRE_VERSION));
+        for &v in PREVIOUS_WIRE_VERSIONS {
+            assert!(v < WIRE_VERSION && v > 1 && is_accepted(v), "{v}");
+        }
+        for v in [0, 1, WIRE_VERSION + 1, 99] {
+            assert!(!is_accepted(v), "{v}");
+        }
+        assert_eq!(Version::default(), Version::CURRENT);
+        assert_eq!(Version::CURRENT.number(), WIRE_VERSION);
+    }
+
     /// The deadline is read as sent; an envelope without one (from a
     /// worker deployed before it) has none, and one that is not a number
     /// is refused.
