@@ -18,6 +18,8 @@ use crate::ids::OpenId;
 use crate::store::StoreError;
 use timeout::{first, Either};
 
+#[cfg(test)]
+mod fixtures;
 pub(crate) mod machine;
 pub(crate) mod protocol;
 pub(crate) mod queue;
@@ -45,9 +47,15 @@ pub(crate) enum CallFailure {
     /// No answer within [`CALL_TIMEOUT_MS`].
     TimedOut,
     /// The authority answered another status than 200 (400: the request
-    /// was of another wire version; 503: its storage or KV failed; 504:
-    /// the deadline passed before its turn, so it was not applied).
+    /// was of a wire version it no longer reads; 503: its storage or KV
+    /// failed; 504: the deadline passed before its turn, so it was not
+    /// applied).
     Status(u16),
+    /// The authority runs an older release than this worker and does not
+    /// read this request's wire version yet
+    /// ([`protocol::NEWER_WIRE_STATUS`]): a deploy under way; it clears
+    /// when the deploy finishes.
+    AuthorityOlder,
     /// A 200 whose body is not this request's reply (another version).
     Unreadable,
 }
@@ -91,8 +99,10 @@ pub(crate) trait AuthorityClient {
 /// A reply from what an authority answered: 200 and this request's reply,
 /// or why not.
 fn read_reply<R: serde::de::DeserializeOwned>(answered: &Answered) -> Result<R, CallFailure> {
-    if answered.status != 200 {
-        return Err(CallFailure::Status(answered.status));
+    match answered.status {
+        200 => {}
+        protocol::NEWER_WIRE_STATUS => return Err(CallFailure::AuthorityOlder),
+        status => return Err(CallFailure::Status(status)),
     }
     serde_json::from_str(&answered.body).map_err(|_| CallFailure::Unreadable)
 }
@@ -205,6 +215,11 @@ mod tests {
                 CallFailure::Status(400),
             ),
             (answered(200, r#"{"Ok":1}"#), false, CallFailure::Unreadable),
+            (
+                answered(501, "wire version newer than this authority"),
+                false,
+                CallFailure::AuthorityOlder,
+            ),
             (
                 Some(Err(CallFailure::Unreachable)),
                 false,

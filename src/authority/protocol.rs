@@ -28,12 +28,47 @@ use crate::phone::Phone;
 use crate::secret::{RefreshHash, SessionKey};
 use crate::wechat::open_data::{EncryptedPhone, OpenDataError};
 
-/// The wire's version, carried in every [`Envelope`] as `"v"`. Version 1
-/// (never labelled) had one `Outcome` answering every operation; an
-/// authority refuses a request of another version (400, so the worker
-/// answers 503 and the client retries), and a worker cannot read the
-/// replies of another version (503 too): never a misread.
+/// The wire's version, carried in every [`Envelope`] as `"v"`: the one
+/// this code writes. Version 1 (never labelled) had one `Outcome`
+/// answering every operation; version 2 is the first released one.
+///
+/// A worker and an authority one release apart talk to each other (a
+/// gradual deploy runs both releases side by side, and assigns each
+/// Durable Object one of them): an authority reads a request of
+/// [`WIRE_VERSION`] or of one of [`PREVIOUS_WIRE_VERSIONS`] and answers
+/// in the version the request came in ([`reply_in`]). A request of a
+/// version newer than this code ([`read_envelope`]'s [`Unread::Newer`])
+/// is answered [`NEWER_WIRE_STATUS`], which the worker reports as
+/// [`CallFailure::AuthorityOlder`](super::CallFailure::AuthorityOlder) and
+/// answers `503 store_unavailable`, retryable: the authority is older
+/// than this worker, which clears when the deploy finishes. Anything else
+/// it cannot read (version 1, no version) is a 400. Never a misread.
+///
+/// Changing the wire: (1) record the current messages
+/// (`tests/fixtures/authority-wire/v{N}/`, kept, never regenerated
+/// afterwards); (2) bump [`WIRE_VERSION`], move the old number into
+/// [`PREVIOUS_WIRE_VERSIONS`], keep its readers (a `v{N}` request type
+/// converting into the current one) and its writers ([`reply_in`]); (3)
+/// `UPDATE_FIXTURES=1 cargo test` records the new version. The fixtures
+/// test then proves the previous version's messages are still read and
+/// written byte for byte. A version leaves [`PREVIOUS_WIRE_VERSIONS`] no
+/// sooner than one release later.
 pub(crate) const WIRE_VERSION: u32 = 2;
+
+/// The versions before [`WIRE_VERSION`] still read and answered. Empty:
+/// version 2 is the first released wire, and version 1 never shipped
+/// beside a version mark.
+pub(crate) const PREVIOUS_WIRE_VERSIONS: &[u32] = &[];
+
+/// The status an authority answers a request of a newer wire version
+/// than its own with (501: it does not implement that version yet). The
+/// worker answers `503 store_unavailable`.
+pub(crate) const NEWER_WIRE_STATUS: u16 = 501;
+
+/// Whether this code reads and answers wire version `v`.
+pub(crate) fn is_accepted(v: u32) -> bool {
+    v == WIRE_VERSION || PREVIOUS_WIRE_VERSIONS.contains(&v)
+}
 
 /// A request type and the reply it is answered with.
 pub(crate) trait Operation: Into<Request> {
@@ -229,23 +264,77 @@ operation!(BindEncrypted => Result<Bound, BindDenied>);
 operation!(CheckSession => Result<SessionView, SessionEnded>);
 operation!(ReadUser => UserSummary, carrying nothing);
 
-/// The wire's version mark: writes [`WIRE_VERSION`], reads nothing else.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) struct Version;
+/// The wire's version mark: the version a request came in, one this
+/// code accepts ([`is_accepted`]); a new envelope carries
+/// [`WIRE_VERSION`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Version(u32);
+
+impl Version {
+    /// The version this code writes.
+    pub(crate) const CURRENT: Version = Version(WIRE_VERSION);
+
+    pub(crate) fn number(self) -> u32 {
+        self.0
+    }
+}
+
+impl Default for Version {
+    fn default() -> Self {
+        Version::CURRENT
+    }
+}
 
 impl Serialize for Version {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u32(WIRE_VERSION)
+        s.serialize_u32(self.0)
     }
 }
 
 impl<'de> Deserialize<'de> for Version {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match u32::deserialize(d)? {
-            WIRE_VERSION => Ok(Version),
-            _ => Err(serde::de::Error::custom("another version of the wire")),
+        let v = u32::deserialize(d)?;
+        if is_accepted(v) {
+            Ok(Version(v))
+        } else {
+            Err(serde::de::Error::custom("another version of the wire"))
         }
     }
+}
+
+/// Why an authority did not read a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unread {
+    /// A wire version newer than this code: the authority is older than
+    /// the worker (a deploy under way). Answered [`NEWER_WIRE_STATUS`].
+    Newer(u32),
+    /// Not a request of any version this code reads (400).
+    Malformed,
+}
+
+/// Only the version mark of an envelope, read when the whole is not.
+#[derive(Deserialize)]
+struct Head {
+    v: u32,
+}
+
+/// A request as it came over the wire; when it cannot be read, whether
+/// it is of a newer version. The mark is looked at again only then, so a
+/// request that reads costs one pass.
+pub(crate) fn read_envelope(body: &str) -> Result<Envelope, Unread> {
+    serde_json::from_str(body).map_err(|_| match serde_json::from_str::<Head>(body) {
+        Ok(Head { v }) if v > WIRE_VERSION => Unread::Newer(v),
+        _ => Unread::Malformed,
+    })
+}
+
+/// A reply as JSON, written in `version`, the version its request came
+/// in. Every accepted version writes its replies the same way today
+/// (there is no previous version yet); a version whose replies differ
+/// gets its writer here, proven by its recorded fixtures.
+pub(crate) fn reply_in(version: Version, reply: &impl Serialize) -> serde_json::Result<String> {
+    debug_assert!(is_accepted(version.number()));
+    serde_json::to_string(reply)
 }
 
 /// A request to a user's authority: which wire, whose, what, and by
@@ -270,7 +359,7 @@ fn no_deadline() -> i64 {
 impl Envelope {
     pub(crate) fn new(openid: OpenId, request: impl Into<Request>, deadline_ms: i64) -> Self {
         Envelope {
-            v: Version,
+            v: Version::CURRENT,
             openid,
             request: request.into(),
             deadline_ms,
@@ -435,8 +524,9 @@ mod tests {
     }
 
     /// Another version, or none (the first wire, and the internally tagged
-    /// form before it), is refused, not misread: an authority answers it
-    /// 400 and the worker 503, retryable.
+    /// form before it), is refused, not misread: an authority answers an
+    /// older one 400 and a newer one 501 (`fixtures` tests both), and the
+    /// worker 503, retryable.
     #[test]
     fn other_versions_are_refused() {
         let s = "AAAAAAAAAAAAAAAAAAAAAA";
@@ -452,6 +542,21 @@ mod tests {
         let now = format!(r#"{{"v":2,"openid":"o1","request":{{"logout":{{"sid":"{s}"}}}}}}"#);
         let parsed: Envelope = serde_json::from_str(&now).expect("parses");
         assert!(matches!(parsed.request, Request::Logout(_)));
+    }
+
+    /// The accepted set is the current version and the previous ones,
+    /// older than it; never a newer one, never version 1 (no mark).
+    #[test]
+    fn the_accepted_versions_are_the_current_and_the_previous() {
+        assert!(is_accepted(WIRE_VERSION));
+        for &v in PREVIOUS_WIRE_VERSIONS {
+            assert!(v < WIRE_VERSION && v > 1 && is_accepted(v), "{v}");
+        }
+        for v in [0, 1, WIRE_VERSION + 1, 99] {
+            assert!(!is_accepted(v), "{v}");
+        }
+        assert_eq!(Version::default(), Version::CURRENT);
+        assert_eq!(Version::CURRENT.number(), WIRE_VERSION);
     }
 
     /// The deadline is read as sent; an envelope without one (from a

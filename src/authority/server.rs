@@ -20,7 +20,10 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::machine::{Context, DecryptFailed, Pending, Rules, Step, UserState};
-use super::protocol::{BindDenied, BindEncrypted, Bound, Envelope, ReadUser, Request, RevokeAll};
+use super::protocol::{
+    read_envelope, reply_in, BindDenied, BindEncrypted, Bound, ReadUser, Request, RevokeAll,
+    Unread, Version, NEWER_WIRE_STATUS,
+};
 use super::queue::Serial;
 use super::timeout::{with_timeout, Timed, Timer, KV_TIMEOUT_MS, STORAGE_TIMEOUT_MS};
 use crate::config::Config;
@@ -113,13 +116,19 @@ impl<St: StateStore, K: Store, Tm: Timer> Server<'_, St, K, Tm> {
         }
     }
 
-    /// Handles one request as it came over the wire: 200 with the reply,
-    /// 400 for a request this version cannot read (another version of the
-    /// wire), 503 when storage or KV failed or timed out, 504 when its
-    /// worker's deadline passed before its turn came (not applied).
+    /// Handles one request as it came over the wire: 200 with the reply
+    /// (in the request's wire version), 501 ([`NEWER_WIRE_STATUS`]) for a
+    /// request of a newer wire version than this code, 400 for anything
+    /// else it cannot read, 503 when storage or KV failed or timed out,
+    /// 504 when its worker's deadline passed before its turn came (not
+    /// applied).
     pub(crate) async fn answer(&self, body: &str, now: i64) -> Answered {
-        let Ok(envelope) = serde_json::from_str::<Envelope>(body) else {
-            return Answered::error(400, "bad request");
+        let envelope = match read_envelope(body) {
+            Ok(envelope) => envelope,
+            Err(Unread::Newer(_)) => {
+                return Answered::error(NEWER_WIRE_STATUS, "wire version newer than this authority")
+            }
+            Err(Unread::Malformed) => return Answered::error(400, "bad request"),
         };
         let Ok(_turn) = self
             .serial
@@ -128,7 +137,11 @@ impl<St: StateStore, K: Store, Tm: Timer> Server<'_, St, K, Tm> {
         else {
             return Answered::error(504, "deadline passed");
         };
-        match self.handle(&envelope.openid, envelope.request, now).await {
+        let version = envelope.v;
+        match self
+            .handle(version, &envelope.openid, envelope.request, now)
+            .await
+        {
             Ok(reply) => Answered {
                 status: 200,
                 body: reply,
@@ -137,9 +150,10 @@ impl<St: StateStore, K: Store, Tm: Timer> Server<'_, St, K, Tm> {
         }
     }
 
-    /// Handles one request: its reply, as JSON.
+    /// Handles one request: its reply, as JSON in `version`.
     async fn handle(
         &self,
+        version: Version,
         openid: &OpenId,
         request: Request,
         now: i64,
@@ -155,21 +169,21 @@ impl<St: StateStore, K: Store, Tm: Timer> Server<'_, St, K, Tm> {
         match request {
             Request::Login(r) => {
                 let listed = self.listed(run.state.user_phone()).await?;
-                json(&run.commit(r, listed).await?)
+                json(version, &run.commit(r, listed).await?)
             }
             Request::Refresh(r) => {
                 let listed = self.listed(run.state.user_phone()).await?;
-                json(&run.commit(r, listed).await?)
+                json(version, &run.commit(r, listed).await?)
             }
-            Request::Logout(r) => json(&run.commit(r, None).await?),
-            Request::RevokeAll => json(&run.commit(RevokeAll, None).await?),
-            Request::CheckSession(r) => json(&run.commit(r, None).await?),
-            Request::ReadUser => json(&run.commit(ReadUser, None).await?),
+            Request::Logout(r) => json(version, &run.commit(r, None).await?),
+            Request::RevokeAll => json(version, &run.commit(RevokeAll, None).await?),
+            Request::CheckSession(r) => json(version, &run.commit(r, None).await?),
+            Request::ReadUser => json(version, &run.commit(ReadUser, None).await?),
             Request::BindPhone(r) => {
                 let listed = self.listed(Some(&r.phone)).await?;
-                json(&run.commit(r, listed).await?)
+                json(version, &run.commit(r, listed).await?)
             }
-            Request::BindEncrypted(r) => json(&run.bind_encrypted(r).await?),
+            Request::BindEncrypted(r) => json(version, &run.bind_encrypted(r).await?),
         }
     }
 
@@ -281,8 +295,8 @@ impl Pacing {
     }
 }
 
-fn json(reply: &impl Serialize) -> Result<String, StoreError> {
-    serde_json::to_string(reply).map_err(|_| StoreError)
+fn json(version: Version, reply: &impl Serialize) -> Result<String, StoreError> {
+    reply_in(version, reply).map_err(|_| StoreError)
 }
 
 /// One request's work on the loaded state.

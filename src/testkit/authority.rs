@@ -91,6 +91,10 @@ pub(crate) struct MemoryAuthority {
     slots: RefCell<HashMap<OpenId, Rc<Slot>>>,
     /// Every call fails (the authority is unreachable).
     pub(crate) fail: Cell<bool>,
+    /// The authority runs an older release than the worker (a deploy
+    /// under way): every request reaches it as one of a newer wire
+    /// version than its own.
+    pub(crate) older: Cell<bool>,
     /// How many calls reached an authority.
     pub(crate) calls: Cell<usize>,
 }
@@ -103,6 +107,7 @@ impl MemoryAuthority {
             cfg,
             slots: RefCell::default(),
             fail: Cell::new(false),
+            older: Cell::new(false),
             calls: Cell::new(0),
         }
     }
@@ -168,6 +173,12 @@ impl AuthorityClient for MemoryAuthority {
             return Err(CallFailure::Unreachable);
         }
         self.calls.set(self.calls.get() + 1);
+        let body = if self.older.get() {
+            let current = format!(r#"{{"v":{},"#, crate::authority::protocol::WIRE_VERSION);
+            body.replacen(&current, r#"{"v":99,"#, 1)
+        } else {
+            body
+        };
         let slot = self.slot(openid);
         let answered = self.server(&slot).answer(&body, self.kv.now.get()).await;
         YieldOnce(false).await;

@@ -15,7 +15,7 @@ use std::task::{Context as TaskContext, Waker};
 
 use super::*;
 use crate::authority::machine::Replica;
-use crate::authority::protocol::{CheckSession, Login, Logout, ReadUser, Refresh};
+use crate::authority::protocol::{CheckSession, Envelope, Login, Logout, ReadUser, Refresh};
 use crate::secret::{RefreshHash, SessionKey};
 use crate::testkit::flaky::{ClockTimer, FlakyKv, VirtualClock};
 use crate::testkit::{test_config, MemoryState};

@@ -38,6 +38,44 @@ fn a_failing_kv_is_store_unavailable_never_a_panic() {
     assert!(w.refresh(NOW + 2, &r.refresh_token).is_ok());
 }
 
+/// A worker one wire version ahead of its user's authority (a gradual
+/// deploy, the object still on the older release): every call is refused
+/// by the authority (501) and answered `503 store_unavailable`, changing
+/// nothing; it clears when the deploy finishes.
+#[test]
+fn an_authority_older_than_the_worker_is_store_unavailable_and_changes_nothing() {
+    let w = World::new();
+    let r = w.login_at(NOW, &phone_login_reply());
+    let sid = sid_of(&r.refresh_token);
+    let before = w.session(&sid).expect("session");
+    w.authority.older.set(true);
+    let auth = Some(bearer_of(&r));
+    let auth = auth.as_deref();
+
+    w.reply(GOOD);
+    assert_eq!(
+        block_on(w.at(NOW + 1).login("code", None)),
+        Err(ApiError::StoreUnavailable)
+    );
+    assert_eq!(
+        w.refresh(NOW + 1, &r.refresh_token),
+        Err(ApiError::StoreUnavailable)
+    );
+    assert_eq!(
+        block_on(w.at(NOW + 1).logout(auth)),
+        Err(ApiError::StoreUnavailable)
+    );
+    let after = w.session(&sid).expect("session");
+    assert_eq!(after.refresh_hash, before.refresh_hash);
+    assert_eq!(after.revoked_at, None);
+
+    // The deploy finished: the same requests take.
+    w.authority.older.set(false);
+    assert!(w.refresh(NOW + 2, &r.refresh_token).is_ok());
+    assert_eq!(block_on(w.at(NOW + 3).logout(auth)), Ok(()));
+    assert!(w.is_revoked(&sid));
+}
+
 #[test]
 fn an_unreachable_authority_is_store_unavailable_and_changes_nothing() {
     let w = World::new();
