@@ -11,6 +11,8 @@ use crate::token::access::TokenKey;
 use crate::token::identity::IdentityKey;
 use crate::token::refresh::RefreshKey;
 
+#[cfg(test)]
+mod rotation_tests;
 mod url;
 
 use url::tls_base;
@@ -46,6 +48,12 @@ pub(crate) struct Config {
     /// rotating `TOKEN_SECRET` logs nobody out.
     pub(crate) refresh_key: RefreshKey,
     pub(crate) identity_key: Option<IdentityKey>,
+    /// `IDENTITY_KEY_NEXT`: published in the JWKS, never signs (the key
+    /// that will become `IDENTITY_KEY`).
+    pub(crate) identity_key_next: Option<IdentityKey>,
+    /// `IDENTITY_KEY_PREVIOUS`: published in the JWKS, never signs (the
+    /// key `IDENTITY_KEY` replaced, while its assertions may be in flight).
+    pub(crate) identity_key_previous: Option<IdentityKey>,
     pub(crate) access_ttl: u64,
     pub(crate) refresh_ttl: u64,
     /// `SESSION_MAX_AGE`: no refresh extends a session past login + this.
@@ -59,10 +67,14 @@ pub(crate) struct Config {
     /// The operator endpoints' bearer token (`ADMIN_TOKEN`); without it
     /// they answer 404.
     pub(crate) admin_token: Option<AdminToken>,
+    /// `ADMIN_TOKEN_PREVIOUS`: also accepted, during a change-over.
+    pub(crate) admin_token_previous: Option<AdminToken>,
     /// `PHONE_DATA_MAX_AGE`: legacy phone data whose watermark timestamp
     /// is older than this many seconds is refused.
     pub(crate) phone_data_max_age: u64,
-    /// Keys the user hash in operator logs (derived from `TOKEN_SECRET`).
+    /// Keys the user hash in operator logs (derived from `REFRESH_SECRET`,
+    /// which is never rotated, so a user keeps one hash across
+    /// `TOKEN_SECRET` rotations).
     pub(crate) log_salt: LogSalt,
 }
 
@@ -128,16 +140,39 @@ impl Config {
                 .map_err(|p| err("ORIGIN_URL", p))?;
 
         let token_secret = get("TOKEN_SECRET").ok_or(err("TOKEN_SECRET", "is missing"))?;
-        let token_key =
+        let mut token_key =
             TokenKey::new(&token_secret).map_err(|problem| err("TOKEN_SECRET", problem))?;
-        let log_salt = LogSalt::derive(&token_secret);
+        if let Some(previous) = get("TOKEN_SECRET_PREVIOUS") {
+            if previous == token_secret {
+                return Err(err("TOKEN_SECRET_PREVIOUS", "equals TOKEN_SECRET"));
+            }
+            token_key = token_key
+                .with_previous(&previous)
+                .map_err(|problem| err("TOKEN_SECRET_PREVIOUS", problem))?;
+        }
+        let refresh_secret = get("REFRESH_SECRET").ok_or(err("REFRESH_SECRET", "is missing"))?;
         let refresh_key =
-            RefreshKey::new(&get("REFRESH_SECRET").ok_or(err("REFRESH_SECRET", "is missing"))?)
-                .map_err(|problem| err("REFRESH_SECRET", problem))?;
-        let identity_key = match get("IDENTITY_KEY") {
-            None => None,
-            Some(v) => Some(IdentityKey::from_base64_seed(&v).map_err(|p| err("IDENTITY_KEY", p))?),
+            RefreshKey::new(&refresh_secret).map_err(|problem| err("REFRESH_SECRET", problem))?;
+        let log_salt = LogSalt::derive(&refresh_secret);
+        let identity = |name: &'static str| match get(name) {
+            None => Ok(None),
+            Some(v) => IdentityKey::from_base64_seed(&v)
+                .map(Some)
+                .map_err(|p| err(name, p)),
         };
+        let identity_key = identity("IDENTITY_KEY")?;
+        let identity_key_next = identity("IDENTITY_KEY_NEXT")?;
+        let identity_key_previous = identity("IDENTITY_KEY_PREVIOUS")?;
+        let same = |a: &Option<IdentityKey>, b: &Option<IdentityKey>| matches!((a, b), (Some(a), Some(b)) if a.same_key(b));
+        if same(&identity_key_next, &identity_key) {
+            return Err(err("IDENTITY_KEY_NEXT", "equals IDENTITY_KEY"));
+        }
+        if same(&identity_key_previous, &identity_key) {
+            return Err(err("IDENTITY_KEY_PREVIOUS", "equals IDENTITY_KEY"));
+        }
+        if same(&identity_key_previous, &identity_key_next) {
+            return Err(err("IDENTITY_KEY_PREVIOUS", "equals IDENTITY_KEY_NEXT"));
+        }
 
         let access_ttl = seconds(get("ACCESS_TOKEN_TTL"), "ACCESS_TOKEN_TTL", 600, 60, 86_400)?;
         let refresh_ttl = seconds(
@@ -213,6 +248,21 @@ impl Config {
                 Some(AdminToken::new(v))
             }
         };
+        // The token an operator's scripts may still send while they change
+        // over to a new ADMIN_TOKEN: accepted alongside it, never alone.
+        let admin_token_previous = match get("ADMIN_TOKEN_PREVIOUS") {
+            None => None,
+            Some(_) if admin_token.is_none() => {
+                return Err(err("ADMIN_TOKEN_PREVIOUS", "is set without ADMIN_TOKEN"))
+            }
+            Some(v) if get("ADMIN_TOKEN").as_deref() == Some(v.as_str()) => {
+                return Err(err("ADMIN_TOKEN_PREVIOUS", "equals ADMIN_TOKEN"))
+            }
+            Some(v) => {
+                strong_key(&v).map_err(|problem| err("ADMIN_TOKEN_PREVIOUS", problem))?;
+                Some(AdminToken::new(v))
+            }
+        };
         let phone_data_max_age = seconds(
             get("PHONE_DATA_MAX_AGE"),
             "PHONE_DATA_MAX_AGE",
@@ -230,6 +280,8 @@ impl Config {
             token_key,
             refresh_key,
             identity_key,
+            identity_key_next,
+            identity_key_previous,
             access_ttl,
             refresh_ttl,
             session_check,
@@ -239,6 +291,7 @@ impl Config {
             wechat_timeout_ms,
             session_max_age,
             admin_token,
+            admin_token_previous,
             phone_data_max_age,
             log_salt,
         })
@@ -246,6 +299,33 @@ impl Config {
 }
 
 impl Config {
+    /// The keys the JWKS publishes: `IDENTITY_KEY`, `IDENTITY_KEY_NEXT`,
+    /// `IDENTITY_KEY_PREVIOUS`, those that are set, in that order.
+    pub(crate) fn published_identity_keys(&self) -> Vec<&IdentityKey> {
+        [
+            &self.identity_key,
+            &self.identity_key_next,
+            &self.identity_key_previous,
+        ]
+        .into_iter()
+        .filter_map(Option::as_ref)
+        .collect()
+    }
+
+    /// Whether `presented` is `ADMIN_TOKEN` or `ADMIN_TOKEN_PREVIOUS`
+    /// (both compared, each in constant time).
+    pub(crate) fn is_admin_token(&self, presented: &str) -> bool {
+        let current = self
+            .admin_token
+            .as_ref()
+            .is_some_and(|t| t.matches(presented));
+        let previous = self
+            .admin_token_previous
+            .as_ref()
+            .is_some_and(|t| t.matches(presented));
+        current | previous
+    }
+
     /// `ACCESS_TOKEN_TTL` as signed seconds, for arithmetic with instants.
     pub(crate) fn access_ttl_secs(&self) -> i64 {
         i64::try_from(self.access_ttl).unwrap_or(i64::MAX)

@@ -69,7 +69,7 @@ impl<P: Platform> Edge<'_, P> {
             Route::NotFound => Err(ApiError::NotFound),
             Route::MethodNotAllowed(_) => Err(ApiError::MethodNotAllowed),
             Route::Proxy => self.forward(&req).await,
-            Route::Jwks => jwks(self.cfg.identity_key.as_ref(), self.ed25519)
+            Route::Jwks => jwks(&self.cfg.published_identity_keys(), self.ed25519)
                 .await
                 .map(|body| Reply::Own(Payload::Jwks(body)))
                 .map_err(ApiError::from),

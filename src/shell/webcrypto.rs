@@ -1,7 +1,8 @@
 //! Ed25519 by WebCrypto: workerd signs natively, about ten times faster
 //! than ed25519-compact compiled to wasm (measured in workerd: about 24 µs
-//! a signature from Rust against 250 µs). The key is imported once per
-//! isolate.
+//! a signature from Rust against 250 µs). Each key is imported once per
+//! isolate: `IDENTITY_KEY`, which signs, and `IDENTITY_KEY_NEXT` /
+//! `IDENTITY_KEY_PREVIOUS`, whose public halves the JWKS shows.
 
 use std::cell::RefCell;
 
@@ -33,11 +34,15 @@ extern "C" {
     fn x(this: &Jwk) -> Option<String>;
 }
 
-/// The runtime's Ed25519, with the key it imported.
+/// The runtime's Ed25519, with the keys it imported (at most
+/// [`MAX_IMPORTED`]: the current, next and previous identity keys).
 #[derive(Default)]
 pub(super) struct WebCrypto {
-    imported: RefCell<Option<Imported>>,
+    imported: RefCell<Vec<Imported>>,
 }
+
+/// How many imported keys are kept: the three a configuration names.
+const MAX_IMPORTED: usize = 3;
 
 #[derive(Clone)]
 struct Imported {
@@ -53,16 +58,20 @@ impl WebCrypto {
         if let Some(i) = self
             .imported
             .borrow()
-            .as_ref()
-            .filter(|i| i.seed_digest == seed_digest)
+            .iter()
+            .find(|i| i.seed_digest == seed_digest)
         {
             return Ok(i.clone());
         }
         let imported = import(key, seed_digest).await.map_err(|e| {
-            console_error!("WebCrypto could not import IDENTITY_KEY: {e:?}");
+            console_error!("WebCrypto could not import an identity key: {e:?}");
             SigningError
         })?;
-        *self.imported.borrow_mut() = Some(imported.clone());
+        let mut kept = self.imported.borrow_mut();
+        if kept.len() >= MAX_IMPORTED {
+            kept.remove(0);
+        }
+        kept.push(imported.clone());
         Ok(imported)
     }
 }

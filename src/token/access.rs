@@ -16,7 +16,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 use super::{SigningError, ISSUER};
 use crate::ids::{OpenId, SessionId, Subject, UnionId};
@@ -25,9 +25,42 @@ use crate::phone::{NotAPhone, Phone};
 pub(crate) const ACCESS_TYP: &str = "at+jwt";
 const TOKEN_USE_ACCESS: &str = "access";
 
-/// The HS256 key (`TOKEN_SECRET`), ready to MAC with. Refuses keys too
-/// short or too uniform to be safe.
-pub(crate) struct TokenKey(Hmac<Sha256>);
+/// One HS256 key, ready to MAC with, and its `kid`.
+struct MacKey {
+    mac: Hmac<Sha256>,
+    /// Names the key in a token's header without revealing it: 16
+    /// base64url characters (12 bytes) of SHA-256 over a label and the key.
+    kid: String,
+}
+
+impl MacKey {
+    fn new(secret: &str) -> Result<Self, &'static str> {
+        let bytes = crate::secret::strong_key(secret)?;
+        let mac = Hmac::<Sha256>::new_from_slice(bytes).map_err(|_| "is not a usable key")?;
+        let mut h = Sha256::new();
+        h.update(b"wx-edge/access-kid/v1\0");
+        h.update(bytes);
+        Ok(MacKey {
+            mac,
+            kid: B64URL.encode(&h.finalize()[..12]),
+        })
+    }
+
+    /// The MAC of `signing_input` (`header.payload`).
+    fn mac(&self, signing_input: &str) -> Hmac<Sha256> {
+        let mut mac = self.mac.clone();
+        mac.update(signing_input.as_bytes());
+        mac
+    }
+}
+
+/// The HS256 keys: `TOKEN_SECRET`, which makes every token (its `kid` in
+/// the header), and `TOKEN_SECRET_PREVIOUS` while a rotation is under way,
+/// which only verifies. Refuses keys too short or too uniform to be safe.
+pub(crate) struct TokenKey {
+    current: MacKey,
+    previous: Option<MacKey>,
+}
 
 impl std::fmt::Debug for TokenKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -37,16 +70,43 @@ impl std::fmt::Debug for TokenKey {
 
 impl TokenKey {
     pub(crate) fn new(secret: &str) -> Result<Self, &'static str> {
-        let bytes = crate::secret::strong_key(secret)?;
-        let mac = Hmac::<Sha256>::new_from_slice(bytes).map_err(|_| "is not a usable key")?;
-        Ok(TokenKey(mac))
+        Ok(TokenKey {
+            current: MacKey::new(secret)?,
+            previous: None,
+        })
     }
 
-    /// The MAC of `signing_input` (`header.payload`).
-    fn mac(&self, signing_input: &str) -> Hmac<Sha256> {
-        let mut mac = self.0.clone();
-        mac.update(signing_input.as_bytes());
-        mac
+    /// This key, with `previous` (`TOKEN_SECRET_PREVIOUS`) also accepted.
+    pub(crate) fn with_previous(self, previous: &str) -> Result<Self, &'static str> {
+        let previous = MacKey::new(previous)?;
+        if previous.kid == self.current.kid {
+            return Err("equals TOKEN_SECRET");
+        }
+        Ok(TokenKey {
+            current: self.current,
+            previous: Some(previous),
+        })
+    }
+
+    /// The `kid` new tokens carry.
+    pub(crate) fn kid(&self) -> &str {
+        &self.current.kid
+    }
+
+    /// The key a token's header names: by its `kid`, the current or the
+    /// previous key; without a `kid` (a token made before tokens carried
+    /// one), the current key only — such tokens were all made under the
+    /// `TOKEN_SECRET` of their day, and the runbook has the first rotation
+    /// wait one `ACCESS_TOKEN_TTL` after the upgrade, so by then none is
+    /// left. An unknown `kid` is no key.
+    fn for_kid(&self, kid: Option<&str>) -> Option<&MacKey> {
+        match kid {
+            None => Some(&self.current),
+            Some(kid) => [Some(&self.current), self.previous.as_ref()]
+                .into_iter()
+                .flatten()
+                .find(|k| k.kid == kid),
+        }
     }
 }
 
@@ -146,8 +206,13 @@ pub(crate) struct VerifiedAccess {
     pub(crate) expires_at: i64,
 }
 
-/// The header of every access token.
-const HEADER: &str = r#"{"alg":"HS256","typ":"at+jwt"}"#;
+/// The header of every access token (with the key's `kid`).
+#[derive(Serialize)]
+struct IssuedHeader<'a> {
+    alg: &'static str,
+    typ: &'static str,
+    kid: &'a str,
+}
 
 /// The header fields the worker reads.
 #[derive(Deserialize)]
@@ -155,6 +220,8 @@ struct Header {
     alg: String,
     #[serde(default)]
     typ: Option<String>,
+    #[serde(default)]
+    kid: Option<String>,
 }
 
 /// The payload as issued: the claims and their times.
@@ -189,10 +256,16 @@ pub(crate) fn issue_access(
         exp: now.saturating_add(ttl),
     })
     .map_err(|_| SigningError)?;
-    let mut token = B64URL.encode(HEADER);
+    let header = serde_json::to_vec(&IssuedHeader {
+        alg: "HS256",
+        typ: ACCESS_TYP,
+        kid: key.kid(),
+    })
+    .map_err(|_| SigningError)?;
+    let mut token = B64URL.encode(header);
     token.push('.');
     B64URL.encode_string(payload, &mut token);
-    let tag = key.mac(&token).finalize().into_bytes();
+    let tag = key.current.mac(&token).finalize().into_bytes();
     token.push('.');
     B64URL.encode_string(tag, &mut token);
     Ok(token)
@@ -238,8 +311,14 @@ fn verify(
     if header.alg != "HS256" || header.typ.as_deref() != Some(ACCESS_TYP) {
         return Err(AccessError::Invalid);
     }
+    let mac_key = key
+        .for_kid(header.kid.as_deref())
+        .ok_or(AccessError::Invalid)?;
     let tag = B64URL.decode(tag).map_err(invalid)?;
-    key.mac(signing_input).verify_slice(&tag).map_err(invalid)?;
+    mac_key
+        .mac(signing_input)
+        .verify_slice(&tag)
+        .map_err(invalid)?;
     let payload = B64URL.decode(payload).map_err(invalid)?;
     let claims: AccessClaims = serde_json::from_slice(&payload).map_err(invalid)?;
     let times: Times = serde_json::from_slice(&payload).map_err(invalid)?;
@@ -310,7 +389,7 @@ mod tests {
     /// A correctly MACed token of any header and payload.
     fn mac_token(header: &serde_json::Value, payload: &serde_json::Value) -> String {
         let signing_input = format!("{}.{}", b64(header), b64(payload));
-        let tag = key().mac(&signing_input).finalize().into_bytes();
+        let tag = key().current.mac(&signing_input).finalize().into_bytes();
         format!("{signing_input}.{}", B64URL.encode(tag))
     }
 
@@ -510,6 +589,115 @@ mod tests {
                 "{t}"
             );
         }
+    }
+
+    const PREVIOUS: &str = "previous-token-secret-0123456789-ABCDEFGHIJKLMN";
+
+    fn header_of(token: &str) -> serde_json::Value {
+        let h = token.split('.').next().expect("header");
+        serde_json::from_slice(&B64URL.decode(h).expect("b64")).expect("json")
+    }
+
+    #[test]
+    fn tokens_name_their_key_by_a_kid_that_is_not_the_key() {
+        let t = issue_access(&key(), &claims(), NOW, 600).expect("issue");
+        let h = header_of(&t);
+        assert_eq!(h["alg"], "HS256");
+        assert_eq!(h["typ"], ACCESS_TYP);
+        let kid = h["kid"].as_str().expect("a kid");
+        assert_eq!(kid, key().kid());
+        assert_eq!(kid.len(), 16);
+        assert!(!TEST_SECRET.contains(kid) && !kid.contains(&TEST_SECRET[..8]));
+        // Another key, another kid; the same key, the same kid.
+        let other = TokenKey::new(PREVIOUS).expect("strong");
+        assert_ne!(other.kid(), kid);
+        assert_eq!(TokenKey::new(TEST_SECRET).expect("strong").kid(), kid);
+    }
+
+    #[test]
+    fn a_token_made_under_the_previous_secret_verifies_after_a_rotation() {
+        let before = TokenKey::new(PREVIOUS).expect("strong");
+        let t = issue_access(&before, &claims(), NOW, 600).expect("issue");
+        let rotated = key().with_previous(PREVIOUS).expect("valid");
+        let v = verify_access(&rotated, APPID, &t, NOW + 1).expect("valid");
+        assert_eq!(v.claims, claims());
+        assert_eq!(
+            verify_access(&rotated, APPID, &t, NOW + 601),
+            Err(AccessError::Expired)
+        );
+        // New tokens are made under the current key, and verify without
+        // the previous one.
+        let new = issue_access(&rotated, &claims(), NOW, 600).expect("issue");
+        assert_eq!(header_of(&new)["kid"], key().kid());
+        assert!(verify_access(&key(), APPID, &new, NOW).is_ok());
+        // Once TOKEN_SECRET_PREVIOUS is removed, the old token is refused.
+        assert_eq!(
+            verify_access(&key(), APPID, &t, NOW + 1),
+            Err(AccessError::Invalid)
+        );
+    }
+
+    #[test]
+    fn a_token_under_a_random_key_is_refused_whatever_kid_it_names() {
+        let rotated = key().with_previous(PREVIOUS).expect("valid");
+        let random = TokenKey::new("random-attacker-key-0123456789-ABCDEFGHIJKLMNOP").expect("k");
+        for kid in [
+            Some(key().kid().to_string()),
+            Some(TokenKey::new(PREVIOUS).expect("k").kid().to_string()),
+            Some(random.kid().to_string()),
+            None,
+        ] {
+            let mut header = json_header();
+            if let Some(kid) = &kid {
+                header["kid"] = kid.as_str().into();
+            }
+            let signing_input = format!("{}.{}", b64(&header), b64(&payload()));
+            let tag = random.current.mac(&signing_input).finalize().into_bytes();
+            let t = format!("{signing_input}.{}", B64URL.encode(tag));
+            assert_eq!(
+                verify_access(&rotated, APPID, &t, NOW),
+                Err(AccessError::Invalid),
+                "{kid:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_kid_picks_the_key() {
+        let previous = TokenKey::new(PREVIOUS).expect("strong");
+        let rotated = key().with_previous(PREVIOUS).expect("valid");
+        // MACed under `mac_with`, naming `kid` (or none).
+        let token = |mac_with: &TokenKey, kid: Option<&str>| {
+            let mut header = json_header();
+            if let Some(kid) = kid {
+                header["kid"] = kid.into();
+            }
+            let signing_input = format!("{}.{}", b64(&header), b64(&payload()));
+            let tag = mac_with.current.mac(&signing_input).finalize().into_bytes();
+            format!("{signing_input}.{}", B64URL.encode(tag))
+        };
+        let ok = |t: &str| verify_access(&rotated, APPID, t, NOW).is_ok();
+        assert!(ok(&token(&key(), Some(key().kid()))));
+        assert!(ok(&token(&previous, Some(previous.kid()))));
+        // A kid naming the other key than the one that MACed: refused.
+        assert!(!ok(&token(&previous, Some(key().kid()))));
+        assert!(!ok(&token(&key(), Some(previous.kid()))));
+        // An unknown kid: refused even when the MAC is the current key's.
+        assert!(!ok(&token(&key(), Some("AAAAAAAAAAAAAAAA"))));
+        // No kid (made before tokens carried one): the current key only.
+        assert!(ok(&token(&key(), None)));
+        assert!(!ok(&token(&previous, None)));
+    }
+
+    #[test]
+    fn the_previous_secret_must_be_strong_and_another_key() {
+        assert_eq!(
+            key().with_previous(TEST_SECRET).map(|_| ()),
+            Err("equals TOKEN_SECRET")
+        );
+        assert!(key().with_previous("short").is_err());
+        assert!(key().with_previous(&"ab".repeat(40)).is_err());
+        assert!(format!("{:?}", key().with_previous(PREVIOUS).expect("ok")).contains("redacted"));
     }
 
     #[test]

@@ -113,6 +113,11 @@ impl IdentityKey {
         })
     }
 
+    /// Whether `other` is the same key (the same seed).
+    pub(crate) fn same_key(&self, other: &IdentityKey) -> bool {
+        self.seed == other.seed
+    }
+
     /// The secret seed, for an [`Ed25519`] to sign with.
     pub(crate) fn seed(&self) -> &[u8; 32] {
         &self.seed
@@ -150,16 +155,19 @@ struct Jwks<'a> {
     keys: Vec<Jwk<'a>>,
 }
 
-/// The JWKS document (`/.well-known/jwks.json`).
-pub(crate) async fn jwks(
-    key: Option<&IdentityKey>,
-    ed: &dyn Ed25519,
-) -> Result<String, SigningError> {
-    let public = match key {
-        Some(k) => Some(k.public(ed).await?),
-        None => None,
-    };
+/// The JWKS document (`/.well-known/jwks.json`): every key in `keys`, in
+/// order (the current key, then `IDENTITY_KEY_NEXT`, then
+/// `IDENTITY_KEY_PREVIOUS`), each under its own `kid` (its RFC 7638
+/// thumbprint). Only the current key ever signs; the others are here so an
+/// origin knows the next key before it signs and keeps the previous one
+/// while assertions it made may still be in flight.
+pub(crate) async fn jwks(keys: &[&IdentityKey], ed: &dyn Ed25519) -> Result<String, SigningError> {
+    let mut public = Vec::with_capacity(keys.len());
+    for k in keys {
+        public.push(k.public(ed).await?);
+    }
     let keys = public
+        .into_iter()
         .map(|p| Jwk {
             kty: "OKP",
             crv: "Ed25519",
@@ -168,7 +176,6 @@ pub(crate) async fn jwks(
             alg: "EdDSA",
             use_: "sig",
         })
-        .into_iter()
         .collect();
     serde_json::to_string(&Jwks { keys }).map_err(|_| SigningError)
 }
@@ -332,7 +339,6 @@ mod tests {
     /// header, the key from the JWKS. The claims, when it checks out.
     fn verify(token: &str, jwks_doc: &str) -> Option<serde_json::Value> {
         let jwks: serde_json::Value = serde_json::from_str(jwks_doc).expect("JWKS is JSON");
-        let jwk = &jwks["keys"][0];
         let parts: Vec<&str> = token.split('.').collect();
         assert_eq!(parts.len(), 3);
         let part = |i: usize| -> serde_json::Value {
@@ -341,7 +347,11 @@ mod tests {
         let header = part(0);
         assert_eq!(header["alg"], "EdDSA");
         assert_eq!(header["typ"], IDENTITY_TYP);
-        assert_eq!(header["kid"], jwk["kid"]);
+        let jwk = jwks["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .find(|k| k["kid"] == header["kid"])?;
         let x = B64URL.decode(jwk["x"].as_str().expect("x")).expect("b64");
         let pk = PublicKey::from_slice(&x).expect("pk");
         let sig = Signature::from_slice(&B64URL.decode(parts[2]).expect("b64")).expect("sig");
@@ -354,7 +364,7 @@ mod tests {
         let k = key();
         let claims = claims();
         let t = block_on(sign_identity(&k, &Compact, &claims)).expect("sign");
-        let jwks = block_on(jwks(Some(&k), &Compact)).expect("jwks");
+        let jwks = block_on(jwks(&[&k], &Compact)).expect("jwks");
         let payload = verify(&t, &jwks).expect("valid");
         assert_eq!(payload["iat"], 1_764_000_000);
         assert_eq!(payload["exp"], 1_764_000_000 + IDENTITY_TTL);
@@ -406,7 +416,7 @@ mod tests {
         assert_eq!(p.x, "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo");
         assert_eq!(p.kid, "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k");
         let jwks: serde_json::Value =
-            serde_json::from_str(&block_on(jwks(Some(&k), &Compact)).expect("jwks")).expect("json");
+            serde_json::from_str(&block_on(jwks(&[&k], &Compact)).expect("jwks")).expect("json");
         assert_eq!(
             jwks,
             serde_json::json!({"keys": [{
@@ -439,7 +449,7 @@ mod tests {
         let k = key();
         for _ in 0..3 {
             block_on(sign_identity(&k, &ed, &claims())).expect("sign");
-            block_on(jwks(Some(&k), &ed)).expect("jwks");
+            block_on(jwks(&[&k], &ed)).expect("jwks");
         }
         assert_eq!(ed.0.get(), 1);
     }
@@ -466,13 +476,53 @@ mod tests {
             block_on(sign_identity(&key(), &Refusing, &claims())),
             Err(SigningError)
         );
-        assert_eq!(block_on(jwks(Some(&key()), &Refusing)), Err(SigningError));
+        assert_eq!(block_on(jwks(&[&key()], &Refusing)), Err(SigningError));
+    }
+
+    #[test]
+    fn the_jwks_lists_every_key_given_in_order_each_under_its_own_kid() {
+        let current = key();
+        let next = IdentityKey::from_base64_seed("ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=")
+            .expect("seed");
+        let previous =
+            IdentityKey::from_base64_seed("QEFCQ0RFRkdISUpLTE1OT1BRUlNUVVZXWFlaW1xdXl8=")
+                .expect("seed");
+        let doc: serde_json::Value = serde_json::from_str(
+            &block_on(jwks(&[&current, &next, &previous], &Compact)).expect("jwks"),
+        )
+        .expect("json");
+        let keys = doc["keys"].as_array().expect("keys");
+        assert_eq!(keys.len(), 3);
+        for (jwk, k) in keys.iter().zip([&current, &next, &previous]) {
+            let p = block_on(k.public(&Compact)).expect("public");
+            assert_eq!(jwk["x"], p.x.as_str());
+            assert_eq!(jwk["kid"], p.kid.as_str());
+            assert_eq!(
+                (jwk["alg"].as_str(), jwk["use"].as_str()),
+                (Some("EdDSA"), Some("sig"))
+            );
+        }
+        let kids: std::collections::HashSet<&str> =
+            keys.iter().filter_map(|k| k["kid"].as_str()).collect();
+        assert_eq!(kids.len(), 3, "distinct kids");
+        // Only the current key signs: an assertion names its kid and
+        // verifies against its entry, not against the others.
+        let t = block_on(sign_identity(&current, &Compact, &claims())).expect("sign");
+        assert!(verify(&t, &doc.to_string()).is_some());
+        let without_current = serde_json::json!({"keys": [keys[1], keys[2]]});
+        assert_eq!(verify(&t, &without_current.to_string()), None);
+    }
+
+    #[test]
+    fn same_key_compares_seeds() {
+        assert!(key().same_key(&key()));
+        assert!(!key().same_key(&rfc8032_key()));
     }
 
     #[test]
     fn empty_jwks_without_a_key() {
         assert_eq!(
-            block_on(jwks(None, &Compact)).as_deref(),
+            block_on(jwks(&[], &Compact)).as_deref(),
             Ok(r#"{"keys":[]}"#)
         );
     }

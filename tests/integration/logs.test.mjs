@@ -91,7 +91,7 @@ test('auth events and errors are JSON lines with event, outcome, code, duration 
 
 /** The user hash a log line carries for `openid` (see src/logs.rs). */
 function userHash(stack, openid) {
-  const salt = createHash('sha256').update('wx-edge/log-salt/v1\0').update(stack.tokenSecret).digest();
+  const salt = createHash('sha256').update('wx-edge/log-salt/v1\0').update(stack.refreshSecret).digest();
   return createHmac('sha256', salt).update(openid).digest().subarray(0, 8).toString('hex');
 }
 

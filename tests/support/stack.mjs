@@ -13,7 +13,8 @@
 // limits per binding, e.g. { LOGIN_LIMITER: 5 } (per 60 s); `origin` — an origin
 // you started yourself ({url}, e.g. one running an identity verifier); it
 // becomes ORIGIN_URL, no echo origin is started and close() leaves yours
-// running; `miniflare` — extra Miniflare options (e.g. outboundService).
+// running; `sim` — a WeChat simulator you started yourself (close() leaves it
+// running); `miniflare` — extra Miniflare options (e.g. outboundService).
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
@@ -43,10 +44,11 @@ export async function startStack({
   authorityBinding = true,
   limits = {},
   origin: ownOrigin,
+  sim: ownSim,
   miniflare = {},
 } = {}) {
   if (!built()) throw new Error('build/index.js is missing: run scripts/build first');
-  const sim = await startWechatSim({ appid: TEST_APPID, secret: TEST_APPSECRET });
+  const sim = ownSim ?? (await startWechatSim({ appid: TEST_APPID, secret: TEST_APPSECRET }));
   const origin = ownOrigin ?? (await startEchoOrigin());
   const bindings = {
     WX_APPID: TEST_APPID,
@@ -117,7 +119,7 @@ export async function startStack({
     logs: () => out.join(''),
     async close() {
       await mf.dispose();
-      await sim.close();
+      if (!ownSim) await sim.close();
       if (!ownOrigin) await origin.close();
     },
   };

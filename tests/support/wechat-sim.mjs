@@ -28,6 +28,9 @@
 //   stats()                    GET  /__sim/stats
 //   reset()                    POST /__sim/reset
 //   invalidateAccessToken()    POST /__sim/invalidate-token
+//   resetSecret(secret)        POST /__sim/reset-secret    {secret}  (an AppSecret reset in the
+//                                       console: only the new secret is accepted, and the
+//                                       access_token made under the old one stops working)
 //   encryptPhone({...})        POST /__sim/encrypt-phone   {user, phone, countryCode?, appid?, timestamp?}
 //   sessionKeyOf(user)         (in process only)
 //
@@ -207,6 +210,13 @@ export async function startWechatSim({
     state.token = null;
   }
 
+  /** The AppSecret is reset: only `newSecret` is accepted, and the current access_token stops working. */
+  function resetSecret(newSecret) {
+    if (typeof newSecret !== 'string' || newSecret === '') throw new TypeError('resetSecret: a secret is required');
+    secret = newSecret;
+    state.token = null;
+  }
+
   function sessionKeyOf(user) {
     return state.sessionKeys.get(user);
   }
@@ -244,6 +254,14 @@ export async function startWechatSim({
       'POST /__sim/invalidate-token': () => {
         invalidateAccessToken();
         send(200, { ok: true });
+      },
+      'POST /__sim/reset-secret': () => {
+        const req = parseJson(body);
+        if (!req || typeof req.secret !== 'string' || !req.secret) {
+          return send(400, { errcode: 400, errmsg: 'body must be {"secret"}' });
+        }
+        resetSecret(req.secret);
+        return send(200, { ok: true });
       },
       'POST /__sim/encrypt-phone': () => {
         const req = parseJson(body);
@@ -358,6 +376,7 @@ export async function startWechatSim({
     stats,
     reset,
     invalidateAccessToken,
+    resetSecret,
     encryptPhone,
     sessionKeyOf,
   };

@@ -122,3 +122,28 @@ fn an_openid_that_is_not_one_is_refused_before_any_authority() {
     }
     assert_eq!(w.authority.calls.get(), 0);
 }
+
+#[test]
+fn admin_token_previous_is_accepted_during_a_change_over_and_never_alone() {
+    const OLD: &str = "old-admin-token-0123456789abcdefghijKLMN";
+    let mut cfg = test_config();
+    cfg.admin_token = Some(crate::secret::AdminToken::new(ADMIN));
+    cfg.admin_token_previous = Some(crate::secret::AdminToken::new(OLD));
+    let w = World::with(cfg);
+    w.login_at(NOW, GOOD);
+    for token in [ADMIN, OLD] {
+        let auth = format!("Bearer {token}");
+        assert!(
+            block_on(w.at(NOW).admin_user(Some(&auth), None, "oUser1")).is_ok(),
+            "{token}"
+        );
+    }
+    // Once it is removed, the old token is refused.
+    let w = admin_world();
+    w.login_at(NOW, GOOD);
+    let auth = format!("Bearer {OLD}");
+    assert_eq!(
+        block_on(w.at(NOW).admin_user(Some(&auth), None, "oUser1")).map(|_| ()),
+        Err(ApiError::InvalidToken)
+    );
+}

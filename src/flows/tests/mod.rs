@@ -378,7 +378,7 @@ fn cached_wx_token(w: &World) -> Option<CachedWxToken> {
 /// The identity key as an origin finds it: from the published JWKS.
 fn published_key(key: &crate::token::identity::IdentityKey) -> ed25519_compact::PublicKey {
     let jwks: Value = serde_json::from_str(
-        &block_on(crate::token::identity::jwks(Some(key), &Compact)).expect("JWKS"),
+        &block_on(crate::token::identity::jwks(&[key], &Compact)).expect("JWKS"),
     )
     .expect("JWKS is JSON");
     let x = B64URL
