@@ -151,8 +151,16 @@ impl Config {
                 .map_err(|problem| err("TOKEN_SECRET_PREVIOUS", problem))?;
         }
         let refresh_secret = get("REFRESH_SECRET").ok_or(err("REFRESH_SECRET", "is missing"))?;
-        let refresh_key =
+        let mut refresh_key =
             RefreshKey::new(&refresh_secret).map_err(|problem| err("REFRESH_SECRET", problem))?;
+        if let Some(previous) = get("REFRESH_SECRET_PREVIOUS") {
+            if previous == refresh_secret {
+                return Err(err("REFRESH_SECRET_PREVIOUS", "equals REFRESH_SECRET"));
+            }
+            refresh_key = refresh_key
+                .with_previous(&previous)
+                .map_err(|problem| err("REFRESH_SECRET_PREVIOUS", problem))?;
+        }
         let log_salt = LogSalt::derive(&refresh_secret);
         let identity = |name: &'static str| match get(name) {
             None => Ok(None),

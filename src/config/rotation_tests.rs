@@ -2,7 +2,9 @@
 //! `TOKEN_SECRET_PREVIOUS`, `ADMIN_TOKEN_PREVIOUS`.
 
 use crate::ids::OpenId;
-use crate::testkit::config::{load, test_config, vars, TEST_IDENTITY_SEED, TEST_SECRET};
+use crate::testkit::config::{
+    load, test_config, vars, TEST_IDENTITY_SEED, TEST_REFRESH_SECRET, TEST_SECRET,
+};
 use crate::token::identity::IdentityKey;
 
 const NEXT_SEED: &str = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
@@ -150,4 +152,25 @@ fn admin_token_previous_problems_are_named() {
         assert_eq!(e.variable, "ADMIN_TOKEN_PREVIOUS", "{weak}");
         assert!(!e.to_string().contains(&weak));
     }
+}
+
+#[test]
+fn refresh_secret_previous_must_be_strong_and_another_key() {
+    let mut v = vars();
+    v.insert("REFRESH_SECRET_PREVIOUS", TEST_REFRESH_SECRET.into());
+    let e = load(&v).unwrap_err();
+    assert_eq!(
+        (e.variable, e.problem),
+        ("REFRESH_SECRET_PREVIOUS", "equals REFRESH_SECRET")
+    );
+    for weak in ["tiny-key".to_string(), "ab".repeat(40)] {
+        v.insert("REFRESH_SECRET_PREVIOUS", weak.clone());
+        let e = load(&v).unwrap_err();
+        assert_eq!(e.variable, "REFRESH_SECRET_PREVIOUS", "{weak}");
+        assert!(!e.to_string().contains(&weak));
+    }
+    let old = "an-older-refresh-secret-0123456789-abcdefghijk";
+    v.insert("REFRESH_SECRET_PREVIOUS", old.into());
+    let c = load(&v).expect("valid");
+    assert!(!format!("{c:?}").contains(old));
 }

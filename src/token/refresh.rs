@@ -40,7 +40,12 @@ const TAG_CONTEXT: &[u8] = b"wx-edge/refresh-tag/v1\0";
 /// The refresh-token tag key (`REFRESH_SECRET`), ready to MAC with.
 /// Refuses keys too short or too uniform to be safe, as `TOKEN_SECRET`'s
 /// check does.
-pub(crate) struct RefreshKey(Hmac<Sha256>);
+pub(crate) struct RefreshKey {
+    current: Hmac<Sha256>,
+    /// `REFRESH_SECRET_PREVIOUS`: tags made under it are still accepted,
+    /// and the next token of such a session is tagged under the current key.
+    previous: Option<Hmac<Sha256>>,
+}
 
 impl std::fmt::Debug for RefreshKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -50,24 +55,53 @@ impl std::fmt::Debug for RefreshKey {
 
 impl RefreshKey {
     pub(crate) fn new(secret: &str) -> Result<Self, &'static str> {
-        let mac = Hmac::<Sha256>::new_from_slice(strong_key(secret)?)
-            .map_err(|_| "is not a usable key")?;
-        Ok(RefreshKey(mac))
+        Ok(RefreshKey {
+            current: mac_of(secret)?,
+            previous: None,
+        })
+    }
+
+    /// This key, with `previous` still accepted (a rotation of
+    /// `REFRESH_SECRET` that logs nobody out).
+    pub(crate) fn with_previous(self, previous: &str) -> Result<Self, &'static str> {
+        Ok(RefreshKey {
+            previous: Some(mac_of(previous)?),
+            ..self
+        })
     }
 
     /// The tag of a token naming `user` (its base64url, as the token
-    /// carries it) and `sid`.
+    /// carries it) and `sid`, under the current key.
     fn tag(&self, user: &str, sid: &str) -> [u8; TAG_BYTES] {
-        let mut mac = self.0.clone();
-        mac.update(TAG_CONTEXT);
-        mac.update(user.as_bytes());
-        mac.update(b".");
-        mac.update(sid.as_bytes());
-        let full = mac.finalize().into_bytes();
-        let mut tag = [0u8; TAG_BYTES];
-        tag.copy_from_slice(&full[..TAG_BYTES]);
-        tag
+        tag_under(&self.current, user, sid)
     }
+
+    /// Whether `presented` is the tag of `user` and `sid` under the
+    /// current or the previous key (each compared in constant time).
+    fn accepts(&self, user: &str, sid: &str, presented: &[u8; TAG_BYTES]) -> bool {
+        let current = ct_eq(&self.tag(user, sid), presented);
+        let previous = self
+            .previous
+            .as_ref()
+            .is_some_and(|p| ct_eq(&tag_under(p, user, sid), presented));
+        current | previous
+    }
+}
+
+fn mac_of(secret: &str) -> Result<Hmac<Sha256>, &'static str> {
+    Hmac::<Sha256>::new_from_slice(strong_key(secret)?).map_err(|_| "is not a usable key")
+}
+
+fn tag_under(key: &Hmac<Sha256>, user: &str, sid: &str) -> [u8; TAG_BYTES] {
+    let mut mac = key.clone();
+    mac.update(TAG_CONTEXT);
+    mac.update(user.as_bytes());
+    mac.update(b".");
+    mac.update(sid.as_bytes());
+    let full = mac.finalize().into_bytes();
+    let mut tag = [0u8; TAG_BYTES];
+    tag.copy_from_slice(&full[..TAG_BYTES]);
+    tag
 }
 
 /// The parts of a token that stay the same across a session's rotations:
@@ -161,7 +195,7 @@ impl ParsedRefresh {
         let sid = SessionId::parse(sid)?;
         let secret: [u8; 32] = B64URL.decode(secret).ok()?.try_into().ok()?;
         let presented: [u8; TAG_BYTES] = B64URL.decode(tag).ok()?.try_into().ok()?;
-        if !ct_eq(&key.tag(user, sid.as_str()), &presented) {
+        if !key.accepts(user, sid.as_str(), &presented) {
             return None;
         }
         Some(ParsedRefresh {
@@ -169,7 +203,10 @@ impl ParsedRefresh {
             holder: Holder {
                 user: user.to_string(),
                 sid: sid.clone(),
-                tag: tag.to_string(),
+                // Under the current key, also when the presented tag was
+                // the previous key's: the session's next token outlives
+                // `REFRESH_SECRET_PREVIOUS`.
+                tag: B64URL.encode(key.tag(user, sid.as_str())),
             },
             sid,
             secret,
@@ -226,6 +263,46 @@ mod tests {
             .token
             .secret()
             .to_string()
+    }
+
+    /// A rotation of `REFRESH_SECRET` logs nobody out: a token tagged under
+    /// the previous key is accepted while `REFRESH_SECRET_PREVIOUS` holds
+    /// it, its session's next token is tagged under the current key (and so
+    /// outlives the previous key), and once the previous key is gone its
+    /// own tag is refused.
+    #[test]
+    fn a_token_tagged_under_the_previous_key_survives_the_rotation() {
+        let rng = SeededRandom::default();
+        let old = other_key();
+        let token = mint(&old, "o-rotated", &rng);
+        assert!(
+            ParsedRefresh::parse(&key(), &token).is_none(),
+            "unknown key"
+        );
+        let rotated = key()
+            .with_previous("another-refresh-secret-0123456789-ABCDEFGHIJ")
+            .expect("strong");
+        let parsed = ParsedRefresh::parse(&rotated, &token).expect("the previous key's tag");
+        let next = NewRefresh::generate(&rotated, &parsed.openid, &parsed.sid, &rng).expect("next");
+        let next = next.token.secret().to_string();
+        assert!(
+            ParsedRefresh::parse(&key(), &next).is_some(),
+            "the next token is tagged under the current key alone"
+        );
+        assert!(ParsedRefresh::parse(&key(), &token).is_none());
+        // Within the grace, the same next token is handed out again: the
+        // unsealed token carries the current key's tag too.
+        let sealed = NewRefresh::generate(&rotated, &parsed.openid, &parsed.sid, &rng)
+            .expect("next")
+            .sealed_under(&parsed);
+        let again = parsed.unseal(&sealed).expect("unseals");
+        assert!(ParsedRefresh::parse(&key(), again.token.secret()).is_some());
+        // A made-up tag is refused under either key.
+        let forged = format!(
+            "{}.AAAAAAAAAAAAAAAAAAAAAA",
+            token.rsplit_once('.').expect("tag").0
+        );
+        assert!(ParsedRefresh::parse(&rotated, &forged).is_none());
     }
 
     fn parts(token: &str) -> Vec<&str> {
