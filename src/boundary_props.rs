@@ -18,6 +18,7 @@ use crate::http::path::{is_canonical, is_public, origin_target};
 use crate::ids::{AppId, OpenId, Subject};
 use crate::phone::Phone;
 use crate::secret::SessionKey;
+use crate::testkit::ISSUE_18_NAMES;
 use crate::wechat::open_data::{EncryptedPhone, Freshness, OpenDataError};
 
 fn header_name() -> impl Strategy<Value = String> {
@@ -46,20 +47,6 @@ fn header_name() -> impl Strategy<Value = String> {
     let issue = prop::sample::select(ISSUE_18_NAMES.to_vec()).prop_map(str::to_string);
     prop_oneof![spoofs, issue, family_variant(), "[ -~]{1,24}"]
 }
-
-/// Issue 18's list: each once reached the origin as the client sent it.
-const ISSUE_18_NAMES: &[&str] = &[
-    "X-Original-Host",
-    "X-Host",
-    "X-HTTP-Method-Override",
-    "X-Method-Override",
-    "Client-IP",
-    "X-Cluster-Client-IP",
-    "X-Original-Forwarded-For",
-    "X-ProxyUser-Ip",
-    "Fastly-Client-IP",
-    "Proxy-Connection",
-];
 
 /// A name of a stripped family: a family's prefix, or a client-address
 /// word with something before it, then anything after, in any case and

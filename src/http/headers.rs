@@ -246,6 +246,7 @@ mod tests {
     use super::*;
     use crate::ids::{OpenId, UnionId};
     use crate::phone::Phone;
+    use crate::testkit::ISSUE_18_NAMES;
 
     fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
@@ -373,20 +374,6 @@ mod tests {
             ])
         );
     }
-
-    /// Issue 18's list, each of which once reached the origin as sent.
-    const ISSUE_18_NAMES: &[&str] = &[
-        "X-Original-Host",
-        "X-Host",
-        "X-HTTP-Method-Override",
-        "X-Method-Override",
-        "Client-IP",
-        "X-Cluster-Client-IP",
-        "X-Original-Forwarded-For",
-        "X-ProxyUser-Ip",
-        "Fastly-Client-IP",
-        "Proxy-Connection",
-    ];
 
     #[test]
     fn every_family_is_stripped_not_just_a_list() {

@@ -37,6 +37,21 @@ pub(crate) use random::SeededRandom;
 pub(crate) use store::MemoryStore;
 pub(crate) use wechat::{ok, Scripted, GOOD, GOOD_KEY};
 
+/// The request headers issue 18 named: each once reached the origin as the
+/// client sent it (the header tests and the boundary properties use them).
+pub(crate) const ISSUE_18_NAMES: &[&str] = &[
+    "X-Original-Host",
+    "X-Host",
+    "X-HTTP-Method-Override",
+    "X-Method-Override",
+    "Client-IP",
+    "X-Cluster-Client-IP",
+    "X-Original-Forwarded-For",
+    "X-ProxyUser-Ip",
+    "Fastly-Client-IP",
+    "Proxy-Connection",
+];
+
 /// Pending once, then ready: lets the other futures of a join run.
 pub(crate) struct YieldOnce(pub(crate) bool);
 
