@@ -5,7 +5,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createCipheriv, randomBytes } from 'node:crypto';
 import http from 'node:http';
-import { startStack, call, login, bearer } from '../support/stack.mjs';
+import { startStack, call, login, bearer, freshLimitWindow } from '../support/stack.mjs';
 import { startEchoOrigin } from '../support/echo-origin.mjs';
 
 function assertError(r, status, error) {
@@ -392,6 +392,7 @@ describe('rate limits', () => {
   });
 
   test('a login burst past the limit gets 429 with Retry-After and leaves WeChat alone', async () => {
+    await freshLimitWindow();
     const before = s.sim.stats().code2session;
     const results = [];
     for (let i = 0; i < 40; i++) {
@@ -414,6 +415,7 @@ describe('rate limits', () => {
 
   test('refresh is limited per address, phone binding per user', async () => {
     const u = await login(s, 'limited.1');
+    await freshLimitWindow();
     let token = u.refresh_token;
     const statuses = [];
     for (let i = 0; i < 8; i++) {

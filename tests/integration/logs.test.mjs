@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createHmac } from 'node:crypto';
-import { startStack, call, login, bearer, TEST_ADMIN_TOKEN } from '../support/stack.mjs';
+import { startStack, call, login, bearer, freshLimitWindow, TEST_ADMIN_TOKEN } from '../support/stack.mjs';
 
 let s;
 before(async () => {
@@ -25,6 +25,7 @@ async function lines(stack = s) {
 }
 
 test('auth events and errors are JSON lines with event, outcome, code, duration and a hashed user', async () => {
+  await freshLimitWindow(); // the flood below must meet LOGIN_LIMITER in one window
   const u = await login(s, 'logged.1');
   await call(s, 'POST', '/auth/login', { body: { code: 'invalid.1' } });
   const r = await call(s, 'POST', '/auth/refresh', { body: { refresh_token: u.refresh_token } });

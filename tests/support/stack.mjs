@@ -157,3 +157,16 @@ export async function login(stack, code) {
 }
 
 export const bearer = (t) => ({ authorization: 'Bearer ' + t });
+
+/**
+ * Wait, if need be, until at least `seconds` are left in the current rate-limit
+ * window. Miniflare's limiters count in fixed windows aligned to the epoch
+ * (floor(now / period)), so a test that counts 429s against a limit fails
+ * when its requests straddle a window boundary; a slow machine makes that
+ * likely. Call this right before the counted burst.
+ */
+export async function freshLimitWindow(seconds = 20, periodSeconds = 60) {
+  const periodMs = periodSeconds * 1000;
+  const left = periodMs - (Date.now() % periodMs);
+  if (left < seconds * 1000) await new Promise((r) => setTimeout(r, left + 50));
+}
