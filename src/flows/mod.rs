@@ -39,7 +39,9 @@ mod login;
 mod phone;
 mod proxy;
 mod refresh;
+mod rekey;
 pub(crate) mod serve;
+pub(crate) mod service_keys;
 pub(crate) mod session;
 
 /// The ports a deployment plugs into [`Edge`]: the worker's bindings in
