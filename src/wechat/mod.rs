@@ -21,8 +21,19 @@ pub(crate) enum Method {
     Post,
 }
 
-/// An outgoing HTTP request. `Debug` is deliberately not derived: the URL
-/// of a code2Session call carries the AppSecret.
+impl Method {
+    /// The method's name on the wire.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+        }
+    }
+}
+
+/// A WeChat API call as the worker builds it: a `GET`, or a `POST` with a
+/// JSON body. `Debug` is deliberately not derived: the URL of a
+/// code2Session call carries the AppSecret.
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct HttpRequest {
     pub(crate) method: Method,
@@ -33,19 +44,103 @@ pub(crate) struct HttpRequest {
 
 impl std::fmt::Debug for HttpRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let path = self.url.split('?').next().unwrap_or_default();
         write!(
             f,
-            "HttpRequest({:?} {path} [query and body redacted])",
-            self.method
+            "HttpRequest({:?} {} [query and body redacted])",
+            self.method,
+            path_only(&self.url)
         )
     }
 }
 
+/// A WeChat reply as the API calls read it: status and body (the content
+/// type is ignored: WeChat sends JSON as `text/plain` too).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct HttpResponse {
     pub(crate) status: u16,
     pub(crate) body: Vec<u8>,
+}
+
+/// What the [`Transport`] sends: any method, a content type and a body of
+/// bytes (the relay's request as the origin sent it, or an
+/// [`HttpRequest`]). `Debug` shows the method and the path only: the query
+/// may carry the AppSecret or an access_token, the body a secret too.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct WireRequest {
+    /// As sent: `GET`, `POST`, or what the relay was asked for.
+    pub(crate) method: String,
+    pub(crate) url: String,
+    pub(crate) content_type: Option<String>,
+    pub(crate) body: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for WireRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "WireRequest({} {} [query and body redacted])",
+            self.method,
+            path_only(&self.url)
+        )
+    }
+}
+
+impl From<HttpRequest> for WireRequest {
+    /// A `POST` says its body is JSON, as every POST WeChat is sent is.
+    fn from(r: HttpRequest) -> Self {
+        WireRequest {
+            method: r.method.as_str().to_string(),
+            content_type: (r.method == Method::Post).then(|| "application/json".to_string()),
+            url: r.url,
+            body: r.body.map(String::into_bytes),
+        }
+    }
+}
+
+/// What the [`Transport`] got back: status, content type and the body's
+/// bytes. `Debug` shows the body's length only (a reply may carry a
+/// session_key or an access_token).
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct WireResponse {
+    pub(crate) status: u16,
+    pub(crate) content_type: Option<String>,
+    pub(crate) body: Vec<u8>,
+}
+
+impl std::fmt::Debug for WireResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "WireResponse({} {:?}, {} bytes [redacted])",
+            self.status,
+            self.content_type,
+            self.body.len()
+        )
+    }
+}
+
+impl From<HttpResponse> for WireResponse {
+    fn from(r: HttpResponse) -> Self {
+        WireResponse {
+            status: r.status,
+            content_type: None,
+            body: r.body,
+        }
+    }
+}
+
+impl From<WireResponse> for HttpResponse {
+    fn from(r: WireResponse) -> Self {
+        HttpResponse {
+            status: r.status,
+            body: r.body,
+        }
+    }
+}
+
+/// A URL without its query.
+fn path_only(url: &str) -> &str {
+    url.split('?').next().unwrap_or_default()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +154,7 @@ pub(crate) enum TransportError {
 /// Sends one HTTP request with a bounded time.
 #[allow(async_fn_in_trait)] // used with concrete types only; no Send bound wanted on wasm
 pub(crate) trait Transport {
-    async fn send(&self, req: HttpRequest) -> Result<HttpResponse, TransportError>;
+    async fn send(&self, req: WireRequest) -> Result<WireResponse, TransportError>;
     /// Waits `ms` milliseconds (the runtime's timer).
     async fn pause(&self, ms: u32);
 }
@@ -109,8 +204,11 @@ async fn call<T: Transport, R>(
     req: HttpRequest,
     parse: &impl Fn(&HttpResponse) -> Result<R, CallError>,
 ) -> Result<R, CallError> {
-    let resp = transport.send(req).await.map_err(CallError::Transport)?;
-    parse(&resp)
+    let resp = transport
+        .send(req.into())
+        .await
+        .map_err(CallError::Transport)?;
+    parse(&resp.into())
 }
 
 /// Parses a WeChat reply: HTTP status, then `errcode` (absent or 0 means
