@@ -228,6 +228,84 @@ mod tests {
     }
 
     #[test]
+    fn service_endpoints_take_post_and_a_wrong_method_is_404() {
+        for (p, want) in [
+            (
+                "/auth/service/users/o1/session-key/check",
+                Route::ServiceCheck("o1"),
+            ),
+            (
+                "/auth/service/users/o1/session-key/reset",
+                Route::ServiceReset("o1"),
+            ),
+            ("/auth/service/users/o1/sign", Route::ServiceSign("o1")),
+            (
+                "/auth/service/users/o1/decrypt",
+                Route::ServiceDecrypt("o1"),
+            ),
+        ] {
+            assert_eq!(route("POST", p), want, "{p}");
+            for m in ["GET", "HEAD", "PUT", "DELETE", "post", "TRACE"] {
+                assert_eq!(route(m, p), Route::NotFound, "{m} {p}");
+            }
+        }
+        for p in [
+            "/auth/service",
+            "/auth/service/",
+            "/auth/service/users",
+            "/auth/service/users/",
+            "/auth/service/users/o1",
+            "/auth/service/users/o1/session-key",
+            "/auth/service/users/o1/session-key/check/x",
+            "/auth/service/users/o1/sign/",
+            "/auth/service/users/o1/x/sign",
+            "/auth/service/wechat",
+            "/auth/service/other/x",
+        ] {
+            assert_eq!(route("POST", p), Route::NotFound, "{p}");
+        }
+    }
+
+    #[test]
+    fn the_relay_takes_any_method_but_the_echoing_ones() {
+        for m in [
+            "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "PROPFIND",
+        ] {
+            assert_eq!(
+                route(m, "/auth/service/wechat/wxa/msg_sec_check"),
+                Route::ServiceRelay("wxa/msg_sec_check"),
+                "{m}"
+            );
+        }
+        for m in ["TRACE", "trace", "TRACK", "Track"] {
+            assert_eq!(
+                route(m, "/auth/service/wechat/wxa/x"),
+                Route::NotFound,
+                "{m}"
+            );
+        }
+        // The path is handed over as sent, to be judged by the relay.
+        assert_eq!(
+            route("GET", "/auth/service/wechat/"),
+            Route::ServiceRelay("")
+        );
+        assert_eq!(
+            route("GET", "/auth/service/wechat//cgi-bin/%2e%2e/token"),
+            Route::ServiceRelay("/cgi-bin/%2e%2e/token")
+        );
+    }
+
+    #[test]
+    fn rekey_is_a_post() {
+        assert_eq!(route("POST", "/auth/session/rekey"), Route::Rekey);
+        assert_eq!(
+            route("GET", "/auth/session/rekey"),
+            Route::MethodNotAllowed("POST")
+        );
+        assert_eq!(route("POST", "/auth/session/rekey/"), Route::NotFound);
+    }
+
+    #[test]
     fn unknown_auth_paths_are_never_proxied() {
         for p in ["/auth", "/auth/", "/auth/unknown", "/auth/login/extra"] {
             assert_eq!(route("GET", p), Route::NotFound, "{p}");
@@ -245,6 +323,20 @@ mod tests {
             ("GET", JWKS_PATH, "jwks"),
             ("GET", "/auth/admin/users/o1", "admin_user"),
             ("POST", "/auth/admin/users/o1/revoke", "revoke"),
+            ("POST", "/auth/session/rekey", "rekey"),
+            (
+                "POST",
+                "/auth/service/users/o1/session-key/check",
+                "service_check",
+            ),
+            (
+                "POST",
+                "/auth/service/users/o1/session-key/reset",
+                "service_reset",
+            ),
+            ("POST", "/auth/service/users/o1/sign", "service_sign"),
+            ("POST", "/auth/service/users/o1/decrypt", "service_decrypt"),
+            ("GET", "/auth/service/wechat/wxa/x", "service_relay"),
             ("GET", "/api/x", "proxy"),
             ("GET", "/auth/nope", "not_found"),
             ("GET", "/auth/login", "method_not_allowed"),
@@ -272,7 +364,26 @@ mod tests {
             Some(BodyKind::JsonOrForm)
         );
         assert_eq!(route("POST", "/auth/refresh").body(), Some(BodyKind::Json));
+        assert_eq!(
+            route("POST", "/auth/session/rekey").body(),
+            Some(BodyKind::JsonOrForm)
+        );
+        for p in ["sign", "decrypt"] {
+            let r = route("POST", &format!("/auth/service/users/o1/{p}")).body();
+            assert_eq!(r, Some(BodyKind::Json), "{p}");
+        }
+        for m in ["GET", "POST", "PUT"] {
+            assert_eq!(
+                route(m, "/auth/service/wechat/wxa/x").body(),
+                Some(BodyKind::Raw)
+            );
+        }
+        assert_eq!(BodyKind::Json.limit(), 16 * 1024);
+        assert_eq!(BodyKind::JsonOrForm.limit(), 16 * 1024);
+        assert_eq!(BodyKind::Raw.limit(), 2 * 1024 * 1024);
         for (m, p) in [
+            ("POST", "/auth/service/users/o1/session-key/check"),
+            ("POST", "/auth/service/users/o1/session-key/reset"),
             ("POST", "/auth/logout"),
             ("GET", "/auth/session"),
             ("POST", "/api/x"),

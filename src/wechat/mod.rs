@@ -8,6 +8,11 @@
 //! often as `text/plain`: we parse the bytes and ignore the content type.
 //! A reply body may contain `session_key` or an access token, so no error
 //! here ever carries the body.
+//!
+//! The transport itself moves any method, content type and bytes
+//! ([`WireRequest`], [`WireResponse`]): the API calls here are JSON, the
+//! WeChat relay (`crate::flows`) passes the origin's bytes and WeChat's
+//! answer (an image, say) through unchanged.
 
 use serde::Deserialize;
 
@@ -235,4 +240,72 @@ pub(super) fn query(pairs: &[(&str, &str)]) -> String {
         s.append_pair(k, v);
     }
     s.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_api_call_goes_on_the_wire_as_json() {
+        let get = WireRequest::from(HttpRequest {
+            method: Method::Get,
+            url: "https://w/sns/jscode2session?secret=S3CRET".into(),
+            body: None,
+        });
+        assert_eq!(
+            (get.method.as_str(), get.content_type, get.body),
+            ("GET", None, None)
+        );
+        let post = WireRequest::from(HttpRequest {
+            method: Method::Post,
+            url: "https://w/cgi-bin/stable_token".into(),
+            body: Some(r#"{"secret":"S3CRET"}"#.into()),
+        });
+        assert_eq!(post.method, "POST");
+        assert_eq!(post.content_type.as_deref(), Some("application/json"));
+        assert_eq!(post.body.as_deref(), Some(&br#"{"secret":"S3CRET"}"#[..]));
+    }
+
+    #[test]
+    fn what_is_printed_of_requests_and_replies_hides_queries_and_bodies() {
+        let req = WireRequest {
+            method: "POST".into(),
+            url: "https://w/wxa/x?access_token=T0KEN&secret=S3CRET".into(),
+            content_type: Some("application/json".into()),
+            body: Some(br#"{"session_key":"K3Y"}"#.to_vec()),
+        };
+        let resp = WireResponse {
+            status: 200,
+            content_type: Some("application/json".into()),
+            body: br#"{"session_key":"K3Y","access_token":"T0KEN"}"#.to_vec(),
+        };
+        let api = HttpRequest {
+            method: Method::Get,
+            url: "https://w/sns/jscode2session?secret=S3CRET".into(),
+            body: None,
+        };
+        for shown in [format!("{req:?}"), format!("{resp:?}"), format!("{api:?}")] {
+            for secret in ["T0KEN", "S3CRET", "K3Y"] {
+                assert!(!shown.contains(secret), "{shown}");
+            }
+        }
+        assert!(format!("{req:?}").contains("/wxa/x"));
+    }
+
+    #[test]
+    fn a_reply_reads_the_same_whatever_its_content_type() {
+        let wire = WireResponse {
+            status: 200,
+            content_type: Some("text/plain".into()),
+            body: br#"{"errcode":40001}"#.to_vec(),
+        };
+        let read: HttpResponse = wire.into();
+        assert_eq!(
+            parse_reply::<serde_json::Value>(&read),
+            Err(CallError::Errcode(40001))
+        );
+        let back = WireResponse::from(read);
+        assert_eq!((back.status, back.content_type), (200, None));
+    }
 }

@@ -400,5 +400,7 @@ mod login;
 mod phone;
 mod proxy;
 mod refresh;
+mod relay;
 mod serve;
+mod service;
 mod session;
