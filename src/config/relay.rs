@@ -244,3 +244,93 @@ mod tests {
         }
     }
 }
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Pieces a caller could assemble a path from to reach a refused one.
+    fn piece() -> impl Strategy<Value = String> {
+        prop::sample::select(vec![
+            "cgi-bin",
+            "CGI-BIN",
+            "token",
+            "Token",
+            "stable_token",
+            "ticket",
+            "component",
+            "sns",
+            "SNS",
+            "wxa",
+            "checksession",
+            "resetusersessionkey",
+            "msg_sec_check",
+            "x",
+            "",
+            ".",
+            "..",
+            "%2e",
+            "%2E%2e",
+            "%2f",
+            "%74oken",
+            "/",
+            "//",
+            "\\",
+            ";",
+            "?",
+            "#",
+            " ",
+            "é",
+            "token.",
+            "-",
+            "_",
+        ])
+        .prop_map(str::to_string)
+    }
+
+    /// `path` as a server that decodes escapes and resolves dot segments
+    /// would read it, lower-cased.
+    fn as_a_server_reads_it(path: &str) -> String {
+        let decoded: String = form_urlencoded::parse(format!("x={path}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default();
+        let mut out: Vec<&str> = Vec::new();
+        for seg in decoded.split(['/', '\\']) {
+            match seg {
+                "" | "." => {}
+                ".." => {
+                    out.pop();
+                }
+                s => out.push(s),
+            }
+        }
+        out.join("/").to_ascii_lowercase()
+    }
+
+    proptest! {
+        #[test]
+        fn nothing_that_passes_reads_as_a_refused_path(
+            pieces in prop::collection::vec(piece(), 1..8),
+            seps in prop::collection::vec(prop::bool::ANY, 8),
+        ) {
+            let mut path = String::new();
+            for (i, p) in pieces.iter().enumerate() {
+                if i > 0 && seps[i] {
+                    path.push('/');
+                }
+                path.push_str(p);
+            }
+            if RelayPaths::default().check(&path).is_ok() {
+                // What passes is read the same by any server, and is not
+                // a refused path however it is read.
+                let read = as_a_server_reads_it(&path);
+                prop_assert_eq!(&read, &path.to_ascii_lowercase());
+                for refused in REFUSED {
+                    prop_assert!(!under(&read, refused), "{} reads as {}", path, read);
+                }
+            }
+        }
+    }
+}
