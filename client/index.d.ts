@@ -182,6 +182,7 @@ export type AuthErrorCode =
   | 'user_blocked'
   | 'phone_required'
   | 'not_internal_user'
+  | 'relay_refused'
   | 'not_found'
   | 'method_not_allowed'
   | 'payload_too_large'

@@ -11,9 +11,13 @@ use crate::token::access::TokenKey;
 use crate::token::identity::IdentityKey;
 use crate::token::refresh::RefreshKey;
 
+pub(crate) mod relay;
 #[cfg(test)]
 mod rotation_tests;
+mod service;
 mod url;
+
+pub(crate) use service::ServiceConfig;
 
 use url::tls_base;
 
@@ -72,6 +76,8 @@ pub(crate) struct Config {
     /// `PHONE_DATA_MAX_AGE`: legacy phone data whose watermark timestamp
     /// is older than this many seconds is refused.
     pub(crate) phone_data_max_age: u64,
+    /// `SERVICE_TOKEN`, `SERVICE_TOKEN_PREVIOUS`, `WX_RELAY_PATHS`.
+    pub(crate) service: ServiceConfig,
     /// Keys the user hash in operator logs (derived from `REFRESH_SECRET`,
     /// which is never rotated, so a user keeps one hash across
     /// `TOKEN_SECRET` rotations).
@@ -278,6 +284,10 @@ impl Config {
             30,
             86_400,
         )?;
+        let service = ServiceConfig::from_lookup(
+            get,
+            &["ADMIN_TOKEN", "ADMIN_TOKEN_PREVIOUS"].map(|name| (name, get(name))),
+        )?;
 
         Ok(Config {
             appid: AppId::new(appid),
@@ -301,6 +311,7 @@ impl Config {
             admin_token,
             admin_token_previous,
             phone_data_max_age,
+            service,
             log_salt,
         })
     }

@@ -42,6 +42,9 @@ pub(crate) enum ApiError {
     },
     PhoneRequired,
     NotInternalUser,
+    /// The WeChat relay never calls this path (it hands out credentials
+    /// or session keys), or `WX_RELAY_PATHS` does not list it.
+    RelayRefused,
     NotFound,
     MethodNotAllowed,
     PayloadTooLarge,
@@ -93,6 +96,7 @@ impl ApiError {
             ApiError::UserBlocked { .. } => "user_blocked",
             ApiError::PhoneRequired => "phone_required",
             ApiError::NotInternalUser => "not_internal_user",
+            ApiError::RelayRefused => "relay_refused",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::PayloadTooLarge => "payload_too_large",
@@ -117,9 +121,10 @@ impl ApiError {
             | ApiError::SessionRevoked
             | ApiError::InvalidRefreshToken
             | ApiError::RefreshReused => 401,
-            ApiError::UserBlocked { .. } | ApiError::PhoneRequired | ApiError::NotInternalUser => {
-                403
-            }
+            ApiError::UserBlocked { .. }
+            | ApiError::PhoneRequired
+            | ApiError::NotInternalUser
+            | ApiError::RelayRefused => 403,
             ApiError::NotFound => 404,
             ApiError::MethodNotAllowed => 405,
             ApiError::PayloadTooLarge => 413,
@@ -178,9 +183,15 @@ impl ApiError {
             ApiError::UserBlocked { .. } => "WeChat blocked this user as high-risk".into(),
             ApiError::PhoneRequired => "bind a phone number (POST /auth/phone) before using this API".into(),
             ApiError::NotInternalUser => "this phone number is not on the staff list".into(),
+            ApiError::RelayRefused => {
+                "this WeChat API hands out credentials or session keys, or WX_RELAY_PATHS does not list it"
+                    .into()
+            }
             ApiError::NotFound => "no such endpoint".into(),
             ApiError::MethodNotAllowed => "method not allowed for this endpoint".into(),
-            ApiError::PayloadTooLarge => "request body over 16 KiB".into(),
+            ApiError::PayloadTooLarge => {
+                "request body too large (16 KiB; 2 MiB through the WeChat relay)".into()
+            }
             ApiError::RateLimited { errcode: Some(_) } => {
                 "WeChat is rate-limiting this app; try again in a minute".into()
             }
@@ -319,6 +330,7 @@ mod tests {
             ),
             (ApiError::PhoneRequired, 403, "phone_required"),
             (ApiError::NotInternalUser, 403, "not_internal_user"),
+            (ApiError::RelayRefused, 403, "relay_refused"),
             (ApiError::NotFound, 404, "not_found"),
             (ApiError::MethodNotAllowed, 405, "method_not_allowed"),
             (ApiError::PayloadTooLarge, 413, "payload_too_large"),
@@ -518,6 +530,7 @@ mod tests {
             ApiError::UserBlocked { errcode: 40226 },
             ApiError::PhoneRequired,
             ApiError::NotInternalUser,
+            ApiError::RelayRefused,
             ApiError::NotFound,
             ApiError::MethodNotAllowed,
             ApiError::PayloadTooLarge,
@@ -547,6 +560,7 @@ mod tests {
                 | ApiError::UserBlocked { .. }
                 | ApiError::PhoneRequired
                 | ApiError::NotInternalUser
+                | ApiError::RelayRefused
                 | ApiError::NotFound
                 | ApiError::MethodNotAllowed
                 | ApiError::PayloadTooLarge

@@ -44,6 +44,9 @@ const CONFIG_VARS: &[&str] = &[
     "ADMIN_TOKEN",
     "ADMIN_TOKEN_PREVIOUS",
     "PHONE_DATA_MAX_AGE",
+    "SERVICE_TOKEN",
+    "SERVICE_TOKEN_PREVIOUS",
+    "WX_RELAY_PATHS",
 ];
 
 /// The runtime's ports, as the core's [`Platform`].

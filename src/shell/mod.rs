@@ -143,7 +143,7 @@ async fn handle(incoming: Incoming<'_>, r: Route<'_>, env: &Env) -> Handled {
         }
     };
     let body = match r.body() {
-        Some(_) => wire::read_body(req, header(req, "Content-Length").as_deref()).await,
+        Some(kind) => wire::read_body(req, kind.limit()).await,
         None => Ok(Vec::new()),
     };
     let (authorization, client_ip) = (

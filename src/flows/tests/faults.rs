@@ -31,7 +31,7 @@ use crate::testkit::faults::{
 };
 use crate::testkit::YieldOnce;
 use crate::time::{Timed, KV_TIMEOUT_MS};
-use crate::wechat::{HttpRequest, HttpResponse, Transport, TransportError};
+use crate::wechat::{Transport, TransportError, WireRequest, WireResponse};
 
 /// How long a client waits for an answer before giving up (virtual ms).
 const CLIENT_WAIT_MS: u32 = 30_000;
@@ -65,23 +65,23 @@ struct Answering {
 }
 
 impl Transport for Answering {
-    async fn send(&self, req: HttpRequest) -> Result<HttpResponse, TransportError> {
+    async fn send(&self, req: WireRequest) -> Result<WireResponse, TransportError> {
         YieldOnce(false).await;
         let path = req.url.split('?').next().unwrap_or_default();
         if path.ends_with("/sns/jscode2session") {
-            return ok(&self.login_reply);
+            return ok(&self.login_reply).map(Into::into);
         }
         if path.ends_with("/cgi-bin/stable_token") {
-            return ok(STABLE_T1);
+            return ok(STABLE_T1).map(Into::into);
         }
         if path.ends_with("/wxa/business/getuserphonenumber") {
             let body: Value =
-                serde_json::from_str(req.body.as_deref().unwrap_or("{}")).expect("a JSON body");
+                serde_json::from_slice(req.body.as_deref().unwrap_or(b"{}")).expect("a JSON body");
             let code = body["code"].as_str().unwrap_or_default().to_string();
             if !self.used_codes.borrow_mut().insert(code) {
-                return ok(&errcode(40029));
+                return ok(&errcode(40029)).map(Into::into);
             }
-            return ok(PHONE_REPLY);
+            return ok(PHONE_REPLY).map(Into::into);
         }
         Err(TransportError::Network)
     }
