@@ -11,6 +11,7 @@ use crate::token::access::TokenKey;
 use crate::token::identity::IdentityKey;
 use crate::token::refresh::RefreshKey;
 
+mod client_ip;
 #[cfg(test)]
 mod rotation_tests;
 mod url;
@@ -76,6 +77,8 @@ pub(crate) struct Config {
     /// which is never rotated, so a user keeps one hash across
     /// `TOKEN_SECRET` rotations).
     pub(crate) log_salt: LogSalt,
+    /// `CLIENT_IP_HEADER`: the header the client's address is read from.
+    pub(crate) client_ip_header: String,
 }
 
 /// A configuration problem: which variable, and what is wrong with it.
@@ -278,6 +281,8 @@ impl Config {
             30,
             86_400,
         )?;
+        let client_ip_header = client_ip::client_ip_header(get("CLIENT_IP_HEADER"))
+            .map_err(|p| err("CLIENT_IP_HEADER", p))?;
 
         Ok(Config {
             appid: AppId::new(appid),
@@ -302,6 +307,7 @@ impl Config {
             admin_token_previous,
             phone_data_max_age,
             log_salt,
+            client_ip_header,
         })
     }
 }

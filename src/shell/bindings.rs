@@ -40,6 +40,7 @@ const CONFIG_VARS: &[&str] = &[
     "REQUIRE_PHONE",
     "PHONE_ALLOWLIST",
     "WX_TIMEOUT_MS",
+    "CLIENT_IP_HEADER",
     "SESSION_MAX_AGE",
     "ADMIN_TOKEN",
     "ADMIN_TOKEN_PREVIOUS",
