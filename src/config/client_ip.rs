@@ -5,16 +5,31 @@
 //! On a server of one's own (the self-host profile) nothing overwrites it,
 //! so the reverse proxy in front sets a header of its own (nginx:
 //! `proxy_set_header X-Real-IP $remote_addr;`) and this setting names it.
-//! Only names the proxy strips from what it forwards are accepted, so a
-//! client's copy of the header never reaches the origin either.
-
-use crate::http::headers::{is_stripped, normalized_name};
+//! Only client-address names are accepted (`X-Real-IP`, `True-Client-IP`,
+//! `CF-*`, ...): the proxy strips that whole family from what it forwards,
+//! so a client's copy of the header never reaches the origin either
+//! (`boundary_props` checks that every name accepted here is stripped).
 
 /// Cloudflare's header: set by its edge, whatever the client sent.
 pub(crate) const DEFAULT_CLIENT_IP_HEADER: &str = "CF-Connecting-IP";
 
 /// Longer names are not what a proxy sets.
 const MAX_NAME: usize = 64;
+
+/// What a client-address name contains once lower-cased and without its
+/// punctuation: the proxy's `ADDRESS_PARTS` (src/http/headers.rs), which
+/// config may not import (http builds on config).
+const ADDRESS_PARTS: &[&str] = &[
+    "clientip",
+    "clientaddr",
+    "remoteip",
+    "remoteaddr",
+    "realip",
+    "userip",
+    "socketip",
+    "originatingip",
+    "connectingip",
+];
 
 /// The header to read the client's address from: `CF-Connecting-IP` when
 /// unset, else the name given (trimmed; header names match in any case).
@@ -25,17 +40,25 @@ pub(super) fn client_ip_header(v: Option<String>) -> Result<String, &'static str
     if name.is_empty() || name.len() > MAX_NAME || !name.bytes().all(is_token_byte) {
         return Err("is not a header name");
     }
-    let n = normalized_name(&name);
-    if n.starts_with("x-wx-") || ["authorization", "host"].contains(&n.as_str()) {
-        return Err("names a header that does not carry the client's address");
-    }
-    // Lists that each proxy appends to: the first entry is the client's.
-    if ["forwarded", "x-forwarded", "x-forwarded-for"].contains(&n.as_str()) {
+    // Lower-cased, any punctuation read as `-` (as the proxy reads names).
+    let n: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    // The worker's own, or lists that each proxy appends to.
+    if n.starts_with("x-wx-") || n.starts_with("forwarded") || n.starts_with("x-forwarded-for") {
         return Err(
-            "may not name a list proxies append to (Forwarded, X-Forwarded-For): name a header the proxy overwrites, such as X-Real-IP",
+            "may not name X-Forwarded-For, Forwarded or an X-WX- header: name one the proxy overwrites, such as X-Real-IP",
         );
     }
-    if !is_stripped(&name) {
+    let squashed: String = n.chars().filter(|c| *c != '-').collect();
+    if !(n.starts_with("cf-") || ADDRESS_PARTS.iter().any(|p| squashed.contains(p))) {
         return Err(
             "must name a client-address header that the worker strips before proxying, such as X-Real-IP",
         );
@@ -86,7 +109,17 @@ mod tests {
     fn a_header_the_client_could_pass_to_the_origin_is_refused() {
         // Not stripped by the proxy: the client's own value would reach the
         // origin, and nothing says the reverse proxy overwrites it.
-        for name in ["X-Custom", "User-Agent", "Via", "Referer", "X-Edge-Addr"] {
+        for name in [
+            "X-Custom",
+            "User-Agent",
+            "Via",
+            "Referer",
+            "X-Edge-Addr",
+            "X-Edge-IP",
+            "Authorization",
+            "Host",
+            "X-Forwarded-Host",
+        ] {
             assert!(parsed(name).is_err(), "{name}");
         }
     }
@@ -97,9 +130,7 @@ mod tests {
             "X-Forwarded-For",
             "x_forwarded_for",
             "Forwarded",
-            "X-Forwarded",
-            "Authorization",
-            "Host",
+            "X-Forwarded-For-Client-IP",
             "X-WX-Client-IP",
             "x_wx_client_ip",
             "X-WX-OpenID",
@@ -124,42 +155,6 @@ mod tests {
             let e = load(&v).expect_err(name);
             assert_eq!(e.variable, "CLIENT_IP_HEADER");
             assert!(!e.to_string().contains(name.trim()), "{e}");
-        }
-    }
-
-    // Host only: proptest has no wasm32 randomness (as boundary_props).
-    #[cfg(not(target_arch = "wasm32"))]
-    mod props {
-        use super::parsed;
-        use crate::http::headers::{rewrite_in_place, Client};
-        use proptest::prelude::*;
-
-        proptest! {
-            #![proptest_config(ProptestConfig::with_cases(512))]
-
-            /// Whatever name an operator configures, the client's copy of that
-            /// header is gone from what the origin receives: only the address
-            /// the worker read (as X-WX-Client-IP and X-Forwarded-For) is there.
-            #[test]
-            fn an_accepted_header_never_reaches_the_origin_as_the_client_sent_it(
-                name in prop_oneof![
-                    "[A-Za-z0-9_.-]{1,24}",
-                    "(X|x)[-_](Real|Client|Remote|Forwarded|CF|cf)[-_](IP|Ip|Addr|Address|Client-IP)",
-                    "(CF|Cf|cf)-[A-Za-z-]{1,20}",
-                ],
-            ) {
-                if let Ok(accepted) = parsed(&name) {
-                    let mut headers = vec![
-                        (accepted.clone(), "198.51.100.66".to_string()),
-                        ("CF-Connecting-IP".to_string(), "198.51.100.67".to_string()),
-                        ("Accept".to_string(), "*/*".to_string()),
-                    ];
-                    let client = Client { ip: Some("203.0.113.5"), proto: "https" };
-                    rewrite_in_place(&mut headers, client, None, None).expect("vec");
-                    prop_assert!(headers.iter().all(|(_, v)| !v.starts_with("198.51.100.6")), "{headers:?}");
-                    prop_assert!(headers.iter().any(|(n, v)| n == "X-WX-Client-IP" && v == "203.0.113.5"));
-                }
-            }
         }
     }
 }
