@@ -10,8 +10,9 @@
 # one is absent, as an unset var is on Cloudflare).
 #
 # What stands in for Cloudflare's products:
-#   AUTHORITY       Durable Object on `localDisk` with SQL (workerd marks
-#                   localDisk EXPERIMENTAL, hence `--experimental`)
+#   AUTHORITY       Durable Object on `localDisk` with SQL (workerd's
+#                   schema marks localDisk EXPERIMENTAL: its file layout
+#                   may change in a future workerd)
 #   SESSIONS        a KV binding served by selfhost/kv.js (SQLite in a
 #                   Durable Object on the same disk)
 #   *_LIMITER       `wrapped` bindings from selfhost/ratelimit.js (counters

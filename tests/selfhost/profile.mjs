@@ -4,18 +4,32 @@
 // through --control-fd, so port 0 (any free port) works.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/**
+ * The environment minus every name the profile reads (its `fromEnvironment`
+ * bindings), so that everything the worker is told comes from the env file;
+ * the rest (PATH, the toolchain's homes) stays, for scripts/build.
+ */
+function withoutSettings(env) {
+  const capnp = readFileSync(path.join(root, 'selfhost', 'wx-edge.capnp'), 'utf8');
+  const names = [...capnp.matchAll(/fromEnvironment = "(\w+)"/g)].map((m) => m[1]);
+  if (names.length < 20) throw new Error('selfhost/wx-edge.capnp: fromEnvironment bindings not found');
+  const kept = { ...env };
+  for (const name of names) delete kept[name];
+  return kept;
+}
 
 /** Starts scripts/selfhost; resolves when workerd listens, with its port, process and output. */
 export async function startProfile({ envFile, data, listen }) {
   const child = spawn(
     path.join(root, 'scripts', 'selfhost'),
     ['--env-file', envFile, '--data', data, '--listen', listen, '--', '--control-fd=3'],
-    // A clean environment: everything the worker is told comes from the env file.
-    { stdio: ['ignore', 'pipe', 'pipe', 'pipe'], env: { PATH: process.env.PATH, HOME: process.env.HOME } },
+    { stdio: ['ignore', 'pipe', 'pipe', 'pipe'], env: withoutSettings(process.env) },
   );
   const out = [];
   child.stdout.on('data', (d) => out.push(d.toString()));
