@@ -176,3 +176,52 @@ test(
     assert.equal((await down.json()).error, 'store_unavailable');
   },
 );
+
+test(
+  'nginx.conf as shipped (TLS, HTTP/2, the redirect block) passes nginx -t',
+  { skip: nginx ? false : 'nginx is not installed' },
+  async (t) => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'wx-edge-nginx-t-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    const cert = path.join(dir, 'edge.pem');
+    const key = path.join(dir, 'edge.key');
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=edge.example.cn',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+      ],
+      { stdio: 'ignore' },
+    );
+    const shipped = (await readFile(path.join(root, 'selfhost', 'nginx.conf'), 'utf8'))
+      .replace('/etc/nginx/tls/edge.example.cn.pem', cert)
+      .replace('/etc/nginx/tls/edge.example.cn.key', key);
+    const conf = path.join(dir, 'nginx.conf');
+    await writeFile(
+      conf,
+      [
+        'pid ' + path.join(dir, 'nginx.pid') + ';',
+        `error_log ${path.join(dir, 'error.log')};`,
+        'events {}',
+        'http {',
+        shipped,
+        '}',
+        '',
+      ].join('\n'),
+    );
+    execFileSync(nginx, ['-t', '-q', '-p', dir, '-c', conf], { stdio: 'pipe' });
+  },
+);
