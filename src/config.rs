@@ -11,6 +11,7 @@ use crate::token::access::TokenKey;
 use crate::token::identity::IdentityKey;
 use crate::token::refresh::RefreshKey;
 
+mod client_ip;
 pub(crate) mod relay;
 #[cfg(test)]
 mod rotation_tests;
@@ -82,6 +83,8 @@ pub(crate) struct Config {
     /// which is never rotated, so a user keeps one hash across
     /// `TOKEN_SECRET` rotations).
     pub(crate) log_salt: LogSalt,
+    /// `CLIENT_IP_HEADER`: the header the client's address is read from.
+    pub(crate) client_ip_header: String,
 }
 
 /// A configuration problem: which variable, and what is wrong with it.
@@ -288,6 +291,8 @@ impl Config {
             get,
             &["ADMIN_TOKEN", "ADMIN_TOKEN_PREVIOUS"].map(|name| (name, get(name))),
         )?;
+        let client_ip_header = client_ip::client_ip_header(get("CLIENT_IP_HEADER"))
+            .map_err(|p| err("CLIENT_IP_HEADER", p))?;
 
         Ok(Config {
             appid: AppId::new(appid),
@@ -313,6 +318,7 @@ impl Config {
             phone_data_max_age,
             service,
             log_salt,
+            client_ip_header,
         })
     }
 }

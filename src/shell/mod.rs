@@ -148,7 +148,7 @@ async fn handle(incoming: Incoming<'_>, r: Route<'_>, env: &Env) -> Handled {
     };
     let (authorization, client_ip) = (
         header(req, "Authorization"),
-        header(req, "CF-Connecting-IP"),
+        header(req, &cfg.client_ip_header),
     );
     let content_type = header(req, "Content-Type");
     let isolate = ISOLATE.with(Rc::clone);
