@@ -69,6 +69,9 @@ answer_by_variant! {
         NotPhone => ApiError::InvalidRequest(
             "the data decrypts but is not a phone number: send what the getPhoneNumber button gave",
         ),
+        NoWatermark => ApiError::InvalidRequest(
+            "the data decrypts but carries no watermark: send encryptedData and iv as WeChat gave them",
+        ),
         Stale => ApiError::InvalidRequest(
             "the phone data is too old (its watermark is older than PHONE_DATA_MAX_AGE): have the user tap the button again and send its data at once",
         ),
