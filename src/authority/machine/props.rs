@@ -349,31 +349,36 @@ impl Run {
             }
             Action::ReplaceKey(i, k) => self.replace_key(i, k, now)?,
             Action::SignLatest => self.sign_latest(now)?,
-            Action::OpenFailed => {
-                let newest = self
-                    .state
-                    .live_keys_newest_first(now)
-                    .first()
-                    .map(|(sid, _)| (*sid).clone());
-                if let Some(sid) = newest {
-                    let before = self.state.sessions[&sid].failed_decrypts;
-                    self.apply(DecryptFailed { sid: sid.clone() }, now, None);
-                    let s = &self.state.sessions[&sid];
-                    prop_assert_eq!(s.failed_decrypts, before + 1);
-                    prop_assert_eq!(
-                        s.revoked_at.is_some(),
-                        s.failed_decrypts >= MAX_FAILED_DECRYPTS
-                    );
-                } else {
-                    // No live session: answered at once, nothing counted;
-                    // what is pending is the alarm's, as here.
-                    self.step(Action::Alarm, now)?;
-                }
-            }
+            Action::OpenFailed => self.open_failed(now)?,
             Action::Alarm => {
                 self.state.prune(now);
                 self.drain(now);
             }
+        }
+        Ok(())
+    }
+
+    /// Open data no key opened: one failure against the newest live
+    /// session, as the server counts it; the fifth revokes it.
+    fn open_failed(&mut self, now: i64) -> Result<(), TestCaseError> {
+        let newest = self
+            .state
+            .live_keys_newest_first(now)
+            .first()
+            .map(|(sid, _)| (*sid).clone());
+        if let Some(sid) = newest {
+            let before = self.state.sessions[&sid].failed_decrypts;
+            self.apply(DecryptFailed { sid: sid.clone() }, now, None);
+            let s = &self.state.sessions[&sid];
+            prop_assert_eq!(s.failed_decrypts, before + 1);
+            prop_assert_eq!(
+                s.revoked_at.is_some(),
+                s.failed_decrypts >= MAX_FAILED_DECRYPTS
+            );
+        } else {
+            // No live session: answered at once, nothing counted;
+            // what is pending is the alarm's, as here.
+            self.step(Action::Alarm, now)?;
         }
         Ok(())
     }

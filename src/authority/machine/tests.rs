@@ -501,7 +501,7 @@ fn the_newest_key_signs_and_a_replacement_makes_its_session_the_newest() {
     assert_eq!(run(&mut st, replace(7), T0 + 10).0, Err(SessionEnded));
     // Two keys set at the same second: the later created signs.
     run(&mut st, login(3, "c"), T0 + 20);
-    run(&mut st, replace(2), T0 + 20);
+    assert_eq!(run(&mut st, replace(2), T0 + 20).0, Ok(()));
     assert_eq!(signed(&mut st, T0 + 21).sid, sid(3));
     // Past every expiry, nothing signs.
     let (none, _) = run(
@@ -526,7 +526,7 @@ fn a_session_saved_before_key_at_has_its_login_key() {
     let back: UserState = serde_json::from_str(&text).expect("loads");
     let s = &back.sessions[&sid(1)];
     assert_eq!(s.key_at(), s.created_at);
-    run(&mut st, replace(1), T0 + 3);
+    assert_eq!(run(&mut st, replace(1), T0 + 3).0, Ok(()));
     let text = serde_json::to_string(&st).expect("json");
     assert!(text.contains(r#""key_replaced_at":1764000003"#), "{text}");
 }

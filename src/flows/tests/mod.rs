@@ -396,5 +396,7 @@ mod login;
 mod phone;
 mod proxy;
 mod refresh;
+mod rekey;
 mod serve;
+mod service_keys;
 mod session;
