@@ -9,7 +9,8 @@
 //! - a [`Request`] is any one of them, as the worker sends it inside an
 //!   [`Envelope`] (wire version [`WIRE_VERSION`]);
 //! - a refusal is the `Err` of a reply: [`RefreshDenied`], [`BindDenied`],
-//!   [`SessionEnded`];
+//!   [`SessionEnded`], and for the session-key operations (`keys`)
+//!   [`NoLiveSession`] and [`OpenDenied`];
 //! - the state machine applies the same types (`machine::Step`), and
 //!   answers with the same replies plus its effects on the KV replica.
 //!
