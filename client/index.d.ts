@@ -173,6 +173,7 @@ export type AuthErrorCode =
   | 'invalid_code'
   | 'decrypt_failed'
   | 'watermark_mismatch'
+  | 'openid_mismatch'
   | 'unauthorized'
   | 'invalid_token'
   | 'token_expired'
