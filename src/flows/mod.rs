@@ -47,7 +47,7 @@ mod refresh;
 mod rekey;
 mod relay;
 pub(crate) mod serve;
-mod service;
+pub(crate) mod service;
 pub(crate) mod service_keys;
 pub(crate) mod session;
 

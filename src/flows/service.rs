@@ -4,10 +4,40 @@
 
 use super::admin::openid_from_path;
 use super::{Edge, Platform};
+use crate::config::Config;
 use crate::error::ApiError;
 use crate::http::headers::bearer;
+use crate::http::router::{BodyKind, Route};
 use crate::ids::OpenId;
 use crate::limits::{client_key, Limit};
+
+/// The body the shell reads for `route` before [`Edge::serve`]: the
+/// route's own ([`Route::body`]), except that a service request whose
+/// bearer is not a service token gets none — its admission fails before
+/// any body is looked at, so a caller without the token never makes the
+/// worker buffer up to the relay's 2 MiB.
+pub(crate) fn body_to_read(
+    cfg: &Config,
+    route: Route<'_>,
+    authorization: Option<&str>,
+) -> Option<BodyKind> {
+    let admitted = || {
+        cfg.service.token.is_some()
+            && bearer(authorization).is_some_and(|t| cfg.service.is_service_token(t))
+    };
+    match route {
+        Route::ServiceCheck(_)
+        | Route::ServiceReset(_)
+        | Route::ServiceSign(_)
+        | Route::ServiceDecrypt(_)
+        | Route::ServiceRelay(_)
+            if !admitted() =>
+        {
+            None
+        }
+        _ => route.body(),
+    }
+}
 
 impl<P: Platform> Edge<'_, P> {
     /// Without `SERVICE_TOKEN` the endpoints do not exist (404, before

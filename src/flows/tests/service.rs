@@ -375,3 +375,53 @@ fn rekey_is_the_mini_program_s_and_names_the_token_s_user() {
         ApiError::MethodNotAllowed
     );
 }
+
+#[test]
+fn only_an_admitted_caller_has_its_body_read() {
+    use crate::flows::service::body_to_read;
+    use crate::http::router::BodyKind;
+    let with = service_world();
+    let without = World::new();
+    let access = format!("Bearer {}", with.login_at(NOW, GOOD).access_token);
+    let relay = route("POST", "/auth/service/wechat/wxa/msg_sec_check");
+    let sign = route("POST", "/auth/service/users/oUser1/sign");
+    let auth = service_bearer();
+    let admin = format!("Bearer {ADMIN}");
+    // Admitted: the route's own body.
+    assert_eq!(
+        body_to_read(&with.cfg, relay, Some(&auth)),
+        Some(BodyKind::Raw)
+    );
+    assert_eq!(
+        body_to_read(&with.cfg, sign, Some(&auth)),
+        Some(BodyKind::Json)
+    );
+    // Anyone else: nothing is read (admission refuses them first).
+    for a in [
+        None,
+        Some(admin.as_str()),
+        Some(access.as_str()),
+        Some("Bearer x"),
+    ] {
+        assert_eq!(body_to_read(&with.cfg, relay, a), None, "{a:?}");
+        assert_eq!(body_to_read(&with.cfg, sign, a), None, "{a:?}");
+    }
+    // Without SERVICE_TOKEN, not even the right-looking token.
+    assert_eq!(body_to_read(&without.cfg, relay, Some(&auth)), None);
+    // Other routes are untouched.
+    let login = route("POST", "/auth/login");
+    assert_eq!(
+        body_to_read(&with.cfg, login, None),
+        Some(BodyKind::JsonOrForm)
+    );
+    // And a refused caller is answered as before, the body unread.
+    let s = call(
+        &with,
+        "POST",
+        &format!("{EDGE}/auth/service/users/oUser1/sign"),
+        None,
+        None,
+        Ok(b""),
+    );
+    assert_eq!(error(s), ApiError::Unauthorized);
+}
