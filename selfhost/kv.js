@@ -71,10 +71,7 @@ export class KvStore extends DurableObject {
   }
 
   get(key, now) {
-    const row = this.sql
-      .exec('SELECT value, metadata, expiration FROM kv WHERE key = ?', key)
-      .toArray()
-      .at(0);
+    const row = this.sql.exec('SELECT value, metadata, expiration FROM kv WHERE key = ?', key).toArray().at(0);
     if (!row || expired(row, now)) return text(404, 'not found');
     const headers = new Headers();
     if (row.metadata !== null) headers.set('CF-KV-Metadata', row.metadata);
@@ -101,11 +98,7 @@ export class KvStore extends DurableObject {
       metadata,
       expiration,
     );
-    this.sql.exec(
-      'DELETE FROM kv WHERE key IN (SELECT key FROM kv WHERE expiration <= ? LIMIT ?)',
-      now,
-      PURGE_BATCH,
-    );
+    this.sql.exec('DELETE FROM kv WHERE key IN (SELECT key FROM kv WHERE expiration <= ? LIMIT ?)', now, PURGE_BATCH);
     return text(200, '');
   }
 
