@@ -11,10 +11,12 @@ use crate::token::access::TokenKey;
 use crate::token::identity::IdentityKey;
 use crate::token::refresh::RefreshKey;
 
+mod cors;
 #[cfg(test)]
 mod rotation_tests;
 mod url;
 
+pub(crate) use cors::CorsOrigins;
 use url::tls_base;
 
 /// Where a request's session is checked: for proxied requests, as
@@ -76,6 +78,8 @@ pub(crate) struct Config {
     /// which is never rotated, so a user keeps one hash across
     /// `TOKEN_SECRET` rotations).
     pub(crate) log_salt: LogSalt,
+    /// `CORS_ORIGINS`: the browser origins allowed to call the worker.
+    pub(crate) cors_origins: CorsOrigins,
 }
 
 /// A configuration problem: which variable, and what is wrong with it.
@@ -278,6 +282,8 @@ impl Config {
             30,
             86_400,
         )?;
+        let cors_origins = CorsOrigins::parse(get("CORS_ORIGINS").as_deref())
+            .map_err(|problem| err("CORS_ORIGINS", problem))?;
 
         Ok(Config {
             appid: AppId::new(appid),
@@ -302,6 +308,7 @@ impl Config {
             admin_token_previous,
             phone_data_max_age,
             log_salt,
+            cors_origins,
         })
     }
 }

@@ -14,6 +14,8 @@ pub(crate) enum Route<'a> {
     /// `POST /auth/admin/users/{openid}/revoke`.
     AdminRevoke(&'a str),
     Proxy,
+    /// A CORS preflight the worker answers itself (`http::cors`).
+    Preflight,
     NotFound,
     /// The path exists; the method does not. Carries the `Allow` value.
     MethodNotAllowed(&'static str),
@@ -40,6 +42,7 @@ impl Route<'_> {
             Route::AdminUser(_) => "admin_user",
             Route::AdminRevoke(_) => "revoke",
             Route::Proxy => "proxy",
+            Route::Preflight => "preflight",
             Route::NotFound => "not_found",
             Route::MethodNotAllowed(_) => "method_not_allowed",
         }

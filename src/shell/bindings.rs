@@ -44,6 +44,7 @@ const CONFIG_VARS: &[&str] = &[
     "ADMIN_TOKEN",
     "ADMIN_TOKEN_PREVIOUS",
     "PHONE_DATA_MAX_AGE",
+    "CORS_ORIGINS",
 ];
 
 /// The runtime's ports, as the core's [`Platform`].
