@@ -12,12 +12,14 @@ use crate::token::identity::IdentityKey;
 use crate::token::refresh::RefreshKey;
 
 mod client_ip;
+mod cors;
 pub(crate) mod relay;
 #[cfg(test)]
 mod rotation_tests;
 mod service;
 mod url;
 
+pub(crate) use cors::CorsOrigins;
 pub(crate) use service::ServiceConfig;
 
 use url::tls_base;
@@ -85,6 +87,8 @@ pub(crate) struct Config {
     pub(crate) log_salt: LogSalt,
     /// `CLIENT_IP_HEADER`: the header the client's address is read from.
     pub(crate) client_ip_header: String,
+    /// `CORS_ORIGINS`: the browser origins allowed to call the worker.
+    pub(crate) cors_origins: CorsOrigins,
 }
 
 /// A configuration problem: which variable, and what is wrong with it.
@@ -293,6 +297,8 @@ impl Config {
         )?;
         let client_ip_header = client_ip::client_ip_header(get("CLIENT_IP_HEADER"))
             .map_err(|p| err("CLIENT_IP_HEADER", p))?;
+        let cors_origins = CorsOrigins::parse(get("CORS_ORIGINS").as_deref())
+            .map_err(|problem| err("CORS_ORIGINS", problem))?;
 
         Ok(Config {
             appid: AppId::new(appid),
@@ -319,6 +325,7 @@ impl Config {
             service,
             log_salt,
             client_ip_header,
+            cors_origins,
         })
     }
 }

@@ -11,8 +11,10 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 
-import { createAuth, AuthError } from '../index.mjs';
-import { createFakeWx } from './support/fake-wx.mjs';
+import { platform } from './support/platform.mjs';
+
+// The fake wx unless another runtime was installed (support/platform.mjs).
+const { createAuth, AuthError, create: createFakeWx } = platform;
 
 const STACK = new URL('../../tests/support/stack.mjs', import.meta.url);
 const BUILD = new URL('../../build/index.js', import.meta.url);
@@ -54,12 +56,12 @@ function tamper(jwt) {
   return `${jwt.slice(0, -2)}${last}${jwt.at(-1)}`;
 }
 
-describe('e2e: client against the real worker', { skip }, () => {
+describe(`e2e: client against the real worker (${platform.name})`, { skip }, () => {
   let stack;
 
   before(async () => {
     const { startStack } = await import(STACK.href);
-    stack = await startStack({ vars: { ACCESS_TOKEN_TTL: '60' } });
+    stack = await startStack({ vars: { ACCESS_TOKEN_TTL: '60', ...platform.stackVars } });
   });
 
   after(async () => {

@@ -69,6 +69,8 @@ impl<P: Platform> Edge<'_, P> {
             Route::NotFound => Err(ApiError::NotFound),
             Route::MethodNotAllowed(_) => Err(ApiError::MethodNotAllowed),
             Route::Proxy => self.forward(&req).await,
+            // Its CORS headers are the shell's to add (`http::cors`).
+            Route::Preflight => Ok(Reply::Own(Payload::NoContent)),
             Route::Jwks => jwks(&self.cfg.published_identity_keys(), self.ed25519)
                 .await
                 .map(|body| Reply::Own(Payload::Jwks(body)))

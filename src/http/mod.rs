@@ -3,6 +3,7 @@
 //! receives.
 
 pub(crate) mod body;
+pub(crate) mod cors;
 pub(crate) mod headers;
 pub(crate) mod path;
 pub(crate) mod response;

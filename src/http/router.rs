@@ -29,6 +29,8 @@ pub(crate) enum Route<'a> {
     /// carries `{path}` as sent.
     ServiceRelay(&'a str),
     Proxy,
+    /// A CORS preflight the worker answers itself (`http::cors`).
+    Preflight,
     NotFound,
     /// The path exists; the method does not. Carries the `Allow` value.
     MethodNotAllowed(&'static str),
@@ -73,6 +75,7 @@ impl Route<'_> {
             Route::ServiceDecrypt(_) => "service_decrypt",
             Route::ServiceRelay(_) => "service_relay",
             Route::Proxy => "proxy",
+            Route::Preflight => "preflight",
             Route::NotFound => "not_found",
             Route::MethodNotAllowed(_) => "method_not_allowed",
         }

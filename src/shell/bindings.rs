@@ -48,6 +48,7 @@ const CONFIG_VARS: &[&str] = &[
     "SERVICE_TOKEN",
     "SERVICE_TOKEN_PREVIOUS",
     "WX_RELAY_PATHS",
+    "CORS_ORIGINS",
 ];
 
 /// The runtime's ports, as the core's [`Platform`].

@@ -14,13 +14,14 @@ use crate::flows::{Edge, IsolateState};
 use crate::http::headers::Client;
 use crate::http::path::path_of;
 use crate::http::response::OwnResponse;
-use crate::http::router::{route, Route};
+use crate::http::router::Route;
 use crate::ids::OpenId;
 use crate::logs::{self, LogLine};
 use crate::random::OsRandom;
 
 mod authority;
 mod bindings;
+mod cors;
 mod fetch;
 mod js;
 mod kv;
@@ -62,7 +63,7 @@ async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys
         console_error!("internal error: the request URL is not absolute");
         return Ok(wire::own(&OwnResponse::of(Err(&ApiError::Internal), None))?);
     };
-    let r = route(&method, path);
+    let r = cors::route(&env, &req, &method, path);
     let incoming = Incoming {
         req: &req,
         method: &method,
@@ -90,10 +91,7 @@ async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<web_sys
             console_log!("{}", line.to_json());
         }
     }
-    match handled.response {
-        Ok(resp) => Ok(resp),
-        Err(e) => Ok(wire::own(&OwnResponse::of(Err(&e), r.allow()))?),
-    }
+    cors::finish(&env, &req, &method, path, handled.response, r.allow())
 }
 
 /// The request being handled, with what was already read from it.
