@@ -157,14 +157,26 @@ impl<'a> LogLine<'a> {
 
 /// Whether an event is worth a line: every auth event, and the proxy's and
 /// others' errors (a proxied request that went well is not logged: it is
-/// the hot path, and the origin logs it).
+/// the hot path, and the origin logs it; nor is a CORS preflight, which a
+/// browser sends before many of them).
 pub(crate) fn worth_logging(event: &str, ok: bool) -> bool {
-    !ok || !matches!(event, "proxy" | "jwks")
+    !ok || !matches!(event, "proxy" | "jwks" | "preflight")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_hot_path_and_preflights_are_quiet_unless_they_fail() {
+        for event in ["proxy", "jwks", "preflight"] {
+            assert!(!worth_logging(event, true), "{event}");
+            assert!(worth_logging(event, false), "{event}");
+        }
+        for event in ["login", "refresh", "service_relay", "rekey"] {
+            assert!(worth_logging(event, true), "{event}");
+        }
+    }
 
     #[test]
     fn lines_are_json_with_the_fields_and_no_secret() {
