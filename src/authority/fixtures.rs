@@ -1,27 +1,34 @@
-//! The wire's recorded messages: every request and reply of
-//! [`WIRE_VERSION`], made from the real types and kept byte for byte in
-//! `tests/fixtures/authority-wire/v{N}/`, one file each.
+//! The wire's recorded messages, kept byte for byte in
+//! `tests/fixtures/authority-wire/v{N}/`, one file each: the messages *of*
+//! version N, made from the real types.
 //!
-//! - `request-{operation}.json`: an [`Envelope`] as a worker sends it;
-//! - `reply-{operation}[-{case}].json`: a reply as an authority answers it.
+//! - `request-{operation}.json`: an [`Envelope`] as a worker sends it,
+//!   marked `"v":N`;
+//! - `reply-{operation}[-{case}].json`: a reply as an authority answers
+//!   that request (in the request's version).
 //!
-//! Every `cargo test` checks the current version's files against what the
-//! code writes now (`UPDATE_FIXTURES=1 cargo test` rewrites them, for a
-//! deliberate change of the wire, which is a new version). The files of a
-//! version are kept when the next one comes: the authority must go on
-//! reading every request, and answering every reply, of
-//! [`PREVIOUS_WIRE_VERSIONS`] — checked here for each (version 2, the
-//! first released wire, since version 3 added the session-key
-//! operations).
+//! A request is written in the oldest version that carries its operation
+//! (`Request::written_in`): version 2's directory holds the operations
+//! of the first released wire, which this code still writes in version 2;
+//! version 3's holds only the session-key operations it added.
+//!
+//! Every `cargo test` checks that every message this code writes is
+//! recorded, byte for byte, in its version's directory, and that
+//! [`WIRE_VERSION`]'s holds nothing else (`UPDATE_FIXTURES=1 cargo test`
+//! rewrites that one, for a deliberate change of the wire, which is a new
+//! version; in an older one it only adds a missing file, never changes
+//! one). The files of a version are kept when the next one comes: the
+//! authority must go on reading every request, and answering every
+//! reply, of [`PREVIOUS_WIRE_VERSIONS`] — checked here for each.
 
 use std::path::PathBuf;
 
 use super::protocol::{
-    read_envelope, reply_in, BindDenied, BindEncrypted, BindPhone, Bound, CheckSession, Envelope,
-    Login, Logout, NoLiveSession, OpenData, OpenDenied, Operation, ReadUser, Refresh,
-    RefreshDenied, Refreshed, ReplaceKey, Request, RevokeAll, SessionEnded, SessionView,
-    SignLatest, Signed, Unread, UserSummary, Version, NEWER_WIRE_STATUS, PREVIOUS_WIRE_VERSIONS,
-    WIRE_VERSION,
+    is_accepted, read_envelope, reply_in, BindDenied, BindEncrypted, BindPhone, Bound,
+    CheckSession, Envelope, Login, Logout, NoLiveSession, OpenData, OpenDenied, Operation,
+    ReadUser, Refresh, RefreshDenied, Refreshed, ReplaceKey, Request, RevokeAll, SessionEnded,
+    SessionView, SignLatest, Signed, Unread, UserSummary, Version, NEWER_WIRE_STATUS,
+    OLDEST_WRITTEN, PREVIOUS_WIRE_VERSIONS, WIRE_VERSION,
 };
 use super::server::{Answered, Pacing, Server};
 use super::{read_reply, CallFailure};
@@ -51,10 +58,13 @@ fn phone() -> Phone {
     Phone::for_tests("+8613800138000", "13800138000", "86")
 }
 
-fn request(name: &str, op: impl Into<Request>) -> (String, String) {
+/// A message: the wire version it is of, its file's name, its text.
+type Message = (u32, String, String);
+
+fn request(name: &str, op: impl Into<Request>) -> Message {
     let envelope = Envelope::new(OpenId::new("o1"), op, BY);
     let text = serde_json::to_string(&envelope).expect("serializes");
-    (format!("request-{name}.json"), text)
+    (envelope.v.number(), format!("request-{name}.json"), text)
 }
 
 fn reply<O: Operation>(name: &str, reply: O::Reply) -> (String, String) {
@@ -62,16 +72,70 @@ fn reply<O: Operation>(name: &str, reply: O::Reply) -> (String, String) {
     (format!("reply-{name}.json"), text)
 }
 
-/// Every message of the current version, as the code writes it now: each
-/// request with every field it can carry, each reply in each of its
-/// shapes.
-fn current() -> Vec<(String, String)> {
-    let mut messages = current_requests();
-    messages.extend(current_replies());
+/// The operation a file's message is of: `request-{operation}.json`,
+/// `reply-{operation}[-{case}].json`.
+fn operation_of(name: &str) -> &str {
+    name.strip_prefix("request-")
+        .or_else(|| name.strip_prefix("reply-"))
+        .and_then(|n| n.strip_suffix(".json"))
+        .and_then(|n| n.split('-').next())
+        .unwrap_or_else(|| panic!("{name}: not request-… or reply-….json"))
+}
+
+/// Wire version `v`, which this code accepts.
+fn version(v: u32) -> Version {
+    serde_json::from_str(&v.to_string()).expect("an accepted version")
+}
+
+/// Every message this code writes, each in its version: each request
+/// with every field it can carry, in the version it is written in; each
+/// reply in each of its shapes, in its request's version.
+fn written() -> Vec<Message> {
+    let mut messages = written_requests();
+    let replies: Vec<Message> = current_replies()
+        .into_iter()
+        .map(|(name, text)| {
+            let op = operation_of(&name);
+            let Some((v, _, _)) = messages
+                .iter()
+                .find(|(_, request, _)| operation_of(request) == op)
+            else {
+                panic!("{name}: no request-{op}.json")
+            };
+            let v = *v;
+            let text = rewritten(version(v), &name, &text);
+            (v, name, text)
+        })
+        .collect();
+    messages.extend(replies);
+    messages.sort();
     messages
 }
 
-fn current_requests() -> Vec<(String, String)> {
+/// A reply, read as its operation's reply type and written again in
+/// `version`.
+fn rewritten(version: Version, name: &str, body: &str) -> String {
+    fn again<O: Operation>(version: Version, body: &str) -> String {
+        let reply: O::Reply = serde_json::from_str(body).expect("a reply");
+        reply_in(version, &reply).expect("serializes")
+    }
+    match operation_of(name) {
+        "login" => again::<Login>(version, body),
+        "refresh" => again::<Refresh>(version, body),
+        "logout" => again::<Logout>(version, body),
+        "revoke_all" => again::<RevokeAll>(version, body),
+        "bind_phone" => again::<BindPhone>(version, body),
+        "bind_encrypted" => again::<BindEncrypted>(version, body),
+        "check_session" => again::<CheckSession>(version, body),
+        "read_user" => again::<ReadUser>(version, body),
+        "sign_latest" => again::<SignLatest>(version, body),
+        "replace_key" => again::<ReplaceKey>(version, body),
+        "open_data" => again::<OpenData>(version, body),
+        other => panic!("{name}: no operation {other}"),
+    }
+}
+
+fn written_requests() -> Vec<Message> {
     let h = |s: &str| RefreshHash::new(s);
     let key = SessionKey::from_base64("tiihtNczf5v6AKRyjwEUhQ==").expect("16 bytes");
     vec![
@@ -244,9 +308,13 @@ fn file_text(message: &str) -> String {
     format!("{message}\n")
 }
 
-/// The recorded messages of version `v`, by file name, sorted.
+/// The recorded messages of version `v`, by file name, sorted (none
+/// when nothing is recorded in it).
 fn recorded(v: u32) -> Vec<(String, String)> {
     let dir = dir(v);
+    if !dir.exists() {
+        return Vec::new();
+    }
     let mut files: Vec<(String, String)> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|entry| {

@@ -7,7 +7,8 @@
 //! - an *operation* is one of the request types below ([`Login`],
 //!   [`Refresh`], …); [`Operation::Reply`] is what it is answered;
 //! - a [`Request`] is any one of them, as the worker sends it inside an
-//!   [`Envelope`] (wire version [`WIRE_VERSION`]);
+//!   [`Envelope`] (in the oldest wire version that carries it:
+//!   [`Request::written_in`]);
 //! - a refusal is the `Err` of a reply: [`RefreshDenied`], [`BindDenied`],
 //!   [`SessionEnded`], and for the session-key operations (`keys`)
 //!   [`NoLiveSession`] and [`OpenDenied`];
@@ -21,7 +22,7 @@
 //! A reply is its type's own JSON (a `Result` as `{"Ok":…}`/`{"Err":…}`).
 
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use super::machine::UserRecord;
 use crate::ids::{OpenId, SessionId, UnionId};
@@ -29,42 +30,71 @@ use crate::phone::Phone;
 use crate::secret::{RefreshHash, SessionKey};
 use crate::wechat::open_data::{EncryptedPhone, OpenDataError};
 
-/// The wire's version, carried in every [`Envelope`] as `"v"`: the one
-/// this code writes. Version 1 (never labelled) had one `Outcome`
-/// answering every operation; version 2 is the first released one.
+/// The wire's newest version: the one this code adds operations in. Every
+/// [`Envelope`] carries its version as `"v"`. Version 1 (never labelled)
+/// had one `Outcome` answering every operation; version 2 is the first
+/// released one.
 ///
 /// A worker and an authority one release apart talk to each other (a
 /// gradual deploy runs both releases side by side, and assigns each
-/// Durable Object one of them): an authority reads a request of
-/// [`WIRE_VERSION`] or of one of [`PREVIOUS_WIRE_VERSIONS`] and answers
-/// in the version the request came in ([`reply_in`]). A request of a
-/// version newer than this code ([`read_envelope`]'s [`Unread::Newer`])
-/// is answered [`NEWER_WIRE_STATUS`], which the worker reports as
+/// Durable Object one of them). So a request is written in the oldest
+/// version that carries its operation ([`Request::since`]), never older
+/// than [`OLDEST_WRITTEN`] ([`Request::written_in`]): an authority of the
+/// previous release reads every operation it knows. An authority reads a
+/// request of [`WIRE_VERSION`] or of one of [`PREVIOUS_WIRE_VERSIONS`],
+/// and answers in the version the request came in ([`reply_in`]). A
+/// request of a version newer than the authority's code (an operation
+/// that release does not know: [`read_envelope_upto`]'s
+/// [`Unread::Newer`]) is answered [`NEWER_WIRE_STATUS`], which the
+/// worker reports as
 /// [`CallFailure::AuthorityOlder`](super::CallFailure::AuthorityOlder) and
 /// answers `503 store_unavailable`, retryable: the authority is older
 /// than this worker, which clears when the deploy finishes. Anything else
-/// it cannot read (version 1, no version) is a 400. Never a misread.
+/// it cannot read (version 1, no version, an operation its version never
+/// carried) is a 400. Never a misread.
 ///
-/// Changing the wire: (1) record the current messages
-/// (`tests/fixtures/authority-wire/v{N}/`, kept, never regenerated
-/// afterwards); (2) bump [`WIRE_VERSION`], move the old number into
-/// [`PREVIOUS_WIRE_VERSIONS`], keep its readers (a `v{N}` request type
-/// converting into the current one) and its writers ([`reply_in`]); (3)
-/// `UPDATE_FIXTURES=1 cargo test` records the new version. The fixtures
-/// test then proves the previous version's messages are still read and
-/// written byte for byte. A version leaves [`PREVIOUS_WIRE_VERSIONS`] no
-/// sooner than one release later.
+/// The recorded messages (`tests/fixtures/authority-wire/v{N}/`, one
+/// directory per version, `authority::fixtures`) are the messages *of*
+/// version N: each request marked `"v":N` this code writes, and the
+/// replies to them. A directory is kept once its version is released,
+/// never regenerated: the fixtures test proves this code still writes
+/// every recorded message it writes byte for byte, reads every message of
+/// an accepted version, and answers each previous version's requests as
+/// recorded.
+///
+/// Changing the wire: (1) bump [`WIRE_VERSION`] and move the old number
+/// into [`PREVIOUS_WIRE_VERSIONS`]; a new operation's [`Request::since`]
+/// is the new version (a new shape of an old one is a new operation to
+/// the previous release, answered 501 by it; the old shape keeps its
+/// reader, a `v{N}` type converting into the current one, and its writer
+/// in [`reply_in`]); (2) `UPDATE_FIXTURES=1 cargo test` records
+/// `v{WIRE_VERSION}/`: exactly the messages now written in the new
+/// version. Every other directory must come out unchanged.
+///
+/// Retiring version N takes two releases, so that no deploy pairs a
+/// worker writing N with an authority refusing it: the first raises
+/// [`OLDEST_WRITTEN`] above N (its workers stop writing N, its
+/// authorities still read it; `UPDATE_FIXTURES=1` adds what is now
+/// written in the new floor version to its directory, changing no file
+/// there), the next removes N from [`PREVIOUS_WIRE_VERSIONS`] (and
+/// `v{N}/` goes with it).
 ///
 /// Version 3 added the session-key operations ([`SignLatest`],
 /// [`ReplaceKey`], [`OpenData`]); every request and reply of version 2
 /// is unchanged, so version 2 is read by the same types (minus the new
 /// operations, which it never carried: [`Request::since`]) and answered
-/// the same way.
+/// the same way. The other operations are still written in version 2.
 pub(crate) const WIRE_VERSION: u32 = 3;
 
 /// The versions before [`WIRE_VERSION`] still read and answered: 2, the
 /// first released wire (version 1 never shipped beside a version mark).
 pub(crate) const PREVIOUS_WIRE_VERSIONS: &[u32] = &[2];
+
+/// The oldest version a request is written in ([`Request::written_in`]):
+/// the oldest accepted one, except in the release that stops writing a
+/// version before the next one stops reading it (see [`WIRE_VERSION`]).
+/// Every version from it to [`WIRE_VERSION`] is accepted.
+pub(crate) const OLDEST_WRITTEN: u32 = 2;
 
 /// The status an authority answers a request of a newer wire version
 /// than its own with (501: it does not implement that version yet). The
@@ -276,84 +306,10 @@ operation!(ReadUser => UserSummary, carrying nothing);
 mod keys;
 pub(crate) use keys::{NoLiveSession, OpenData, OpenDenied, ReplaceKey, SignLatest, Signed};
 
-/// The wire's version mark: the version a request came in, one this
-/// code accepts ([`is_accepted`]); a new envelope carries
-/// [`WIRE_VERSION`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Version(u32);
-
-impl Version {
-    /// The version this code writes.
-    pub(crate) const CURRENT: Version = Version(WIRE_VERSION);
-
-    pub(crate) fn number(self) -> u32 {
-        self.0
-    }
-}
-
-impl Default for Version {
-    fn default() -> Self {
-        Version::CURRENT
-    }
-}
-
-impl Serialize for Version {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u32(self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for Version {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = u32::deserialize(d)?;
-        if is_accepted(v) {
-            Ok(Version(v))
-        } else {
-            Err(serde::de::Error::custom("another version of the wire"))
-        }
-    }
-}
-
-/// Why an authority did not read a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Unread {
-    /// A wire version newer than this code: the authority is older than
-    /// the worker (a deploy under way). Answered [`NEWER_WIRE_STATUS`].
-    Newer(u32),
-    /// Not a request of any version this code reads (400).
-    Malformed,
-}
-
-/// Only the version mark of an envelope, read when the whole is not.
-#[derive(Deserialize)]
-struct Head {
-    v: u32,
-}
-
-/// A request as it came over the wire; when it cannot be read, whether
-/// it is of a newer version. The mark is looked at again only then, so a
-/// request that reads costs one pass.
-pub(crate) fn read_envelope(body: &str) -> Result<Envelope, Unread> {
-    let envelope: Envelope =
-        serde_json::from_str(body).map_err(|_| match serde_json::from_str::<Head>(body) {
-            Ok(Head { v }) if v > WIRE_VERSION => Unread::Newer(v),
-            _ => Unread::Malformed,
-        })?;
-    if envelope.request.since() > envelope.v.number() {
-        return Err(Unread::Malformed);
-    }
-    Ok(envelope)
-}
-
-/// A reply as JSON, written in `version`, the version its request came
-/// in. Every accepted version writes its replies the same way today
-/// (version 3 only added operations; version 2's replies are unchanged,
-/// proven by its recorded fixtures); a version whose replies differ gets
-/// its writer here.
-pub(crate) fn reply_in(version: Version, reply: &impl Serialize) -> serde_json::Result<String> {
-    debug_assert!(is_accepted(version.number()));
-    serde_json::to_string(reply)
-}
+mod version;
+#[cfg(test)]
+pub(crate) use version::read_envelope;
+pub(crate) use version::{read_envelope_upto, reply_in, Unread, Version};
 
 /// A request to a user's authority: which wire, whose, what, and by
 /// when.
@@ -376,10 +332,11 @@ fn no_deadline() -> i64 {
 
 impl Envelope {
     pub(crate) fn new(openid: OpenId, request: impl Into<Request>, deadline_ms: i64) -> Self {
+        let request = request.into();
         Envelope {
-            v: Version::CURRENT,
+            v: request.written_in(),
             openid,
-            request: request.into(),
+            request,
             deadline_ms,
         }
     }
@@ -404,7 +361,8 @@ mod tests {
     /// The worker and its authorities are deployed together but not
     /// restarted at the same instant: the wire's shape is pinned here, so a
     /// change to it is a decision (and a new [`WIRE_VERSION`]), not an
-    /// accident.
+    /// accident. Version 2's operations are still written in version 2,
+    /// which the previous release's authority reads.
     #[test]
     fn the_requests_are_pinned() {
         let sid = sid();
@@ -414,23 +372,23 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&Envelope::new(OpenId::new("o1"), ReadUser, BY))
                 .expect("serializes"),
-            r#"{"v":3,"openid":"o1","request":"read_user","deadline_ms":1764000005000}"#
+            r#"{"v":2,"openid":"o1","request":"read_user","deadline_ms":1764000005000}"#
         );
         assert_eq!(
             wire(ReadUser),
-            json!({"v": 3, "openid": "o1", "deadline_ms": BY, "request": "read_user"})
+            json!({"v": 2, "openid": "o1", "deadline_ms": BY, "request": "read_user"})
         );
         assert_eq!(
             wire(RevokeAll),
-            json!({"v": 3, "openid": "o1", "deadline_ms": BY, "request": "revoke_all"})
+            json!({"v": 2, "openid": "o1", "deadline_ms": BY, "request": "revoke_all"})
         );
         assert_eq!(
             wire(Logout { sid: sid.clone() }),
-            json!({"v": 3, "openid": "o1", "deadline_ms": BY, "request": {"logout": {"sid": s}}})
+            json!({"v": 2, "openid": "o1", "deadline_ms": BY, "request": {"logout": {"sid": s}}})
         );
         assert_eq!(
             wire(CheckSession { sid: sid.clone() }),
-            json!({"v": 3, "openid": "o1", "deadline_ms": BY, "request": {"check_session": {"sid": s}}})
+            json!({"v": 2, "openid": "o1", "deadline_ms": BY, "request": {"check_session": {"sid": s}}})
         );
         let key = SessionKey::from_base64("tiihtNczf5v6AKRyjwEUhQ==").expect("16 bytes");
         let login = wire(Login {
@@ -442,7 +400,7 @@ mod tests {
         });
         assert_eq!(
             login,
-            json!({"v": 3, "openid": "o1", "deadline_ms": BY, "request": {"login": {
+            json!({"v": 2, "openid": "o1", "deadline_ms": BY, "request": {"login": {
                 "sid": s, "session_key": "tiihtNczf5v6AKRyjwEUhQ==", "refresh_hash": "h",
             }}})
         );
@@ -462,7 +420,7 @@ mod tests {
                 next_hash: RefreshHash::new("n"),
                 next_sealed: "x".into(),
             }),
-            json!({"v": 3, "openid": "o1", "deadline_ms": BY, "request": {"refresh": {
+            json!({"v": 2, "openid": "o1", "deadline_ms": BY, "request": {"refresh": {
                 "sid": s, "presented_hash": "h", "next_hash": "n", "next_sealed": "x",
             }}})
         );
@@ -472,7 +430,7 @@ mod tests {
                 sid: sid.clone(),
                 phone,
             }),
-            json!({"v": 3, "openid": "o1", "deadline_ms": BY, "request": {"bind_phone": {
+            json!({"v": 2, "openid": "o1", "deadline_ms": BY, "request": {"bind_phone": {
                 "sid": s,
                 "phone": {"phone_number": "13800138000", "pure_phone_number": "13800138000", "country_code": "86"},
             }}})
@@ -485,7 +443,7 @@ mod tests {
                     iv: "aQ==".into(),
                 },
             }),
-            json!({"v": 3, "openid": "o1", "deadline_ms": BY, "request": {"bind_encrypted": {
+            json!({"v": 2, "openid": "o1", "deadline_ms": BY, "request": {"bind_encrypted": {
                 "sid": s, "encrypted": {"encryptedData": "ZA==", "iv": "aQ=="},
             }}})
         );
@@ -647,6 +605,136 @@ mod tests {
         }
         assert_eq!(Version::default(), Version::CURRENT);
         assert_eq!(Version::CURRENT.number(), WIRE_VERSION);
+        // What is written is read: every version from the oldest written
+        // to the newest.
+        for v in OLDEST_WRITTEN..=WIRE_VERSION {
+            assert!(is_accepted(v), "{v}");
+        }
+    }
+
+    /// A request is written in the oldest version that carries its
+    /// operation, never older than the oldest written, never newer than
+    /// this code.
+    #[test]
+    fn a_request_is_written_in_the_oldest_version_carrying_it() {
+        let sid = sid();
+        let key = || SessionKey::from_base64("tiihtNczf5v6AKRyjwEUhQ==").expect("16 bytes");
+        let encrypted = || EncryptedPhone {
+            encrypted_data: "ZA==".into(),
+            iv: "aQ==".into(),
+        };
+        let h = || RefreshHash::new("h");
+        let requests: Vec<(Request, u32)> = vec![
+            (
+                Login {
+                    sid: sid.clone(),
+                    session_key: key(),
+                    unionid: None,
+                    refresh_hash: h(),
+                    ip: None,
+                }
+                .into(),
+                2,
+            ),
+            (
+                Refresh {
+                    sid: sid.clone(),
+                    presented_hash: h(),
+                    next_hash: h(),
+                    next_sealed: "x".into(),
+                }
+                .into(),
+                2,
+            ),
+            (Logout { sid: sid.clone() }.into(), 2),
+            (RevokeAll.into(), 2),
+            (
+                BindPhone {
+                    sid: sid.clone(),
+                    phone: Phone::for_tests("13800138000", "13800138000", "86"),
+                }
+                .into(),
+                2,
+            ),
+            (
+                BindEncrypted {
+                    sid: sid.clone(),
+                    encrypted: encrypted(),
+                }
+                .into(),
+                2,
+            ),
+            (CheckSession { sid: sid.clone() }.into(), 2),
+            (ReadUser.into(), 2),
+            (SignLatest { data: "d".into() }.into(), 3),
+            (
+                ReplaceKey {
+                    sid: sid.clone(),
+                    session_key: key(),
+                }
+                .into(),
+                3,
+            ),
+            (
+                OpenData {
+                    encrypted: encrypted(),
+                }
+                .into(),
+                3,
+            ),
+        ];
+        for (request, v) in requests {
+            let written = request.written_in().number();
+            assert_eq!(written, v, "{request:?}");
+            assert_eq!(written, request.since().max(OLDEST_WRITTEN));
+            assert!(is_accepted(written) && written <= WIRE_VERSION);
+            let envelope = Envelope::new(OpenId::new("o1"), request, BY);
+            assert_eq!(envelope.v.number(), v);
+            // This code reads what it writes, in that version.
+            let text = serde_json::to_string(&envelope).expect("serializes");
+            assert_eq!(read_envelope(&text).expect("read").v.number(), v);
+        }
+    }
+
+    /// An authority of an older release (its newest version `newest`)
+    /// reads a request of its versions, and answers one of a later
+    /// version as newer, even one this code reads; a version no release
+    /// reads stays malformed.
+    #[test]
+    fn an_older_release_reads_up_to_its_newest_version() {
+        let s = "AAAAAAAAAAAAAAAAAAAAAA";
+        let logout =
+            |v: u32| format!(r#"{{"v":{v},"openid":"o1","request":{{"logout":{{"sid":"{s}"}}}}}}"#);
+        let sign = |v: u32| {
+            format!(r#"{{"v":{v},"openid":"o1","request":{{"sign_latest":{{"data":"d"}}}}}}"#)
+        };
+        assert_eq!(
+            read_envelope_upto(2, &logout(2)).expect("read").v.number(),
+            2
+        );
+        assert_eq!(
+            read_envelope_upto(2, &logout(3)).err(),
+            Some(Unread::Newer(3))
+        );
+        assert_eq!(
+            read_envelope_upto(2, &sign(3)).err(),
+            Some(Unread::Newer(3))
+        );
+        assert_eq!(
+            read_envelope_upto(2, &logout(4)).err(),
+            Some(Unread::Newer(4))
+        );
+        assert_eq!(
+            read_envelope_upto(2, &sign(2)).err(),
+            Some(Unread::Malformed)
+        );
+        assert_eq!(
+            read_envelope_upto(2, &logout(1)).err(),
+            Some(Unread::Malformed)
+        );
+        // This release's own reading.
+        assert_eq!(read_envelope(&sign(3)).expect("read").v.number(), 3);
+        assert_eq!(read_envelope(&logout(4)).err(), Some(Unread::Newer(4)));
     }
 
     /// The deadline is read as sent; an envelope without one (from a

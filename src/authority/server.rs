@@ -21,7 +21,8 @@ use serde::Serialize;
 
 use super::machine::{Context, Pending, Rules, Step, UserState};
 use super::protocol::{
-    read_envelope, reply_in, ReadUser, Request, RevokeAll, Unread, Version, NEWER_WIRE_STATUS,
+    read_envelope_upto, reply_in, ReadUser, Request, RevokeAll, Unread, Version, NEWER_WIRE_STATUS,
+    WIRE_VERSION,
 };
 use super::queue::Serial;
 use super::timeout::{with_timeout, Timed, Timer, KV_TIMEOUT_MS, STORAGE_TIMEOUT_MS};
@@ -121,7 +122,14 @@ impl<St: StateStore, K: Store, Tm: Timer> Server<'_, St, K, Tm> {
     /// 504 when its worker's deadline passed before its turn came (not
     /// applied).
     pub(crate) async fn answer(&self, body: &str, now: i64) -> Answered {
-        let envelope = match read_envelope(body) {
+        self.answer_upto(WIRE_VERSION, body, now).await
+    }
+
+    /// [`Server::answer`] as the authority of a release whose newest wire
+    /// version is `newest` would (the tests' previous release: it answers
+    /// 501 to what it does not know).
+    pub(crate) async fn answer_upto(&self, newest: u32, body: &str, now: i64) -> Answered {
+        let envelope = match read_envelope_upto(newest, body) {
             Ok(envelope) => envelope,
             Err(Unread::Newer(_)) => {
                 return Answered::error(NEWER_WIRE_STATUS, "wire version newer than this authority")

@@ -6,6 +6,7 @@ use std::rc::Rc;
 
 use super::{MemoryStore, YieldOnce};
 use crate::authority::machine::UserState;
+use crate::authority::protocol;
 use crate::authority::queue::{Serial, Waiting};
 use crate::authority::server::{Pacing, Server, StateStore};
 use crate::authority::timeout::Timer;
@@ -91,9 +92,9 @@ pub(crate) struct MemoryAuthority {
     slots: RefCell<HashMap<OpenId, Rc<Slot>>>,
     /// Every call fails (the authority is unreachable).
     pub(crate) fail: Cell<bool>,
-    /// The authority runs an older release than the worker (a deploy
-    /// under way): every request reaches it as one of a newer wire
-    /// version than its own.
+    /// The authority runs the previous release (a deploy under way): it
+    /// reads wire versions up to the previous release's newest only, and
+    /// answers a newer one 501.
     pub(crate) older: Cell<bool>,
     /// How many calls reached an authority.
     pub(crate) calls: Cell<usize>,
@@ -166,6 +167,13 @@ impl MemoryAuthority {
     }
 }
 
+/// The newest wire version of the release before this one: the newest
+/// of the previous versions this code still reads.
+fn previous_release_newest() -> u32 {
+    let previous = protocol::PREVIOUS_WIRE_VERSIONS.iter().copied().max();
+    previous.expect("a previous wire version")
+}
+
 impl AuthorityClient for MemoryAuthority {
     async fn post(&self, openid: &OpenId, body: String) -> Result<Answered, CallFailure> {
         YieldOnce(false).await;
@@ -173,14 +181,14 @@ impl AuthorityClient for MemoryAuthority {
             return Err(CallFailure::Unreachable);
         }
         self.calls.set(self.calls.get() + 1);
-        let body = if self.older.get() {
-            let current = format!(r#"{{"v":{},"#, crate::authority::protocol::WIRE_VERSION);
-            body.replacen(&current, r#"{"v":99,"#, 1)
+        let newest = if self.older.get() {
+            previous_release_newest()
         } else {
-            body
+            protocol::WIRE_VERSION
         };
         let slot = self.slot(openid);
-        let answered = self.server(&slot).answer(&body, self.kv.now.get()).await;
+        let server = self.server(&slot);
+        let answered = server.answer_upto(newest, &body, self.kv.now.get()).await;
         YieldOnce(false).await;
         Ok(answered)
     }

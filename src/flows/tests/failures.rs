@@ -38,42 +38,79 @@ fn a_failing_kv_is_store_unavailable_never_a_panic() {
     assert!(w.refresh(NOW + 2, &r.refresh_token).is_ok());
 }
 
-/// A worker one wire version ahead of its user's authority (a gradual
-/// deploy, the object still on the older release): every call is refused
-/// by the authority (501) and answered `503 store_unavailable`, changing
-/// nothing; it clears when the deploy finishes.
+/// A gradual deploy pairs this worker with its user's authority still on
+/// the previous release, which reads wire version 2 only. Everything that
+/// release knows works — login, refresh, the phone, the session check,
+/// logout — as their requests are still written in version 2. Only the
+/// session-key operations it does not know (the signature, the key
+/// check and reset, the re-key, open data) are refused by it (501) and
+/// answered `503 store_unavailable`, retryable, changing nothing; they
+/// work once the deploy finishes.
 #[test]
-fn an_authority_older_than_the_worker_is_store_unavailable_and_changes_nothing() {
+fn an_authority_of_the_previous_release_answers_all_but_the_new_operations() {
     let w = World::new();
-    let r = w.login_at(NOW, &phone_login_reply());
-    let sid = sid_of(&r.refresh_token);
-    let before = w.session(&sid).expect("session");
     w.authority.older.set(true);
-    let auth = Some(bearer_of(&r));
-    let auth = auth.as_deref();
+    let first = w.login_at(NOW, &phone_login_reply());
+    let sid = sid_of(&first.refresh_token);
+    let r = w.refresh(NOW + 1, &first.refresh_token).expect("refreshed");
+    let bound = w.bind(NOW + 2, &r, PhoneRequest::Encrypted(encrypted("phone_ok")));
+    assert!(bound.is_ok(), "{bound:?}");
+    assert!(w
+        .authenticate_err(NOW + 3, &r, SessionCheck::Authority)
+        .is_none());
+    let before = serde_json::to_string(&w.authority.state(&openid()).expect("state"));
+    let sent = w.sent_len();
 
-    w.reply(GOOD);
+    let user = openid();
+    let object = |v: Value| match v {
+        Value::Object(map) => map,
+        other => panic!("not an object: {other}"),
+    };
+    let open = object(json!({
+        "encryptedData": vector("phone_ok", "encrypted_data"),
+        "iv": vector("phone_ok", "iv"),
+    }));
+    let at = w.at(NOW + 4);
+    let sign = block_on(at.service_sign(&user, &object(json!({"data": "x"})))).err();
+    assert_eq!(sign, Some(ApiError::StoreUnavailable));
+    let check = block_on(at.service_check(&user)).err();
+    assert_eq!(check, Some(ApiError::StoreUnavailable));
+    let reset = block_on(at.service_reset(&user)).err();
+    assert_eq!(reset, Some(ApiError::StoreUnavailable));
+    let decrypt = block_on(at.service_decrypt(&user, &open)).err();
+    assert_eq!(decrypt, Some(ApiError::StoreUnavailable));
+    // The re-key's session check is answered; its key replacement is not.
+    w.reply(&phone_login_reply());
+    let code = object(json!({"code": "0a1RekeyCode"}));
+    let auth = bearer_of(&r);
+    let rekey = block_on(at.rekey(Some(&auth), Some(IP), &code));
+    assert_eq!(rekey, Err(ApiError::StoreUnavailable));
+    assert_eq!(ApiError::StoreUnavailable.status(), 503);
+    let after = serde_json::to_string(&w.authority.state(&openid()).expect("state"));
     assert_eq!(
-        block_on(w.at(NOW + 1).login("code", None)),
-        Err(ApiError::StoreUnavailable)
+        before.ok(),
+        after.ok(),
+        "a refused operation changed nothing"
     );
-    assert_eq!(
-        w.refresh(NOW + 1, &r.refresh_token),
-        Err(ApiError::StoreUnavailable)
-    );
-    assert_eq!(
-        block_on(w.at(NOW + 1).logout(auth)),
-        Err(ApiError::StoreUnavailable)
-    );
-    let after = w.session(&sid).expect("session");
-    assert_eq!(after.refresh_hash, before.refresh_hash);
-    assert_eq!(after.revoked_at, None);
+    assert_eq!(w.sent_len(), sent + 1, "only the re-key's code2Session");
 
-    // The deploy finished: the same requests take.
-    w.authority.older.set(false);
-    assert!(w.refresh(NOW + 2, &r.refresh_token).is_ok());
-    assert_eq!(block_on(w.at(NOW + 3).logout(auth)), Ok(()));
+    // Logout, still on the previous release, takes.
+    assert_eq!(block_on(w.at(NOW + 5).logout(Some(&auth))), Ok(()));
     assert!(w.is_revoked(&sid));
+
+    // The deploy finished: the new operations take.
+    w.authority.older.set(false);
+    let again = w.login_at(NOW + 6, &phone_login_reply());
+    let signed = block_on(
+        w.at(NOW + 7)
+            .service_sign(&user, &object(json!({"data": "x"}))),
+    );
+    assert!(signed.is_ok(), "{signed:?}");
+    assert!(!w.is_revoked(&sid_of(&again.refresh_token)));
+}
+
+fn openid() -> OpenId {
+    OpenId::new("oUser1")
 }
 
 #[test]
