@@ -17,9 +17,18 @@ impl SessionState {
 }
 
 impl UserState {
-    /// The live sessions' keys, the newest first: the key set most
-    /// recently ([`SessionState::key_at`]), of two set at the same second
-    /// the later created, then the greater id (a fixed order).
+    /// The sequence number of a key set now ([`SessionState::key_seq`]).
+    pub(crate) fn next_key_seq(&mut self) -> u64 {
+        self.key_seq = self.key_seq.saturating_add(1);
+        self.key_seq
+    }
+
+    /// The live sessions' keys, the newest first: the key set last
+    /// ([`SessionState::key_seq`]; two keys set within one second, a login
+    /// and a re-key say, are told apart by it), then, for keys set before
+    /// the sequence was kept, the one set most recently
+    /// ([`SessionState::key_at`]), the later created, the greater id (a
+    /// fixed order).
     pub(crate) fn live_keys_newest_first(&self, now: i64) -> Vec<(&SessionId, &SessionKey)> {
         let mut live: Vec<(&SessionId, &SessionState)> = self
             .sessions
@@ -27,7 +36,12 @@ impl UserState {
             .filter(|(_, s)| s.is_live(now))
             .collect();
         live.sort_by(|(a_sid, a), (b_sid, b)| {
-            (b.key_at(), b.created_at, *b_sid).cmp(&(a.key_at(), a.created_at, *a_sid))
+            (b.key_seq, b.key_at(), b.created_at, *b_sid).cmp(&(
+                a.key_seq,
+                a.key_at(),
+                a.created_at,
+                *a_sid,
+            ))
         });
         live.into_iter()
             .map(|(sid, s)| (sid, &s.session_key))
@@ -62,9 +76,12 @@ impl Step for ReplaceKey {
     /// The failed decryptions stay counted: a new key does not buy five
     /// more guesses.
     fn apply(self, state: &mut UserState, at: &Context<'_>, _: &mut Effects) -> Self::Reply {
+        state.live_session(&self.sid, at.now).ok_or(SessionEnded)?;
+        let seq = state.next_key_seq();
         let s = state.live_session(&self.sid, at.now).ok_or(SessionEnded)?;
         s.session_key = self.session_key;
         s.key_replaced_at = Some(at.now);
+        s.key_seq = seq;
         Ok(())
     }
 }

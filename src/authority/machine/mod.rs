@@ -103,6 +103,10 @@ pub(crate) struct UserState {
     /// before the outbox existed, and whenever it is empty).
     #[serde(default, skip_serializing_if = "Outbox::is_empty")]
     pub(crate) outbox: Outbox,
+    /// How many session keys were set for this user (logins, resets,
+    /// re-keys): the clock-free order of [`SessionState::key_seq`].
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub(crate) key_seq: u64,
 }
 
 /// One login session. `session_key` never leaves the authority.
@@ -142,6 +146,15 @@ pub(crate) struct SessionState {
     /// keys were replaced). See [`SessionState::key_at`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) key_replaced_at: Option<i64>,
+    /// The user's [`UserState::key_seq`] when this session's key was set:
+    /// orders keys set within the same second (0 in a state saved before
+    /// it was kept: older than any key set since).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub(crate) key_seq: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl SessionState {

@@ -166,6 +166,9 @@ struct Run {
     /// Sessions seen ended, with their revocation instant if any.
     ended: BTreeMap<SessionId, Option<i64>>,
     hashes: u32,
+    /// The sessions in the order their keys were set (logins and
+    /// replacements), the last set last: the model of "newest key".
+    keys_set: Vec<SessionId>,
 }
 
 impl Run {
@@ -275,6 +278,7 @@ impl Run {
             Action::Login(l) => {
                 let sid = SessionId::new(format!("s{}", self.made.len()));
                 self.made.push(sid.clone());
+                self.keys_set.push(sid.clone());
                 let login = Login {
                     sid: sid.clone(),
                     session_key: key(0),
@@ -401,6 +405,7 @@ impl Run {
         let reply = self.apply(replace, now, None);
         prop_assert_eq!(reply.is_ok(), live);
         if live {
+            self.keys_set.push(sid.clone());
             let s = &self.state.sessions[&sid];
             prop_assert_eq!(s.session_key.bytes(), &key(k).bytes().clone());
             prop_assert_eq!(s.key_at(), now);
@@ -418,17 +423,17 @@ impl Run {
         Ok(())
     }
 
-    /// A signature: by the live session whose key was set last (of two
-    /// set at once, the later created), with its key; none without a
-    /// live session.
+    /// A signature: by the live session whose key was set last (by the
+    /// order of the steps, whatever the clock says), with its key; none
+    /// without a live session.
     fn sign_latest(&mut self, now: i64) -> Result<(), TestCaseError> {
-        let newest = self
-            .state
-            .sessions
-            .iter()
-            .filter(|(_, s)| s.is_live(now))
-            .max_by_key(|(sid, s)| (s.key_at(), s.created_at, (*sid).clone()))
-            .map(|(sid, s)| (sid.clone(), s.session_key.clone()));
+        let newest = self.keys_set.iter().rev().find_map(|sid| {
+            self.state
+                .sessions
+                .get(sid)
+                .filter(|s| s.is_live(now))
+                .map(|s| (sid.clone(), s.session_key.clone()))
+        });
         let data = format!("signData at {now}");
         let reply = self.apply(SignLatest { data: data.clone() }, now, None);
         match (reply, newest) {
@@ -508,6 +513,7 @@ proptest! {
             made: Vec::new(),
             ended: BTreeMap::new(),
             hashes: 0,
+            keys_set: Vec::new(),
         };
         let mut now = T0;
         for (pause, action, refuse) in steps {

@@ -47,6 +47,7 @@ impl Step for Login {
             revoked_at: None,
             failed_decrypts: 0,
             key_replaced_at: None,
+            key_seq: state.next_key_seq(),
         };
         effects.push(Effect::Put(self.sid.clone(), Replica::of(openid, &session)));
         let view = session.view(openid);

@@ -499,10 +499,13 @@ fn the_newest_key_signs_and_a_replacement_makes_its_session_the_newest() {
     assert_eq!(signed(&mut st, T0 + 9).sid, sid(2));
     assert_eq!(run(&mut st, replace(1), T0 + 10).0, Err(SessionEnded));
     assert_eq!(run(&mut st, replace(7), T0 + 10).0, Err(SessionEnded));
-    // Two keys set at the same second: the later created signs.
+    // Two keys set within one second: the one set last signs, whether
+    // it is a login's or a replacement's.
     run(&mut st, login(3, "c"), T0 + 20);
     assert_eq!(run(&mut st, replace(2), T0 + 20).0, Ok(()));
-    assert_eq!(signed(&mut st, T0 + 21).sid, sid(3));
+    assert_eq!(signed(&mut st, T0 + 20).sid, sid(2));
+    run(&mut st, login(4, "d"), T0 + 20);
+    assert_eq!(signed(&mut st, T0 + 20).sid, sid(4));
     // Past every expiry, nothing signs.
     let (none, _) = run(
         &mut st,
