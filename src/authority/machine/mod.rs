@@ -153,6 +153,7 @@ pub(crate) struct SessionState {
     pub(crate) key_seq: u64,
 }
 
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }
