@@ -389,6 +389,7 @@ describe('wechat-sim', () => {
       assert.equal(s.getuserphonenumber, 0);
       assert.equal(s.token_errors, 0);
       assert.equal(s.lastRequests.length, 4);
+      assert.equal(s.requests, 4);
       assert.deepEqual(s.lastRequests[0], {
         method: 'GET',
         path: '/sns/jscode2session',
@@ -558,6 +559,22 @@ describe('wechat-sim', () => {
       assert.equal(res.status, 500);
       await res.text();
       assert.equal((await signedGet(sim, 'checksession', args)).errcode, 0);
+      sim.failNext('/wxa/resetusersessionkey', { reply: { errcode: 0, errmsg: 'ok', openid: 'oOther' } });
+      assert.deepEqual(await signedGet(sim, 'resetusersessionkey', args), {
+        errcode: 0,
+        errmsg: 'ok',
+        openid: 'oOther',
+      });
+      assert.equal(sim.sessionKeyOf('nina'), u.session_key, 'a canned reply changes nothing');
+      const quick = await startWechatSim({ appid: APPID, secret: SECRET, slowMs: 100 });
+      try {
+        quick.failNext('/sim/echo', { slow: true });
+        const t0 = Date.now();
+        assert.equal((await wechatJson(await fetch(`${quick.url}/sim/echo`))).errcode, 0);
+        assert.ok(Date.now() - t0 >= 90);
+      } finally {
+        await quick.close();
+      }
       assert.throws(() => sim.failNext('wxa/x', {}), TypeError);
     });
   });
@@ -614,6 +631,7 @@ describe('wechat-sim', () => {
         headers: { 'content-type': 'application/octet-stream', 'x-extra': 'yes' },
         body,
       });
+      assert.match(res.headers.get('x-sim-rid'), /^[0-9a-f]{8}-/, "a header of WeChat's own");
       const echo = await wechatJson(res);
       assert.equal(echo.errcode, 0);
       assert.equal(echo.method, 'PUT');

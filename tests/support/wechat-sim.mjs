@@ -57,7 +57,7 @@
 //                                       (one of sessionKeysOf(user), e.g. a stale one)
 //                                       or the user's latest key
 //   failNext(path, fault)      (in process only) the next call to path answers {errcode},
-//                                       {http500: true} or {garbage: true}
+//                                       {http500}, {garbage}, {slow} or {reply: <any JSON>}
 //   rejectTokens(n)            POST /__sim/reject-tokens   {n}  the next n calls that check an
 //                                       access_token answer 40001 whatever token they carry
 //   relayed()                  GET  /__sim/relayed  every call to a relay target (see below)
@@ -79,8 +79,8 @@ import { serve } from './serve.mjs';
 
 /** How many requests `stats().lastRequests` keeps. */
 const LAST_REQUESTS = 50;
-/** Largest request body the simulator reads (WeChat requests are tiny). */
-const MAX_BODY = 1024 * 1024;
+/** Largest request body the simulator reads (WeChat requests are small; the relay may send up to 2 MiB). */
+const MAX_BODY = 4 * 1024 * 1024;
 /** Watermark appid used by `phoneforeign-…` codes: some other mini-program. */
 const FOREIGN_APPID = 'wx0000000000000000';
 /** msg_sec_check answers 87014 for content containing one of these. */
@@ -148,6 +148,7 @@ export async function startWechatSim({
       usedPhoneCodes: new Set(),
       token: null, // { value, expiresAt (ms) } — the single valid access_token
       counts: {
+        requests: 0, // every call to a WeChat API (known or not), controls excepted
         code2session: 0,
         stable_token: 0,
         stable_token_force: 0,
@@ -395,8 +396,10 @@ export async function startWechatSim({
 
   /**
    * The next call to `path` (e.g. '/wxa/checksession') fails with `fault`:
-   * {errcode, errmsg?} (HTTP 200 as WeChat does), {http500: true} or
-   * {garbage: true}; called again, the faults queue up.
+   * {errcode, errmsg?} (HTTP 200 as WeChat does), {http500: true},
+   * {garbage: true}, {slow: true} (answers after slowMs) or {reply: <JSON>}
+   * (answers that, e.g. a reply naming another openid); called again, the
+   * faults queue up.
    */
   function failNext(path, fault) {
     if (typeof path !== 'string' || !path.startsWith('/') || !fault || typeof fault !== 'object') {
@@ -550,14 +553,21 @@ export async function startWechatSim({
     const path = url.pathname;
     if (path.startsWith('/__sim/')) return control(req.method, path, body, res);
 
+    state.counts.requests++;
     record(req.method, url, body);
     const reply = replier(res);
-    if (RELAY_TARGETS.has(path)) keepRelayed(req, url, body);
+    if (RELAY_TARGETS.has(path)) {
+      keepRelayed(req, url, body);
+      // A header of WeChat's own (as its real answers carry some): the relay must not pass it on.
+      res.setHeader('X-Sim-Rid', rid());
+    }
     const fault = state.faults.get(path)?.shift();
     if (fault) {
       if (state.faults.get(path).length === 0) state.faults.delete(path);
       if (fault.http500) return reply.raw(500, 'text/html', HTML_500);
       if (fault.garbage) return reply.raw(200, 'text/html', '<html>not json</html>');
+      if (fault.slow) return reply.later(slowMs, { errcode: 0, errmsg: 'ok (too late)' });
+      if (fault.reply) return reply.json(fault.reply);
       return reply.error(fault.errcode, fault.errmsg ?? 'simulated failure');
     }
     switch (path) {
