@@ -575,6 +575,9 @@ describe('wechat-sim', () => {
       } finally {
         await quick.close();
       }
+      sim.failNext('/wxa/checksession', { errcode: -1 });
+      sim.clearFaults();
+      assert.equal((await signedGet(sim, 'checksession', args)).errcode, 0);
       assert.throws(() => sim.failNext('wxa/x', {}), TypeError);
     });
   });

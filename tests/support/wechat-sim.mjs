@@ -57,7 +57,8 @@
 //                                       (one of sessionKeysOf(user), e.g. a stale one)
 //                                       or the user's latest key
 //   failNext(path, fault)      (in process only) the next call to path answers {errcode},
-//                                       {http500}, {garbage}, {slow} or {reply: <any JSON>}
+//                                       {http500}, {garbage}, {slow} or {reply: <any JSON>};
+//                                       clearFaults() forgets those not met yet
 //   rejectTokens(n)            POST /__sim/reject-tokens   {n}  the next n calls that check an
 //                                       access_token answer 40001 whatever token they carry
 //   relayed()                  GET  /__sim/relayed  every call to a relay target (see below)
@@ -410,6 +411,11 @@ export async function startWechatSim({
     state.faults.set(path, queue);
   }
 
+  /** Forget the faults failNext() queued and nothing met yet. */
+  function clearFaults() {
+    state.faults.clear();
+  }
+
   /** The next `n` token checks answer 40001, whatever token they carry. */
   function rejectTokens(n) {
     if (!Number.isInteger(n) || n < 0) throw new TypeError('rejectTokens: a count is required');
@@ -686,6 +692,7 @@ export async function startWechatSim({
     watermark,
     rejectTokens,
     failNext,
+    clearFaults,
     relayed,
     accessToken,
     pngFor,
