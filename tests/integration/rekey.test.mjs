@@ -12,6 +12,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { startStack, call, login, bearer, freshLimitWindow } from '../support/stack.mjs';
 import { loginSignature } from '../support/wechat-sim.mjs';
+import { createAuth } from '../../client/index.mjs';
+import { createFakeWx } from '../../client/test/support/fake-wx.mjs';
 
 const SERVICE_TOKEN = randomBytes(48).toString('base64');
 const service = bearer(SERVICE_TOKEN);
@@ -168,6 +170,22 @@ describe('rekey', () => {
     // None of this ended the session.
     assert.equal((await call(s, 'GET', '/auth/session', { headers: bearer(t.access_token) })).status, 200);
   });
+});
+
+test("the client's ensureSessionKey against the real worker: wx.checkSession fails → re-key; the legacy phone then binds", async () => {
+  users.add('clientkey');
+  const wx = createFakeWx({ user: 'clientkey' });
+  const auth = createAuth({ baseUrl: s.url, api: wx });
+  const t = await auth.login();
+  assert.equal(await auth.ensureSessionKey(), false, 'a fresh login: the key is alive');
+  await loginElsewhere(s, 'clientkey.elsewhere');
+  wx.sessionValid = false;
+  assert.equal(await auth.ensureSessionKey(), true);
+  assert.deepEqual(auth.tokens(), t, 'the same session');
+  const out = await auth.bindPhone(s.sim.encryptPhone({ user: 'clientkey', phone: '13500135000' }));
+  assert.equal(out.purePhoneNumber, '13500135000');
+  assert.equal(wx.count('/auth/session/rekey'), 1);
+  assert.deepEqual((await check(s, t.openid)).json, { valid: true });
 });
 
 test('LOGIN_LIMITER counts rekeys per client address: over it 429 with Retry-After, and code2Session is not called', async () => {
