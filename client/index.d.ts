@@ -72,6 +72,14 @@ export interface PlatformApi {
     success?: (res: { statusCode: number; data: unknown; header?: Record<string, any> }) => void;
     fail?: (err: PlatformFailure) => void;
   }): unknown;
+  /**
+   * Used by `ensureSessionKey` (and the legacy `bindPhone`) when present;
+   * a platform without it (an H5 build) has no WeChat session key to check.
+   */
+  checkSession?(options: {
+    success?: (res: { errMsg?: string }) => void;
+    fail?: (err: PlatformFailure) => void;
+  }): unknown;
   getStorageSync?(key: string): unknown;
   setStorageSync?(key: string, value: any): void;
   removeStorageSync?(key: string): void;
@@ -236,12 +244,25 @@ export interface Auth {
   request<T = any>(options: RequestOptions): Promise<RequestResult<T>>;
   /**
    * Bind the phone from a getPhoneNumber button's `e.detail` (or the event).
-   * Never calls wx.login for encryptedData/iv: they are encrypted with the
-   * CURRENT session's session_key. The worker's answer (`PhoneAnswer`) has
+   * For encryptedData/iv (sealed with WeChat's CURRENT session_key) it logs
+   * in never; it re-keys (`ensureSessionKey`) first only when
+   * `wx.checkSession` fails. The worker's answer (`PhoneAnswer`) has
    * a new access token and no refresh token: binding does not rotate it, so
    * the stored refresh token is kept.
    */
   bindPhone(detail: PhoneDetail): Promise<PhoneInfo>;
+  /**
+   * Keep the worker's copy of WeChat's session_key current: `wx.checkSession`,
+   * and when it fails a `wx.login` code sent to POST /auth/session/rekey
+   * with the access token (a 401 refreshes and sends again with a new code).
+   * Resolves `true` when the worker was given WeChat's current key (a re-key,
+   * or a login when there was no session), `false` when the key was alive
+   * (or the platform has no `checkSession`). Call it before showing the
+   * legacy getPhoneNumber button; concurrent calls share one. Rejects with
+   * AuthError, e.g. `openid_mismatch` when WeChat on this device is another
+   * user than the stored session's.
+   */
+  ensureSessionKey(): Promise<boolean>;
   /** GET /auth/session; refreshes if needed, never logs in (rejects not_logged_in). */
   getSession(): Promise<SessionInfo>;
   /**

@@ -16,6 +16,7 @@
  *                     answers, the one retry after its 429 / 503
  * - lib/session.js    login, refresh and logout, shared among concurrent callers;
  *                     the retries of a pending logout
+ * - lib/sessionkey.js ensureSessionKey: wx.checkSession, and a re-key when it fails
  * - lib/error.js      AuthError
  *
  * The platform object (`wx`, `Taro`, `uni`) is only ever called with
@@ -29,6 +30,7 @@ var AuthError = require('./lib/error.js').AuthError;
 var storage = require('./lib/storage.js');
 var transport = require('./lib/transport.js');
 var session = require('./lib/session.js');
+var sessionkey = require('./lib/sessionkey.js');
 
 var DEFAULT_STORAGE_KEY = 'wx-edge.auth';
 var PENDING_LOGOUT_SUFFIX = '.logout'; // storageKey + this: the logouts the worker has not confirmed
@@ -88,6 +90,7 @@ function createAuth(options) {
   var s = session.createSession({ store: store, transport: net, now: now, margin: margin, pending: pending });
   // App start: finish what an earlier run could not.
   s.resumePendingLogouts();
+  var keys = sessionkey.createKeyKeeper({ api: api, transport: net, session: s });
 
   function request(options) {
     var opts = options || {};
@@ -145,13 +148,18 @@ function createAuth(options) {
     var keep = s.storeUnlessLoggedOut();
     var used = null;
     var mark = null;
-    return s
-      .withToken(function (access) {
-        sentAt = now();
-        used = store.get();
-        mark = s.sessionMark();
-        return net.callWorker('POST', '/auth/phone', p.body, access);
-      }, allowLogin)
+    // Legacy data is sealed with WeChat's current session_key: when
+    // wx.checkSession says the worker's copy is dead, re-key first.
+    var keyReady = allowLogin || !s.isLoggedIn() ? Promise.resolve() : keys.ensure(false);
+    return keyReady
+      .then(function () {
+        return s.withToken(function (access) {
+          sentAt = now();
+          used = store.get();
+          mark = s.sessionMark();
+          return net.callWorker('POST', '/auth/phone', p.body, access);
+        }, allowLogin);
+      })
       .then(
         function (res) {
           if (!isOk(res)) throw net.errorFrom(res, '/auth/phone');
@@ -180,6 +188,9 @@ function createAuth(options) {
     ensureLogin: ensureLogin,
     request: request,
     bindPhone: bindPhone,
+    ensureSessionKey: function () {
+      return keys.ensure(true);
+    },
     getSession: getSession,
     logout: s.logout,
     isLoggedIn: s.isLoggedIn,

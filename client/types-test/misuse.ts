@@ -51,3 +51,6 @@ createAuth({ baseUrl: 'https://edge.example.com', api, maxRetryWait: '10' });
 
 // error: Type 'number' is not assignable to type 'Promise<unknown>'
 createAuth({ baseUrl: 'https://edge.example.com', api, sleep: (ms: number) => ms });
+
+// error: Property 'then' does not exist on type 'boolean'
+auth.ensureSessionKey().then((renewed) => renewed.then());

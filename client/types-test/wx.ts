@@ -25,6 +25,12 @@ export async function onPhone(e: WechatMiniprogram.ButtonGetPhoneNumber): Promis
   }
 }
 
+// Before showing the legacy getPhoneNumber button: the worker holds WeChat's current session_key.
+export async function beforePhoneButton(): Promise<boolean> {
+  const renewed: boolean = await auth.ensureSessionKey();
+  return renewed;
+}
+
 // Misuse must not compile (tsc fails on an unused @ts-expect-error).
 // @ts-expect-error baseUrl is required
 createAuth({ api: wx });

@@ -4,13 +4,14 @@
 
 import { test, describe, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { createDecipheriv, createHash } from 'node:crypto';
+import { createDecipheriv, createHash, createHmac } from 'node:crypto';
+import { inflateSync } from 'node:zlib';
 import { request as httpRequest } from 'node:http';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 
-import { startWechatSim } from './wechat-sim.mjs';
+import { startWechatSim, loginSignature, pngFor } from './wechat-sim.mjs';
 import { startEchoOrigin } from './echo-origin.mjs';
 
 const APPID = 'wxd930ea5d5a258f4f';
@@ -66,6 +67,28 @@ async function phoneNumber(sim, token, body) {
     body: JSON.stringify(body),
   });
   return wechatJson(res);
+}
+
+/** GET a session-key API (checksession, resetusersessionkey) with the right parameters unless overridden. */
+async function signedGet(sim, api, { token, openid, key, ...overrides }) {
+  const params = new URLSearchParams({
+    access_token: token,
+    openid,
+    signature: createHmac('sha256', key).update('').digest('hex'),
+    sig_method: 'hmac_sha256',
+    ...overrides,
+  });
+  for (const [k, v] of Object.entries(overrides)) if (v === undefined) params.delete(k);
+  return wechatJson(await fetch(`${sim.url}/wxa/${api}?${params}`));
+}
+
+async function postJson(sim, path, token, body, headers = {}) {
+  const q = token === undefined ? '' : `?access_token=${encodeURIComponent(token)}`;
+  return fetch(`${sim.url}${path}${q}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
 }
 
 function expectedId(prefix, kind, user) {
@@ -366,6 +389,7 @@ describe('wechat-sim', () => {
       assert.equal(s.getuserphonenumber, 0);
       assert.equal(s.token_errors, 0);
       assert.equal(s.lastRequests.length, 4);
+      assert.equal(s.requests, 4);
       assert.deepEqual(s.lastRequests[0], {
         method: 'GET',
         path: '/sns/jscode2session',
@@ -443,6 +467,313 @@ describe('wechat-sim', () => {
 
     test('throws for a user who never logged in', async () => {
       assert.throws(() => sim.encryptPhone({ user: 'nobody', phone: '1' }), /never logged in/);
+    });
+  });
+
+  describe('checksession and resetusersessionkey', () => {
+    test('checksession: errcode 0 only for the signature made with the LATEST key (its base64 text as the HMAC key)', async () => {
+      const { access_token: token } = await stableToken(sim);
+      const first = await login(sim, 'kate.1');
+      const second = await login(sim, 'kate.2');
+      const openid = second.openid;
+      const ok = await signedGet(sim, 'checksession', { token, openid, key: second.session_key });
+      assert.deepEqual(ok, { errcode: 0, errmsg: 'ok' });
+      // The previous key, a key of the decoded bytes, another message, upper-case hex: 87009.
+      const bad = [
+        { key: first.session_key },
+        { key: Buffer.from(second.session_key, 'base64') },
+        { key: second.session_key, signature: createHmac('sha256', second.session_key).update('x').digest('hex') },
+        {
+          key: second.session_key,
+          signature: createHmac('sha256', second.session_key).update('').digest('hex').toUpperCase(),
+        },
+        { key: second.session_key, signature: undefined },
+      ];
+      for (const b of bad) {
+        const r = await signedGet(sim, 'checksession', { token, openid, ...b });
+        assert.equal(r.errcode, 87009, JSON.stringify(b));
+        assert.match(r.errmsg, RID);
+      }
+      assert.equal(sim.stats().checksession, 6);
+    });
+
+    test('loginSignature is that HMAC', () => {
+      const key = 'HyVFkGl5F5OQWJZZaNzBBg==';
+      assert.equal(loginSignature(key, ''), createHmac('sha256', key).update('').digest('hex'));
+      assert.equal(loginSignature(key, 'data'), createHmac('sha256', key).update('data').digest('hex'));
+      assert.notEqual(loginSignature(key, ''), loginSignature(key, 'data'));
+    });
+
+    test('checksession: token, method, openid and sig_method are checked first', async () => {
+      const { access_token: token } = await stableToken(sim);
+      const u = await login(sim, 'liam.1');
+      const base = { token, openid: u.openid, key: u.session_key };
+      assert.equal((await signedGet(sim, 'checksession', { ...base, token: 'nope' })).errcode, 40001);
+      assert.equal((await signedGet(sim, 'checksession', { ...base, access_token: undefined })).errcode, 41001);
+      assert.equal((await signedGet(sim, 'checksession', { ...base, openid: 'oUnknown' })).errcode, 40003);
+      assert.equal((await signedGet(sim, 'checksession', { ...base, sig_method: 'hmac_sha1' })).errcode, 40097);
+      assert.equal((await signedGet(sim, 'checksession', { ...base, sig_method: undefined })).errcode, 40097);
+      const post = await wechatJson(
+        await fetch(
+          `${sim.url}/wxa/checksession?${new URLSearchParams({ access_token: token, openid: u.openid, signature: loginSignature(u.session_key, ''), sig_method: 'hmac_sha256' })}`,
+          { method: 'POST' },
+        ),
+      );
+      assert.equal(post.errcode, 43001);
+      sim.invalidateAccessToken();
+      assert.equal((await signedGet(sim, 'checksession', base)).errcode, 40001);
+      assert.equal(sim.stats().token_errors, 3);
+    });
+
+    test('resetusersessionkey: a new latest key; the old one stops checking, the new one checks', async () => {
+      const { access_token: token } = await stableToken(sim);
+      const u = await login(sim, 'mona.1');
+      const r = await signedGet(sim, 'resetusersessionkey', { token, openid: u.openid, key: u.session_key });
+      assert.deepEqual(Object.keys(r).sort(), ['errcode', 'errmsg', 'openid', 'session_key']);
+      assert.equal(r.errcode, 0);
+      assert.equal(r.errmsg, 'ok');
+      assert.equal(r.openid, u.openid);
+      assert.equal(Buffer.from(r.session_key, 'base64').length, 16);
+      assert.notEqual(r.session_key, u.session_key);
+      assert.equal(sim.sessionKeyOf('mona'), r.session_key);
+      assert.deepEqual(sim.sessionKeysOf('mona'), [u.session_key, r.session_key]);
+      const base = { token, openid: u.openid };
+      assert.equal((await signedGet(sim, 'checksession', { ...base, key: u.session_key })).errcode, 87009);
+      assert.equal((await signedGet(sim, 'checksession', { ...base, key: r.session_key })).errcode, 0);
+      // A reset signed with the old key is refused and changes nothing.
+      const again = await signedGet(sim, 'resetusersessionkey', { ...base, key: u.session_key });
+      assert.equal(again.errcode, 87009);
+      assert.equal(again.session_key, undefined);
+      assert.equal(sim.sessionKeyOf('mona'), r.session_key);
+      assert.equal(sim.stats().resetusersessionkey, 2);
+    });
+
+    test('failNext: the next calls to a path fail as asked, then it answers normally', async () => {
+      const { access_token: token } = await stableToken(sim);
+      const u = await login(sim, 'nina.1');
+      const args = { token, openid: u.openid, key: u.session_key };
+      sim.failNext('/wxa/checksession', { errcode: -1, errmsg: 'system error' });
+      sim.failNext('/wxa/checksession', { http500: true });
+      assert.equal((await signedGet(sim, 'checksession', args)).errcode, -1);
+      const res = await fetch(`${sim.url}/wxa/checksession`);
+      assert.equal(res.status, 500);
+      await res.text();
+      assert.equal((await signedGet(sim, 'checksession', args)).errcode, 0);
+      sim.failNext('/wxa/resetusersessionkey', { reply: { errcode: 0, errmsg: 'ok', openid: 'oOther' } });
+      assert.deepEqual(await signedGet(sim, 'resetusersessionkey', args), {
+        errcode: 0,
+        errmsg: 'ok',
+        openid: 'oOther',
+      });
+      assert.equal(sim.sessionKeyOf('nina'), u.session_key, 'a canned reply changes nothing');
+      const quick = await startWechatSim({ appid: APPID, secret: SECRET, slowMs: 100 });
+      try {
+        quick.failNext('/sim/echo', { slow: true });
+        const t0 = Date.now();
+        assert.equal((await wechatJson(await fetch(`${quick.url}/sim/echo`))).errcode, 0);
+        assert.ok(Date.now() - t0 >= 90);
+      } finally {
+        await quick.close();
+      }
+      sim.failNext('/wxa/checksession', { errcode: -1 });
+      sim.clearFaults();
+      assert.equal((await signedGet(sim, 'checksession', args)).errcode, 0);
+      assert.throws(() => sim.failNext('wxa/x', {}), TypeError);
+    });
+  });
+
+  describe('relay targets', () => {
+    test('msg_sec_check: errcode 0 with a result, 87014 for a trigger word, 40001 on a bad token', async () => {
+      const { access_token: token } = await stableToken(sim);
+      const ok = await wechatJson(await postJson(sim, '/wxa/msg_sec_check', token, { content: 'hello', version: 2 }));
+      assert.equal(ok.errcode, 0);
+      assert.equal(ok.result.suggest, 'pass');
+      for (const content of ['a forbidden-word here', '含违禁词的内容']) {
+        const risky = await wechatJson(await postJson(sim, '/wxa/msg_sec_check', token, { content }));
+        assert.equal(risky.errcode, 87014, content);
+        assert.match(risky.errmsg, RID);
+      }
+      assert.equal(
+        (await wechatJson(await postJson(sim, '/wxa/msg_sec_check', 'stale', { content: 'x' }))).errcode,
+        40001,
+      );
+      assert.equal(
+        (await wechatJson(await postJson(sim, '/wxa/msg_sec_check', undefined, { content: 'x' }))).errcode,
+        41001,
+      );
+      assert.equal((await wechatJson(await postJson(sim, '/wxa/msg_sec_check', token, 'not json'))).errcode, 47001);
+      assert.equal(sim.stats().msg_sec_check, 6);
+    });
+
+    test('getwxacodeunlimit: the same PNG bytes for the same scene, image/png; JSON errcode on a bad token', async () => {
+      const { access_token: token } = await stableToken(sim);
+      const res = await postJson(sim, '/wxa/getwxacodeunlimit', token, { scene: 'a=1', page: 'pages/index/index' });
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get('content-type'), 'image/png');
+      const png = Buffer.from(await res.arrayBuffer());
+      assert.deepEqual(png, pngFor('a=1'));
+      assert.notDeepEqual(png, pngFor('a=2'));
+      assert.deepEqual(png.subarray(0, 8), Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
+      // A real PNG: IHDR 16×16 RGB, and the IDAT inflates to 16 rows of 1 + 48 bytes.
+      assert.equal(png.readUInt32BE(16), 16);
+      const idat = png.indexOf('IDAT');
+      assert.equal(inflateSync(png.subarray(idat + 4, idat + 4 + png.readUInt32BE(idat - 4))).length, 16 * 49);
+      assert.throws(() => new TextDecoder('utf-8', { fatal: true }).decode(png), 'not UTF-8');
+
+      const bad = await wechatJson(await postJson(sim, '/wxa/getwxacodeunlimit', 'stale', { scene: 'a=1' }));
+      assert.equal(bad.errcode, 40001);
+      const noScene = await wechatJson(await postJson(sim, '/wxa/getwxacodeunlimit', token, {}));
+      assert.equal(noScene.errcode, 41030);
+    });
+
+    test('sim/echo answers what arrived; relayed() keeps every call unredacted and flags the AppSecret', async () => {
+      const { access_token: token } = await stableToken(sim);
+      const body = Buffer.from([0, 1, 2, 0xff, 0xfe]);
+      const res = await fetch(`${sim.url}/sim/echo?b=2&access_token=${token}&a=1&a=%2B`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/octet-stream', 'x-extra': 'yes' },
+        body,
+      });
+      assert.match(res.headers.get('x-sim-rid'), /^[0-9a-f]{8}-/, "a header of WeChat's own");
+      const echo = await wechatJson(res);
+      assert.equal(echo.errcode, 0);
+      assert.equal(echo.method, 'PUT');
+      assert.deepEqual(echo.query, [
+        ['b', '2'],
+        ['a', '1'],
+        ['a', '+'],
+      ]);
+      assert.equal(echo.content_type, 'application/octet-stream');
+      assert.deepEqual(Buffer.from(echo.body_base64, 'base64'), body);
+
+      await (await postJson(sim, '/wxa/msg_sec_check', 'old-token', { content: 'x' })).text();
+      await (await postJson(sim, '/wxa/msg_sec_check', token, { content: `leak ${SECRET}` })).text();
+      await (await fetch(`${sim.url}/sim/echo?access_token=${token}`, { headers: { 'x-leak': SECRET } })).text();
+      await (await fetch(`${sim.url}/sim/echo?access_token=${token}&s=${SECRET}`)).text();
+      // Not a relay target: not kept there.
+      await phoneNumber(sim, token, { code: 'phone-1' });
+
+      const calls = sim.relayed();
+      assert.deepEqual(
+        calls.map((c) => [c.method, c.path, c.tokenValid, c.sawSecret]),
+        [
+          ['PUT', '/sim/echo', true, false],
+          ['POST', '/wxa/msg_sec_check', false, false],
+          ['POST', '/wxa/msg_sec_check', true, true],
+          ['GET', '/sim/echo', true, true],
+          ['GET', '/sim/echo', true, true],
+        ],
+      );
+      assert.equal(calls[0].token, token);
+      assert.equal(calls[1].token, 'old-token');
+      assert.deepEqual(calls[0].query, [
+        ['b', '2'],
+        ['access_token', token],
+        ['a', '1'],
+        ['a', '+'],
+      ]);
+      assert.equal(calls[0].contentType, 'application/octet-stream');
+      assert.equal(calls[0].headers['x-extra'], 'yes');
+      assert.deepEqual(calls[0].body, body);
+      calls[0].body[0] = 9; // a copy
+      assert.equal(sim.relayed()[0].body[0], 0);
+      assert.equal(sim.accessToken(), token);
+      sim.invalidateAccessToken();
+      assert.equal(sim.accessToken(), null);
+    });
+
+    test('rejectTokens(n): the next n token checks answer 40001, even with the valid token', async () => {
+      const { access_token: token } = await stableToken(sim);
+      sim.rejectTokens(2);
+      for (let i = 0; i < 2; i++) {
+        assert.equal(
+          (await wechatJson(await postJson(sim, '/wxa/msg_sec_check', token, { content: 'x' }))).errcode,
+          40001,
+        );
+      }
+      assert.equal((await wechatJson(await postJson(sim, '/wxa/msg_sec_check', token, { content: 'x' }))).errcode, 0);
+      assert.equal(sim.relayed().filter((c) => c.tokenValid).length, 3, 'the token itself stayed valid');
+      assert.throws(() => sim.rejectTokens(-1), TypeError);
+    });
+  });
+
+  describe('encrypt (any open data) and the key history', () => {
+    test('WeRun data under the latest key, or under a given older key', async () => {
+      const a = await login(sim, 'olga.1');
+      const b = await login(sim, 'olga.2');
+      assert.deepEqual(sim.sessionKeysOf('olga'), [a.session_key, b.session_key]);
+      assert.deepEqual(sim.sessionKeysOf('nobody'), []);
+      const werun = {
+        stepInfoList: [
+          { timestamp: 1445866601, step: 100 },
+          { timestamp: 1445876601, step: 120 },
+        ],
+        watermark: sim.watermark(),
+      };
+      assert.equal(werun.watermark.appid, APPID);
+      assert.ok(Math.abs(werun.watermark.timestamp - Date.now() / 1000) < 5);
+      assert.deepEqual(sim.watermark({ appid: 'wx1', timestamp: 7 }), { timestamp: 7, appid: 'wx1' });
+
+      const latest = sim.encrypt('olga', werun);
+      assert.deepEqual(JSON.parse(decrypt(b.session_key, latest)), werun);
+      const stale = sim.encrypt('olga', werun, { key: a.session_key });
+      assert.deepEqual(JSON.parse(decrypt(a.session_key, stale)), werun);
+      assert.equal(sim.encrypt('olga', 'plain text', { key: a.session_key }).iv.length, 24);
+      assert.equal(decrypt(a.session_key, sim.encrypt('olga', 'plain text', { key: a.session_key })), 'plain text');
+      // A stale phone too.
+      const phone = sim.encryptPhone({ user: 'olga', phone: '13800138000', key: a.session_key });
+      assert.equal(JSON.parse(decrypt(a.session_key, phone)).purePhoneNumber, '13800138000');
+
+      assert.throws(() => sim.encrypt('nobody', werun), /never logged in/);
+      assert.throws(() => sim.encrypt('olga', werun, { key: 'AAAAAAAAAAAAAAAAAAAAAA==' }), /never/);
+    });
+
+    test('over HTTP: /__sim/encrypt, /__sim/relayed, /__sim/reject-tokens', async () => {
+      const a = await login(sim, 'pia.1');
+      await login(sim, 'pia.2');
+      let res = await fetch(`${sim.url}/__sim/encrypt`, {
+        method: 'POST',
+        body: JSON.stringify({
+          user: 'pia',
+          plaintext: { openGId: 'G1', watermark: { appid: APPID } },
+          key: a.session_key,
+        }),
+      });
+      assert.equal(res.status, 200);
+      assert.equal(JSON.parse(decrypt(a.session_key, await res.json())).openGId, 'G1');
+      for (const [body, status] of [
+        [{ user: 'nobody', plaintext: 'x' }, 404],
+        [{ user: 'pia' }, 400],
+        [{ user: 'pia', plaintext: 'x', key: 'AAAAAAAAAAAAAAAAAAAAAA==' }, 400],
+      ]) {
+        res = await fetch(`${sim.url}/__sim/encrypt`, { method: 'POST', body: JSON.stringify(body) });
+        assert.equal(res.status, status, JSON.stringify(body));
+        await res.text();
+      }
+
+      const { access_token: token } = await stableToken(sim);
+      res = await fetch(`${sim.url}/__sim/reject-tokens`, { method: 'POST', body: JSON.stringify({ n: 1 }) });
+      assert.equal(res.status, 200);
+      await res.text();
+      await (await postJson(sim, '/wxa/msg_sec_check', token, { content: 'x' })).text();
+      res = await fetch(`${sim.url}/__sim/relayed`);
+      const calls = await res.json();
+      assert.equal(calls.length, 1);
+      assert.equal(calls[0].path, '/wxa/msg_sec_check');
+      assert.equal(Buffer.from(calls[0].body, 'base64').toString(), '{"content":"x"}');
+      res = await fetch(`${sim.url}/__sim/reject-tokens`, { method: 'POST', body: '{"n":-2}' });
+      assert.equal(res.status, 400);
+      await res.text();
+    });
+
+    test('reset() forgets the key history, the openids and the relayed calls', async () => {
+      const { access_token: token } = await stableToken(sim);
+      await login(sim, 'quin.1');
+      await (await postJson(sim, '/wxa/msg_sec_check', token, { content: 'x' })).text();
+      sim.reset();
+      assert.deepEqual(sim.sessionKeysOf('quin'), []);
+      assert.deepEqual(sim.relayed(), []);
+      assert.equal(sim.accessToken(), null);
     });
   });
 

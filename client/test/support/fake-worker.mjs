@@ -10,6 +10,9 @@
 //   w.alwaysExpired = true     every access token answers 401 token_expired
 //   w.revokeSessions()         every session is deleted (access → session_revoked, refresh → invalid_refresh_token)
 //   w.encryptPhone(user, phone)   {encryptedData, iv} for the user's CURRENT session_key
+//   w.rotateWechatKey(user)    WeChat moves the user to a new session_key the worker does not
+//                              have (what makes wx.checkSession fail); POST /auth/session/rekey
+//                              gives the session WeChat's current key
 //   w.phoneRotates = true      /auth/phone rotates the refresh token and answers it, as workers
 //                              did before binding stopped rotating (default: it does not, and
 //                              the answer has no refresh_token / refresh_expires_in)
@@ -55,6 +58,10 @@ export async function startFakeWorker({ accessTtl = 600, refreshTtl = 2592000 } 
       sessions.clear();
     },
     sessionCount: () => sessions.size,
+    rotateWechatKey(user) {
+      if (!sessionKeys.has(user)) throw new Error(`fake worker: ${user} never logged in`);
+      sessionKeys.set(user, randomBytes(16).toString('base64'));
+    },
     encryptPhone(user, phone) {
       const sk = sessionKeys.get(user);
       if (!sk) throw new Error(`fake worker: ${user} never logged in`);
@@ -163,6 +170,23 @@ export async function startFakeWorker({ accessTtl = 600, refreshTtl = 2592000 } 
             'invalid_refresh_token',
             'the refresh token is unknown, expired or already replaced; log in again',
           );
+        }
+        case 'POST /auth/session/rekey': {
+          const a = authenticate(headers);
+          if (a.error) return a.error;
+          const code = body && body.code;
+          if (typeof code !== 'string' || !code) return err(400, 'invalid_request', 'invalid request: code missing');
+          if (code.startsWith('bad') || usedCodes.has(code)) {
+            return err(400, 'invalid_code', 'WeChat rejected the code as invalid or expired; call wx.login() again', {
+              wechat_errcode: usedCodes.has(code) ? 40163 : 40029,
+            });
+          }
+          usedCodes.add(code);
+          if (code.split('.')[0] !== a.session.user) {
+            return err(409, 'openid_mismatch', 'this code belongs to another WeChat user');
+          }
+          a.session.sessionKey = sessionKeys.get(a.session.user);
+          return { status: 204, body: null };
         }
         case 'POST /auth/logout': {
           const a = authenticate(headers);

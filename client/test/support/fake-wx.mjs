@@ -6,6 +6,9 @@
 //   wx.count('/auth/refresh')   how many requests went to that path
 //   wx.logins         how many times wx.login was called
 //   wx.storage        the Map behind get/set/removeStorageSync
+//   wx.sessionValid   what wx.checkSession says (true; set false for an expired
+//                     session_key; a wx.login makes it true again)
+//   wx.checks         how many times wx.checkSession was called
 //
 // Options:
 //   user          code prefix (default 'alice'); `codes` overrides it with a
@@ -14,6 +17,7 @@
 //   failRequest   (opts) => errMsg | null: make wx.request call `fail` instead of fetching
 //   style         'callback' (wx), 'taro' (callbacks AND a returned promise that
 //                 rejects on failure), 'promise' (ignores callbacks, returns a promise)
+//   noCheckSession  no wx.checkSession at all (an H5 build)
 
 let codeSerial = 0;
 
@@ -60,6 +64,7 @@ export function createFakeWx(options = {}) {
       fake.logins += 1;
       await Promise.resolve();
       if (fake.loginFails) throw { errMsg: fake.loginFails };
+      fake.sessionValid = true;
       const code = codes ? codes() : `${user}.${nextSerial()}`;
       return { code, errMsg: 'login:ok' };
     });
@@ -116,6 +121,19 @@ export function createFakeWx(options = {}) {
       };
     });
   };
+
+  fake.sessionValid = true;
+  fake.checks = 0;
+  if (!options.noCheckSession) {
+    fake.checkSession = function checkSession(opts = {}) {
+      return respond(opts, async () => {
+        fake.checks += 1;
+        await Promise.resolve();
+        if (!fake.sessionValid) throw { errMsg: 'checkSession:fail session time out, need relogin' };
+        return { errMsg: 'checkSession:ok' };
+      });
+    };
+  }
 
   fake.getStorageSync = (key) => (storage.has(key) ? structuredClone(storage.get(key)) : '');
   fake.setStorageSync = (key, value) => {
