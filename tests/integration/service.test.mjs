@@ -309,6 +309,17 @@ describe('configuration', () => {
       await assertMisconfigured(s, 'SERVICE_TOKEN', value);
     }
   });
+
+  test('WX_RELAY_PATHS listing a refused or malformed path → 500 naming WX_RELAY_PATHS: the list never reopens one', async () => {
+    for (const value of ['wxa,sns', 'cgi-bin/token', 'CGI-BIN/Stable_Token', 'wxa/../sns', 'wxa/%2e']) {
+      const s = await startStack({ vars: { SERVICE_TOKEN, WX_RELAY_PATHS: value }, limits: LIMITS });
+      stacks.push(s);
+      const r = await call(s, 'POST', '/auth/service/wechat/wxa/msg_sec_check', { headers: service, body: {} });
+      assert.equal(r.status, 500, `${value}: ${r.text}`);
+      assert.equal(r.json?.error, 'server_misconfigured');
+      assert.match(r.json.message, /WX_RELAY_PATHS/);
+    }
+  });
 });
 
 describe('rate limit', () => {
@@ -442,7 +453,17 @@ describe('session-key check, reset and sign', () => {
     const r = await sign(s, first.openid, { data: 'x' });
     assert.equal(r.json.signature, loginSignature(s.sim.sessionKeyOf('signer'), 'x'));
     assert.notEqual(r.json.signature, loginSignature(s.sim.sessionKeysOf('signer')[0], 'x'));
-    for (const body of [{}, { data: 1 }, { data: null }, { data: ['x'] }, { data: { a: 1 } }, [], 'not json', '"x"']) {
+    for (const body of [
+      {},
+      { data: '' },
+      { data: 1 },
+      { data: null },
+      { data: ['x'] },
+      { data: { a: 1 } },
+      [],
+      'not json',
+      '"x"',
+    ]) {
       assertError(await sign(s, first.openid, body), 400, 'invalid_request');
     }
     assertError(
@@ -578,6 +599,9 @@ describe('decrypt', () => {
       400,
       'watermark_mismatch',
     );
+    const unmarked = await decrypt(s, u.openid, s.sim.encrypt('marks', { openGId: 'tGnowatermark' }));
+    assertError(unmarked, 400, 'invalid_request');
+    assert.match(unmarked.json.message, /watermark/);
     const old = weRun(s, [1], { timestamp: Math.floor(Date.now() / 1000) - 3600 });
     const stale = await decrypt(s, u.openid, s.sim.encrypt('marks', old));
     assertError(stale, 400, 'invalid_request');
