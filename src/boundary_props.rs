@@ -6,7 +6,8 @@
 //! - a forwarded path never leaves `ORIGIN_URL`'s base path, at an origin
 //!   that decodes it (once or more), reads `\` as `/`, drops `;`
 //!   parameters and merges `//` before it resolves dot segments;
-//! - every decryption failure gives the same response, byte for byte.
+//! - every decryption failure gives the same response, byte for byte;
+//! - a `CLIENT_IP_HEADER` the configuration accepts is one the proxy strips.
 
 use proptest::prelude::*;
 
@@ -350,4 +351,37 @@ fn configured_public_paths_match_by_folder() {
     assert!(!public("/public/%2e%2e/admin"));
     assert!(!public("/public/../admin"));
     assert!(!public("/public/a%5Cb"));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Whatever `CLIENT_IP_HEADER` an operator configures, the client's
+    /// copy of that header is gone from what the origin receives: the
+    /// configuration accepts only names the proxy strips (config may not
+    /// use the proxy's rule; this pins the two together).
+    #[test]
+    fn an_accepted_client_ip_header_never_reaches_the_origin(
+        name in prop_oneof![
+            "[A-Za-z0-9_.-]{1,24}",
+            "(X|x)[-_.](Real|Client|Remote|Forwarded|Cluster|User)[-_.]?(Client)?[-_.]?(IP|Ip|ip|Addr|Address)",
+            "(True|Fastly|Akamai)-(Client|Connecting|Real)-(IP|Ip|Addr)",
+            "(CF|Cf|cf)-[A-Za-z-]{1,20}",
+        ],
+    ) {
+        let mut vars = crate::testkit::config::vars();
+        vars.insert("CLIENT_IP_HEADER", name.clone());
+        if let Ok(cfg) = crate::testkit::config::load(&vars) {
+            prop_assert_eq!(&cfg.client_ip_header, &name);
+            prop_assert!(is_stripped(&name), "{} is accepted but not stripped", name);
+            let incoming = vec![
+                (name.clone(), "198.51.100.66".to_string()),
+                ("Accept".to_string(), "*/*".to_string()),
+            ];
+            let client = Client { ip: Some("203.0.113.5"), proto: "https" };
+            let out = rewrite_request_headers(&incoming, client, None, None);
+            prop_assert!(out.iter().all(|(_, v)| v != "198.51.100.66"), "{:?}", out);
+            prop_assert!(out.iter().any(|(n, v)| n == "X-WX-Client-IP" && v == "203.0.113.5"));
+        }
+    }
 }

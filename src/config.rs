@@ -11,9 +11,14 @@ use crate::token::access::TokenKey;
 use crate::token::identity::IdentityKey;
 use crate::token::refresh::RefreshKey;
 
+mod client_ip;
+pub(crate) mod relay;
 #[cfg(test)]
 mod rotation_tests;
+mod service;
 mod url;
+
+pub(crate) use service::ServiceConfig;
 
 use url::tls_base;
 
@@ -72,10 +77,14 @@ pub(crate) struct Config {
     /// `PHONE_DATA_MAX_AGE`: legacy phone data whose watermark timestamp
     /// is older than this many seconds is refused.
     pub(crate) phone_data_max_age: u64,
+    /// `SERVICE_TOKEN`, `SERVICE_TOKEN_PREVIOUS`, `WX_RELAY_PATHS`.
+    pub(crate) service: ServiceConfig,
     /// Keys the user hash in operator logs (derived from `REFRESH_SECRET`,
     /// which is never rotated, so a user keeps one hash across
     /// `TOKEN_SECRET` rotations).
     pub(crate) log_salt: LogSalt,
+    /// `CLIENT_IP_HEADER`: the header the client's address is read from.
+    pub(crate) client_ip_header: String,
 }
 
 /// A configuration problem: which variable, and what is wrong with it.
@@ -278,6 +287,12 @@ impl Config {
             30,
             86_400,
         )?;
+        let service = ServiceConfig::from_lookup(
+            get,
+            &["ADMIN_TOKEN", "ADMIN_TOKEN_PREVIOUS"].map(|name| (name, get(name))),
+        )?;
+        let client_ip_header = client_ip::client_ip_header(get("CLIENT_IP_HEADER"))
+            .map_err(|p| err("CLIENT_IP_HEADER", p))?;
 
         Ok(Config {
             appid: AppId::new(appid),
@@ -301,7 +316,9 @@ impl Config {
             admin_token,
             admin_token_previous,
             phone_data_max_age,
+            service,
             log_salt,
+            client_ip_header,
         })
     }
 }

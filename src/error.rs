@@ -30,6 +30,11 @@ pub(crate) enum ApiError {
     DecryptFailed,
     /// Decrypted data belongs to another appid.
     WatermarkMismatch,
+    /// A re-key with a `wx.login` code of another WeChat user.
+    OpenidMismatch,
+    /// A service call about a user who has no live session (404
+    /// `not_found`, as for an unknown user).
+    NoLiveSession,
     Unauthorized,
     InvalidToken,
     TokenExpired,
@@ -42,6 +47,9 @@ pub(crate) enum ApiError {
     },
     PhoneRequired,
     NotInternalUser,
+    /// The WeChat relay never calls this path (it hands out credentials
+    /// or session keys), or `WX_RELAY_PATHS` does not list it.
+    RelayRefused,
     NotFound,
     MethodNotAllowed,
     PayloadTooLarge,
@@ -84,6 +92,7 @@ impl ApiError {
             ApiError::InvalidCode { .. } | ApiError::InvalidPhoneCode { .. } => "invalid_code",
             ApiError::DecryptFailed => "decrypt_failed",
             ApiError::WatermarkMismatch => "watermark_mismatch",
+            ApiError::OpenidMismatch => "openid_mismatch",
             ApiError::Unauthorized => "unauthorized",
             ApiError::InvalidToken => "invalid_token",
             ApiError::TokenExpired => "token_expired",
@@ -93,7 +102,8 @@ impl ApiError {
             ApiError::UserBlocked { .. } => "user_blocked",
             ApiError::PhoneRequired => "phone_required",
             ApiError::NotInternalUser => "not_internal_user",
-            ApiError::NotFound => "not_found",
+            ApiError::RelayRefused => "relay_refused",
+            ApiError::NotFound | ApiError::NoLiveSession => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::RateLimited { .. } => "rate_limited",
@@ -117,11 +127,13 @@ impl ApiError {
             | ApiError::SessionRevoked
             | ApiError::InvalidRefreshToken
             | ApiError::RefreshReused => 401,
-            ApiError::UserBlocked { .. } | ApiError::PhoneRequired | ApiError::NotInternalUser => {
-                403
-            }
-            ApiError::NotFound => 404,
+            ApiError::UserBlocked { .. }
+            | ApiError::PhoneRequired
+            | ApiError::NotInternalUser
+            | ApiError::RelayRefused => 403,
+            ApiError::NotFound | ApiError::NoLiveSession => 404,
             ApiError::MethodNotAllowed => 405,
+            ApiError::OpenidMismatch => 409,
             ApiError::PayloadTooLarge => 413,
             ApiError::RateLimited { .. } => 429,
             ApiError::ServerMisconfigured { .. } | ApiError::Internal => 500,
@@ -165,6 +177,8 @@ impl ApiError {
             ApiError::WatermarkMismatch => {
                 "the decrypted data was issued to another mini-program (watermark appid differs)".into()
             }
+            ApiError::OpenidMismatch => "this code belongs to another WeChat user".into(),
+            ApiError::NoLiveSession => "this user has no live session".into(),
             ApiError::Unauthorized => "an Authorization: Bearer <access_token> header is required".into(),
             ApiError::InvalidToken => "the access token is malformed, badly signed or not an access token".into(),
             ApiError::TokenExpired => "the access token has expired; use /auth/refresh".into(),
@@ -178,9 +192,15 @@ impl ApiError {
             ApiError::UserBlocked { .. } => "WeChat blocked this user as high-risk".into(),
             ApiError::PhoneRequired => "bind a phone number (POST /auth/phone) before using this API".into(),
             ApiError::NotInternalUser => "this phone number is not on the staff list".into(),
+            ApiError::RelayRefused => {
+                "this WeChat API hands out credentials or session keys, or WX_RELAY_PATHS does not list it"
+                    .into()
+            }
             ApiError::NotFound => "no such endpoint".into(),
             ApiError::MethodNotAllowed => "method not allowed for this endpoint".into(),
-            ApiError::PayloadTooLarge => "request body over 16 KiB".into(),
+            ApiError::PayloadTooLarge => {
+                "request body too large (16 KiB; 2 MiB through the WeChat relay)".into()
+            }
             ApiError::RateLimited { errcode: Some(_) } => {
                 "WeChat is rate-limiting this app; try again in a minute".into()
             }
@@ -306,6 +326,8 @@ mod tests {
             ),
             (ApiError::DecryptFailed, 400, "decrypt_failed"),
             (ApiError::WatermarkMismatch, 400, "watermark_mismatch"),
+            (ApiError::OpenidMismatch, 409, "openid_mismatch"),
+            (ApiError::NoLiveSession, 404, "not_found"),
             (ApiError::Unauthorized, 401, "unauthorized"),
             (ApiError::InvalidToken, 401, "invalid_token"),
             (ApiError::TokenExpired, 401, "token_expired"),
@@ -319,6 +341,7 @@ mod tests {
             ),
             (ApiError::PhoneRequired, 403, "phone_required"),
             (ApiError::NotInternalUser, 403, "not_internal_user"),
+            (ApiError::RelayRefused, 403, "relay_refused"),
             (ApiError::NotFound, 404, "not_found"),
             (ApiError::MethodNotAllowed, 405, "method_not_allowed"),
             (ApiError::PayloadTooLarge, 413, "payload_too_large"),
@@ -416,6 +439,23 @@ mod tests {
         assert_eq!(b["message"], "server misconfigured: WX_APPID is missing");
     }
 
+    /// The contract's sentences for the re-key and service answers.
+    #[test]
+    fn openid_mismatch_and_no_live_session_say_what_happened() {
+        let b = body(&ApiError::OpenidMismatch);
+        assert_eq!(b["error"], "openid_mismatch");
+        assert_eq!(b["message"], "this code belongs to another WeChat user");
+        assert!(b.get("wechat_errcode").is_none());
+        let b = body(&ApiError::NoLiveSession);
+        assert_eq!(b["error"], "not_found");
+        assert_eq!(b["message"], "this user has no live session");
+        // Neither is a 401: a client does not refresh on them.
+        assert!(!ApiError::OpenidMismatch
+            .extra_headers()
+            .iter()
+            .any(|(n, _)| *n == "WWW-Authenticate"));
+    }
+
     #[test]
     fn decrypt_failed_tells_the_developer_what_to_do() {
         let m = ApiError::DecryptFailed.message();
@@ -509,6 +549,8 @@ mod tests {
             ApiError::InvalidPhoneCode { errcode: 40029 },
             ApiError::DecryptFailed,
             ApiError::WatermarkMismatch,
+            ApiError::OpenidMismatch,
+            ApiError::NoLiveSession,
             ApiError::Unauthorized,
             ApiError::InvalidToken,
             ApiError::TokenExpired,
@@ -518,6 +560,7 @@ mod tests {
             ApiError::UserBlocked { errcode: 40226 },
             ApiError::PhoneRequired,
             ApiError::NotInternalUser,
+            ApiError::RelayRefused,
             ApiError::NotFound,
             ApiError::MethodNotAllowed,
             ApiError::PayloadTooLarge,
@@ -538,6 +581,8 @@ mod tests {
                 | ApiError::InvalidPhoneCode { .. }
                 | ApiError::DecryptFailed
                 | ApiError::WatermarkMismatch
+                | ApiError::OpenidMismatch
+                | ApiError::NoLiveSession
                 | ApiError::Unauthorized
                 | ApiError::InvalidToken
                 | ApiError::TokenExpired
@@ -547,6 +592,7 @@ mod tests {
                 | ApiError::UserBlocked { .. }
                 | ApiError::PhoneRequired
                 | ApiError::NotInternalUser
+                | ApiError::RelayRefused
                 | ApiError::NotFound
                 | ApiError::MethodNotAllowed
                 | ApiError::PayloadTooLarge

@@ -143,6 +143,15 @@ pub fn phone(data: &[u8]) {
         iv: text(iv),
     };
     let _ = raw.open(&key, "wxd930ea5d5a258f4f", ANY_AGE);
+    // Any open data (the service decrypt): what opens is a JSON object of
+    // this app's watermark, nothing else.
+    for sealed in [&sealed, &raw] {
+        if let Ok(text) = sealed.open_object(&key, "wxd930ea5d5a258f4f", ANY_AGE) {
+            let value: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+            assert!(value.is_object());
+            assert_eq!(value["watermark"]["appid"], "wxd930ea5d5a258f4f");
+        }
+    }
 }
 
 /// WeChat's replies, whatever the bytes: parsed or refused, never echoed.
@@ -156,4 +165,6 @@ pub fn wechat_reply(data: &[u8]) {
     if let Ok(info) = crate::wechat::api::parse_phone_number(&resp) {
         let _ = crate::phone::Phone::from_phone_info(&info, "wxd930ea5d5a258f4f");
     }
+    let _ = crate::wechat::api::parse_check_session(&resp);
+    let _ = crate::wechat::api::parse_reset_session_key(&resp);
 }

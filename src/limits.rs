@@ -27,6 +27,9 @@ pub(crate) enum Limit {
     /// The operator endpoints, per client address (binding
     /// `ADMIN_LIMITER`): guessing `ADMIN_TOKEN` is slow.
     Admin,
+    /// The service endpoints (`/auth/service/*`), per client address
+    /// (binding `SERVICE_LIMITER`): a ceiling on the origin's calls.
+    Service,
 }
 
 /// What a request meets when the limiter itself fails (its binding throws).
@@ -41,12 +44,13 @@ pub(crate) enum OnFailure {
 
 impl Limit {
     /// Every limit, for the shell's bindings and the tests.
-    pub(crate) const ALL: [Limit; 5] = [
+    pub(crate) const ALL: [Limit; 6] = [
         Limit::Login,
         Limit::Refresh,
         Limit::Phone,
         Limit::Code2Session,
         Limit::Admin,
+        Limit::Service,
     ];
 
     /// The binding's name in `wrangler.toml`.
@@ -57,6 +61,7 @@ impl Limit {
             Limit::Phone => "PHONE_LIMITER",
             Limit::Code2Session => "WX_LOGIN_LIMITER",
             Limit::Admin => "ADMIN_LIMITER",
+            Limit::Service => "SERVICE_LIMITER",
         }
     }
 
@@ -68,10 +73,13 @@ impl Limit {
     /// this deployment minted and the authority checks (a refresh token, an
     /// access token; phone decryption has its own lockout): refusing those
     /// would turn a limiter outage into every session failing to renew.
+    /// Open for the service endpoints too: `SERVICE_TOKEN` is 256 bits,
+    /// not guessable at any rate, and the limit is a ceiling on the
+    /// origin's own calls, which an outage should not stop.
     pub(crate) fn on_failure(self) -> OnFailure {
         match self {
             Limit::Login | Limit::Code2Session | Limit::Admin => OnFailure::Closed,
-            Limit::Refresh | Limit::Phone => OnFailure::Open,
+            Limit::Refresh | Limit::Phone | Limit::Service => OnFailure::Open,
         }
     }
 }
@@ -122,7 +130,7 @@ pub(crate) trait Limiter {
 /// the count, so a dashboard sees the failures even where lines are
 /// sampled).
 #[derive(Debug, Default)]
-pub(crate) struct FailureCounts([Cell<u64>; 5]);
+pub(crate) struct FailureCounts([Cell<u64>; 6]);
 
 impl FailureCounts {
     fn slot(limit: Limit) -> usize {
@@ -132,6 +140,7 @@ impl FailureCounts {
             Limit::Phone => 2,
             Limit::Code2Session => 3,
             Limit::Admin => 4,
+            Limit::Service => 5,
         }
     }
 
@@ -177,6 +186,8 @@ mod tests {
         assert_eq!(Limit::Admin.on_failure(), OnFailure::Closed);
         assert_eq!(Limit::Refresh.on_failure(), OnFailure::Open);
         assert_eq!(Limit::Phone.on_failure(), OnFailure::Open);
+        assert_eq!(Limit::Service.on_failure(), OnFailure::Open);
+        assert_eq!(Limit::Service.binding(), "SERVICE_LIMITER");
     }
 
     #[test]
@@ -187,6 +198,9 @@ mod tests {
         assert_eq!(c.record(Limit::Admin), 1);
         assert_eq!(c.record(Limit::Refresh), 1);
         assert_eq!(c.record(Limit::Login), 3);
+        for limit in Limit::ALL {
+            assert!(c.record(limit) >= 1, "{limit:?} has a slot");
+        }
     }
 }
 

@@ -57,8 +57,10 @@ pub(crate) struct Failure {
 /// One event: what was asked, how it ended, for whom, how long it took.
 #[derive(Debug, Serialize)]
 pub(crate) struct LogLine<'a> {
-    /// `login`, `refresh`, `logout`, `session`, `phone`, `revoke`,
-    /// `admin_user`, `jwks`, `proxy`, `not_found`…
+    /// `login`, `refresh`, `logout`, `session`, `phone`, `rekey`,
+    /// `revoke`, `admin_user`, `service_check`, `service_reset`,
+    /// `service_sign`, `service_decrypt`, `service_relay`, `jwks`,
+    /// `proxy`, `not_found`…
     pub(crate) event: &'a str,
     /// `ok` or `error`.
     pub(crate) outcome: &'static str,
@@ -248,5 +250,17 @@ mod tests {
         assert!(worth_logging("proxy", false));
         assert!(worth_logging("login", true));
         assert!(worth_logging("logout", false));
+        // Every service call is a line, ok or not (the relay too: it is the
+        // origin's, not the hot path).
+        for event in [
+            "rekey",
+            "service_check",
+            "service_reset",
+            "service_sign",
+            "service_decrypt",
+            "service_relay",
+        ] {
+            assert!(worth_logging(event, true) && worth_logging(event, false));
+        }
     }
 }

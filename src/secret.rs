@@ -181,6 +181,25 @@ pub(crate) fn strong_key(secret: &str) -> Result<&[u8], &'static str> {
     Ok(bytes)
 }
 
+/// WeChat's login-state signature: hex HMAC-SHA256 keyed with the
+/// `session_key` *text* exactly as WeChat sent it (its base64, not the
+/// decoded bytes) over `message` (`""` for `checksession` and
+/// `resetusersessionkey`, the `signData` for virtual payment).
+///
+/// The key is kept decoded; its text is re-encoded here, and is the text
+/// WeChat sent: [`SessionKey::from_base64`] accepts only canonical base64
+/// (padding and trailing bits checked), of which a key has exactly one.
+pub(crate) fn login_state_signature(key: &SessionKey, message: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let text = base64::engine::general_purpose::STANDARD.encode(key.0);
+    // HMAC takes a key of any length: this cannot fail.
+    let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(text.as_bytes()) else {
+        return String::new();
+    };
+    mac.update(message);
+    crate::random::hex(&mac.finalize().into_bytes())
+}
+
 /// Constant-time equality for secrets and digests.
 pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.ct_eq(b).into()
@@ -223,6 +242,47 @@ mod tests {
         for bad in ["c2hvcnQ=", "x", "", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"] {
             assert!(SessionKey::from_base64(bad).is_none(), "{bad}");
         }
+    }
+
+    /// Computed independently: `python3 -c 'import hmac, hashlib;
+    /// print(hmac.new(KEY.encode(), MSG, hashlib.sha256).hexdigest())'`,
+    /// and WeChat's own documentation example (the first row).
+    #[test]
+    fn the_login_state_signature_is_keyed_with_the_base64_text() {
+        let rows = [
+            (
+                "o0q0otL8aEzpcZL/FT9WsQ==",
+                r#"{"foo":"bar"}"#,
+                "654571f79995b2ce1e149e53c0a33dc39c0a74090db514261454e8dbe432aa0b",
+            ),
+            (
+                "tiihtNczf5v6AKRyjwEUhQ==",
+                "",
+                "7154f9f8b4b76b92f541cbf0e37d48840fa06e5e42da92a6f80168a1516a4735",
+            ),
+            (
+                "tiihtNczf5v6AKRyjwEUhQ==",
+                r#"{"offerId":"123","buyQuantity":1,"env":0,"currencyType":"CNY","productId":"p1","goodsPrice":100,"outTradeNo":"t-1","attach":"中文"}"#,
+                "3dd6543c4538ccaa24b19e7fea8dbfc78cd34aaa9631def3eb03646665cf96fb",
+            ),
+        ];
+        for (key, message, want) in rows {
+            let key = SessionKey::from_base64(key).expect("16 bytes");
+            assert_eq!(login_state_signature(&key, message.as_bytes()), want);
+        }
+        // Keyed with the text, not the bytes: the bytes give another MAC.
+        use hmac::{Hmac, Mac};
+        let key = SessionKey::from_base64("tiihtNczf5v6AKRyjwEUhQ==").expect("16 bytes");
+        let mut by_bytes = Hmac::<sha2::Sha256>::new_from_slice(key.bytes()).expect("any length");
+        by_bytes.update(b"");
+        assert_ne!(
+            crate::random::hex(&by_bytes.finalize().into_bytes()),
+            login_state_signature(&key, b"")
+        );
+        // A key's text is only ever its canonical form: a non-canonical
+        // spelling of the same bytes is not a key at all.
+        assert!(SessionKey::from_base64("tiihtNczf5v6AKRyjwEUhR==").is_none());
+        assert!(SessionKey::from_base64("tiihtNczf5v6AKRyjwEUhQ").is_none());
     }
 
     #[test]

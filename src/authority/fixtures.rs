@@ -10,17 +10,18 @@
 //! deliberate change of the wire, which is a new version). The files of a
 //! version are kept when the next one comes: the authority must go on
 //! reading every request, and answering every reply, of
-//! [`PREVIOUS_WIRE_VERSIONS`] — checked here for each (none yet: version 2
-//! is the first released wire, so that part of the test has nothing to
-//! read until version 3 moves 2 into the list).
+//! [`PREVIOUS_WIRE_VERSIONS`] — checked here for each (version 2, the
+//! first released wire, since version 3 added the session-key
+//! operations).
 
 use std::path::PathBuf;
 
 use super::protocol::{
     read_envelope, reply_in, BindDenied, BindEncrypted, BindPhone, Bound, CheckSession, Envelope,
-    Login, Logout, Operation, ReadUser, Refresh, RefreshDenied, Refreshed, Request, RevokeAll,
-    SessionEnded, SessionView, Unread, UserSummary, Version, NEWER_WIRE_STATUS,
-    PREVIOUS_WIRE_VERSIONS, WIRE_VERSION,
+    Login, Logout, NoLiveSession, OpenData, OpenDenied, Operation, ReadUser, Refresh,
+    RefreshDenied, Refreshed, ReplaceKey, Request, RevokeAll, SessionEnded, SessionView,
+    SignLatest, Signed, Unread, UserSummary, Version, NEWER_WIRE_STATUS, PREVIOUS_WIRE_VERSIONS,
+    WIRE_VERSION,
 };
 use super::server::{Answered, Pacing, Server};
 use super::{read_reply, CallFailure};
@@ -114,6 +115,28 @@ fn current_requests() -> Vec<(String, String)> {
         ),
         request("check_session", CheckSession { sid: sid() }),
         request("read_user", ReadUser),
+        request(
+            "sign_latest",
+            SignLatest {
+                data: r#"{"offerId":"1"}"#.into(),
+            },
+        ),
+        request(
+            "replace_key",
+            ReplaceKey {
+                sid: sid(),
+                session_key: SessionKey::from_base64("o0q0otL8aEzpcZL/FT9WsQ==").expect("16 bytes"),
+            },
+        ),
+        request(
+            "open_data",
+            OpenData {
+                encrypted: EncryptedPhone {
+                    encrypted_data: "ZA==".into(),
+                    iv: "aQ==".into(),
+                },
+            },
+        ),
     ]
 }
 
@@ -193,6 +216,26 @@ fn current_replies() -> Vec<(String, String)> {
                 live_sessions: 0,
             },
         ),
+        reply::<SignLatest>(
+            "sign_latest-signed",
+            Ok(Signed {
+                sid: sid(),
+                signature: "7154f9f8b4b76b92f541cbf0e37d48840fa06e5e42da92a6f80168a1516a4735"
+                    .into(),
+            }),
+        ),
+        reply::<SignLatest>("sign_latest-no_live_session", Err(NoLiveSession)),
+        reply::<ReplaceKey>("replace_key-replaced", Ok(())),
+        reply::<ReplaceKey>("replace_key-ended", Err(SessionEnded)),
+        reply::<OpenData>(
+            "open_data-opened",
+            Ok(r#"{"openGId":"g","watermark":{"timestamp":1764000000,"appid":"wx1"}}"#.into()),
+        ),
+        reply::<OpenData>("open_data-no_live_session", Err(OpenDenied::NoLiveSession)),
+        reply::<OpenData>(
+            "open_data-open_data",
+            Err(OpenDenied::OpenData(OpenDataError::DecryptFailed)),
+        ),
     ]
 }
 
@@ -222,175 +265,6 @@ fn recorded(v: u32) -> Vec<(String, String)> {
     files
 }
 
-/// The current version's files are exactly what the code writes, byte
-/// for byte, and nothing else: a change to the wire cannot pass
-/// unnoticed. `UPDATE_FIXTURES=1` rewrites them (a new version's, never a
-/// released one's).
-#[test]
-fn the_current_wire_is_recorded_byte_for_byte() {
-    let mut messages = current();
-    messages.sort();
-    let dir = dir(WIRE_VERSION);
-    if std::env::var_os("UPDATE_FIXTURES").is_some() {
-        // Written in place, then what is no longer a message removed: the
-        // other tests, reading the files meanwhile, never find them gone.
-        std::fs::create_dir_all(&dir).expect("creates the directory");
-        for (name, text) in &messages {
-            std::fs::write(dir.join(name), file_text(text)).expect("writes");
-        }
-        for (name, _) in recorded(WIRE_VERSION) {
-            if !messages.iter().any(|(n, _)| *n == name) {
-                std::fs::remove_file(dir.join(name)).expect("removes");
-            }
-        }
-    }
-    let expected: Vec<(String, String)> = messages
-        .iter()
-        .map(|(name, text)| (name.clone(), file_text(text)))
-        .collect();
-    let names = |v: &[(String, String)]| v.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
-    let found = recorded(WIRE_VERSION);
-    assert_eq!(
-        names(&found),
-        names(&expected),
-        "the recorded messages of v{WIRE_VERSION} (UPDATE_FIXTURES=1 cargo test rewrites them)"
-    );
-    for ((name, want), (_, got)) in expected.iter().zip(&found) {
-        assert_eq!(
-            got, want,
-            "{name} (UPDATE_FIXTURES=1 cargo test rewrites it)"
-        );
-    }
-}
-
-/// `body` answered by a fresh in-memory authority.
-fn answer(body: &str) -> Answered {
-    let cfg = test_config();
-    let server = Server {
-        state: &MemoryState::default(),
-        kv: &MemoryStore::default(),
-        timer: &YieldTimer,
-        cfg: &cfg,
-        serial: &Serial::default(),
-        pacing: &Pacing::default(),
-    };
-    pollster::block_on(server.answer(body, 1_764_000_000))
-}
-
-/// A reply the worker reads for the operation named `name` (the file's
-/// `reply-{operation}…`), as the worker's client reads it.
-fn worker_reads(name: &str, body: &str) -> Result<(), CallFailure> {
-    let answered = Answered {
-        status: 200,
-        body: body.trim_end().to_string(),
-    };
-    let op = name
-        .strip_prefix("reply-")
-        .and_then(|n| n.strip_suffix(".json"))
-        .and_then(|n| n.split('-').next())
-        .expect("reply-{operation}….json");
-    fn read<O: Operation>(a: &Answered) -> Result<(), CallFailure> {
-        read_reply::<O::Reply>(a).map(|_| ())
-    }
-    match op {
-        "login" => read::<Login>(&answered),
-        "refresh" => read::<Refresh>(&answered),
-        "logout" => read::<Logout>(&answered),
-        "revoke_all" => read::<RevokeAll>(&answered),
-        "bind_phone" => read::<BindPhone>(&answered),
-        "bind_encrypted" => read::<BindEncrypted>(&answered),
-        "check_session" => read::<CheckSession>(&answered),
-        "read_user" => read::<ReadUser>(&answered),
-        other => panic!("{name}: no operation {other}"),
-    }
-}
-
-/// Every recorded message of the current and the previous versions is
-/// read: each request by an authority (parsed, applied: 200), each reply
-/// by the worker; and a request of a previous version is answered in its
-/// own version, so the worker that sent it reads the reply. Until
-/// version 3 exists [`PREVIOUS_WIRE_VERSIONS`] is empty and only the
-/// current version's files are read.
-#[test]
-fn every_recorded_message_of_the_current_and_previous_versions_is_read() {
-    let versions: Vec<u32> = std::iter::once(WIRE_VERSION)
-        .chain(PREVIOUS_WIRE_VERSIONS.iter().copied())
-        .collect();
-    for v in versions {
-        let files = recorded(v);
-        let requests = files.iter().filter(|(n, _)| n.starts_with("request-"));
-        let replies = files.iter().filter(|(n, _)| n.starts_with("reply-"));
-        if v == WIRE_VERSION {
-            assert_eq!(requests.clone().count(), 8, "one request per operation");
-        }
-        for (name, text) in requests {
-            let envelope = read_envelope(text.trim_end())
-                .unwrap_or_else(|e| panic!("v{v} {name}: not read: {e:?}"));
-            assert_eq!(envelope.v.number(), v, "v{v} {name}");
-            let answered = answer(text.trim_end());
-            assert_eq!(answered.status, 200, "v{v} {name}: {answered:?}");
-            let reply_name = name.replacen("request-", "reply-", 1);
-            assert_eq!(
-                worker_reads(&reply_name, &answered.body),
-                Ok(()),
-                "v{v} {name}: its answer {}",
-                answered.body
-            );
-        }
-        for (name, text) in replies {
-            assert_eq!(worker_reads(name, text), Ok(()), "v{v} {name}");
-        }
-    }
-}
-
-/// A request of a version newer than this code (here 99, made from each
-/// recorded request) is refused with [`NEWER_WIRE_STATUS`], and the worker
-/// reports that as [`CallFailure::AuthorityOlder`] (answered `503
-/// store_unavailable`, retryable); one of a version this code no longer
-/// reads, or with no version, stays a 400. Neither is applied.
-#[test]
-fn a_future_version_is_refused_as_documented_on_both_sides() {
-    let current = format!(r#"{{"v":{WIRE_VERSION},"#);
-    for (name, text) in recorded(WIRE_VERSION) {
-        if !name.starts_with("request-") {
-            continue;
-        }
-        assert!(text.starts_with(&current), "{name}");
-        let future = text.trim_end().replacen(&current, r#"{"v":99,"#, 1);
-        assert_eq!(
-            read_envelope(&future).err(),
-            Some(Unread::Newer(99)),
-            "{name}"
-        );
-        let answered = answer(&future);
-        assert_eq!(answered.status, NEWER_WIRE_STATUS, "{name}");
-        assert_eq!(
-            read_reply::<serde_json::Value>(&answered),
-            Err(CallFailure::AuthorityOlder),
-            "{name}"
-        );
-        for old in [r#"{"v":1,"#, "{"] {
-            let old = text.trim_end().replacen(&current, old, 1);
-            assert_eq!(read_envelope(&old).err(), Some(Unread::Malformed), "{old}");
-            assert_eq!(answer(&old).status, 400, "{old}");
-        }
-    }
-    // A future version whose request this code could not read anyway (a
-    // new operation) is refused the same way, not as malformed.
-    let unknown = r#"{"v":3,"openid":"o1","request":"rename_user","deadline_ms":1}"#;
-    assert_eq!(answer(unknown).status, NEWER_WIRE_STATUS);
-}
-
-/// What a reply the worker cannot read becomes: the same retryable
-/// failure (`503 store_unavailable`), never a misread.
-#[test]
-fn a_reply_the_worker_cannot_read_is_a_failure() {
-    let answered = Answered {
-        status: 200,
-        body: r#"{"Ok":{"renamed":{}}}"#.into(),
-    };
-    assert_eq!(
-        read_reply::<<Refresh as Operation>::Reply>(&answered).err(),
-        Some(CallFailure::Unreadable)
-    );
-}
+// The tests over the recorded files.
+#[cfg(test)]
+mod tests;

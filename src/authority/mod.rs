@@ -28,8 +28,9 @@ pub(crate) mod timeout;
 
 pub(crate) use machine::Replica;
 pub(crate) use protocol::{
-    BindDenied, BindEncrypted, BindPhone, CheckSession, Envelope, Login, Logout, Operation,
-    ReadUser, Refresh, RefreshDenied, Refreshed, RevokeAll, SessionEnded, SessionView, UserSummary,
+    BindDenied, BindEncrypted, BindPhone, CheckSession, Envelope, Login, Logout, NoLiveSession,
+    OpenData, OpenDenied, Operation, ReadUser, Refresh, RefreshDenied, Refreshed, ReplaceKey,
+    RevokeAll, SessionEnded, SessionView, SignLatest, Signed, UserSummary,
 };
 pub(crate) use server::Answered;
 
@@ -184,7 +185,7 @@ mod tests {
         assert_eq!(call(&client), Ok(()));
         assert!(client.failures.borrow().is_empty());
         let sent = client.sent.borrow();
-        assert!(sent[0].starts_with(r#"{"v":2,"openid":"o1","request":{"logout""#));
+        assert!(sent[0].starts_with(r#"{"v":3,"openid":"o1","request":{"logout""#));
         // The deadline: when this client stops waiting.
         let sent: Envelope = serde_json::from_str(&sent[0]).expect("an envelope");
         assert_eq!(sent.deadline_ms, NOW_MS + i64::from(CALL_TIMEOUT_MS));

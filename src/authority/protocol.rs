@@ -9,7 +9,8 @@
 //! - a [`Request`] is any one of them, as the worker sends it inside an
 //!   [`Envelope`] (wire version [`WIRE_VERSION`]);
 //! - a refusal is the `Err` of a reply: [`RefreshDenied`], [`BindDenied`],
-//!   [`SessionEnded`];
+//!   [`SessionEnded`], and for the session-key operations (`keys`)
+//!   [`NoLiveSession`] and [`OpenDenied`];
 //! - the state machine applies the same types (`machine::Step`), and
 //!   answers with the same replies plus its effects on the KV replica.
 //!
@@ -53,12 +54,17 @@ use crate::wechat::open_data::{EncryptedPhone, OpenDataError};
 /// test then proves the previous version's messages are still read and
 /// written byte for byte. A version leaves [`PREVIOUS_WIRE_VERSIONS`] no
 /// sooner than one release later.
-pub(crate) const WIRE_VERSION: u32 = 2;
+///
+/// Version 3 added the session-key operations ([`SignLatest`],
+/// [`ReplaceKey`], [`OpenData`]); every request and reply of version 2
+/// is unchanged, so version 2 is read by the same types (minus the new
+/// operations, which it never carried: [`Request::since`]) and answered
+/// the same way.
+pub(crate) const WIRE_VERSION: u32 = 3;
 
-/// The versions before [`WIRE_VERSION`] still read and answered. Empty:
-/// version 2 is the first released wire, and version 1 never shipped
-/// beside a version mark.
-pub(crate) const PREVIOUS_WIRE_VERSIONS: &[u32] = &[];
+/// The versions before [`WIRE_VERSION`] still read and answered: 2, the
+/// first released wire (version 1 never shipped beside a version mark).
+pub(crate) const PREVIOUS_WIRE_VERSIONS: &[u32] = &[2];
 
 /// The status an authority answers a request of a newer wire version
 /// than its own with (501: it does not implement that version yet). The
@@ -157,6 +163,9 @@ pub(crate) enum Request {
     BindEncrypted(BindEncrypted),
     CheckSession(CheckSession),
     ReadUser,
+    SignLatest(SignLatest),
+    ReplaceKey(ReplaceKey),
+    OpenData(OpenData),
 }
 
 /// What a session looks like from outside: no key, no hashes.
@@ -264,6 +273,9 @@ operation!(BindEncrypted => Result<Bound, BindDenied>);
 operation!(CheckSession => Result<SessionView, SessionEnded>);
 operation!(ReadUser => UserSummary, carrying nothing);
 
+mod keys;
+pub(crate) use keys::{NoLiveSession, OpenData, OpenDenied, ReplaceKey, SignLatest, Signed};
+
 /// The wire's version mark: the version a request came in, one this
 /// code accepts ([`is_accepted`]); a new envelope carries
 /// [`WIRE_VERSION`].
@@ -322,16 +334,22 @@ struct Head {
 /// it is of a newer version. The mark is looked at again only then, so a
 /// request that reads costs one pass.
 pub(crate) fn read_envelope(body: &str) -> Result<Envelope, Unread> {
-    serde_json::from_str(body).map_err(|_| match serde_json::from_str::<Head>(body) {
-        Ok(Head { v }) if v > WIRE_VERSION => Unread::Newer(v),
-        _ => Unread::Malformed,
-    })
+    let envelope: Envelope =
+        serde_json::from_str(body).map_err(|_| match serde_json::from_str::<Head>(body) {
+            Ok(Head { v }) if v > WIRE_VERSION => Unread::Newer(v),
+            _ => Unread::Malformed,
+        })?;
+    if envelope.request.since() > envelope.v.number() {
+        return Err(Unread::Malformed);
+    }
+    Ok(envelope)
 }
 
 /// A reply as JSON, written in `version`, the version its request came
 /// in. Every accepted version writes its replies the same way today
-/// (there is no previous version yet); a version whose replies differ
-/// gets its writer here, proven by its recorded fixtures.
+/// (version 3 only added operations; version 2's replies are unchanged,
+/// proven by its recorded fixtures); a version whose replies differ gets
+/// its writer here.
 pub(crate) fn reply_in(version: Version, reply: &impl Serialize) -> serde_json::Result<String> {
     debug_assert!(is_accepted(version.number()));
     serde_json::to_string(reply)
@@ -396,23 +414,23 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&Envelope::new(OpenId::new("o1"), ReadUser, BY))
                 .expect("serializes"),
-            r#"{"v":2,"openid":"o1","request":"read_user","deadline_ms":1764000005000}"#
+            r#"{"v":3,"openid":"o1","request":"read_user","deadline_ms":1764000005000}"#
         );
         assert_eq!(
             wire(ReadUser),
-            json!({"v": 2, "openid": "o1", "deadline_ms": BY, "request": "read_user"})
+            json!({"v": 3, "openid": "o1", "deadline_ms": BY, "request": "read_user"})
         );
         assert_eq!(
             wire(RevokeAll),
-            json!({"v": 2, "openid": "o1", "deadline_ms": BY, "request": "revoke_all"})
+            json!({"v": 3, "openid": "o1", "deadline_ms": BY, "request": "revoke_all"})
         );
         assert_eq!(
             wire(Logout { sid: sid.clone() }),
-            json!({"v": 2, "openid": "o1", "deadline_ms": BY, "request": {"logout": {"sid": s}}})
+            json!({"v": 3, "openid": "o1", "deadline_ms": BY, "request": {"logout": {"sid": s}}})
         );
         assert_eq!(
             wire(CheckSession { sid: sid.clone() }),
-            json!({"v": 2, "openid": "o1", "deadline_ms": BY, "request": {"check_session": {"sid": s}}})
+            json!({"v": 3, "openid": "o1", "deadline_ms": BY, "request": {"check_session": {"sid": s}}})
         );
         let key = SessionKey::from_base64("tiihtNczf5v6AKRyjwEUhQ==").expect("16 bytes");
         let login = wire(Login {
@@ -424,7 +442,7 @@ mod tests {
         });
         assert_eq!(
             login,
-            json!({"v": 2, "openid": "o1", "deadline_ms": BY, "request": {"login": {
+            json!({"v": 3, "openid": "o1", "deadline_ms": BY, "request": {"login": {
                 "sid": s, "session_key": "tiihtNczf5v6AKRyjwEUhQ==", "refresh_hash": "h",
             }}})
         );
@@ -444,7 +462,7 @@ mod tests {
                 next_hash: RefreshHash::new("n"),
                 next_sealed: "x".into(),
             }),
-            json!({"v": 2, "openid": "o1", "deadline_ms": BY, "request": {"refresh": {
+            json!({"v": 3, "openid": "o1", "deadline_ms": BY, "request": {"refresh": {
                 "sid": s, "presented_hash": "h", "next_hash": "n", "next_sealed": "x",
             }}})
         );
@@ -454,7 +472,7 @@ mod tests {
                 sid: sid.clone(),
                 phone,
             }),
-            json!({"v": 2, "openid": "o1", "deadline_ms": BY, "request": {"bind_phone": {
+            json!({"v": 3, "openid": "o1", "deadline_ms": BY, "request": {"bind_phone": {
                 "sid": s,
                 "phone": {"phone_number": "13800138000", "pure_phone_number": "13800138000", "country_code": "86"},
             }}})
@@ -467,7 +485,7 @@ mod tests {
                     iv: "aQ==".into(),
                 },
             }),
-            json!({"v": 2, "openid": "o1", "deadline_ms": BY, "request": {"bind_encrypted": {
+            json!({"v": 3, "openid": "o1", "deadline_ms": BY, "request": {"bind_encrypted": {
                 "sid": s, "encrypted": {"encryptedData": "ZA==", "iv": "aQ=="},
             }}})
         );
@@ -535,13 +553,85 @@ mod tests {
             format!(r#"{{"openid":"o1","op":"logout","sid":"{s}"}}"#),
             r#"{"openid":"o1","op":"info"}"#.to_string(),
             format!(r#"{{"v":1,"openid":"o1","request":{{"logout":{{"sid":"{s}"}}}}}}"#),
-            format!(r#"{{"v":3,"openid":"o1","request":{{"logout":{{"sid":"{s}"}}}}}}"#),
+            format!(r#"{{"v":4,"openid":"o1","request":{{"logout":{{"sid":"{s}"}}}}}}"#),
         ] {
             assert!(serde_json::from_str::<Envelope>(&old).is_err(), "{old}");
         }
-        let now = format!(r#"{{"v":2,"openid":"o1","request":{{"logout":{{"sid":"{s}"}}}}}}"#);
-        let parsed: Envelope = serde_json::from_str(&now).expect("parses");
-        assert!(matches!(parsed.request, Request::Logout(_)));
+        for v in [2, 3] {
+            let now =
+                format!(r#"{{"v":{v},"openid":"o1","request":{{"logout":{{"sid":"{s}"}}}}}}"#);
+            let parsed = read_envelope(&now).expect("parses");
+            assert!(matches!(parsed.request, Request::Logout(_)));
+            assert_eq!(parsed.v.number(), v);
+        }
+    }
+
+    /// The session-key operations are version 3's: a version 2 request
+    /// naming one is not a request of version 2 (400), whatever else it
+    /// carries.
+    #[test]
+    fn version_2_never_carried_the_session_key_operations() {
+        let s = "AAAAAAAAAAAAAAAAAAAAAA";
+        for request in [
+            r#"{"sign_latest":{"data":""}}"#.to_string(),
+            format!(
+                r#"{{"replace_key":{{"sid":"{s}","session_key":"tiihtNczf5v6AKRyjwEUhQ=="}}}}"#
+            ),
+            r#"{"open_data":{"encrypted":{"encryptedData":"ZA==","iv":"aQ=="}}}"#.to_string(),
+        ] {
+            let v2 = format!(r#"{{"v":2,"openid":"o1","request":{request}}}"#);
+            assert_eq!(read_envelope(&v2).err(), Some(Unread::Malformed), "{v2}");
+            let v3 = format!(r#"{{"v":3,"openid":"o1","request":{request}}}"#);
+            assert_eq!(read_envelope(&v3).expect("parses").request.since(), 3);
+        }
+    }
+
+    #[test]
+    fn the_session_key_operations_are_pinned() {
+        let sid = sid();
+        let s = sid.as_str();
+        assert_eq!(
+            wire(SignLatest { data: "d".into() }),
+            json!({"v": 3, "openid": "o1", "deadline_ms": BY, "request": {"sign_latest": {"data": "d"}}})
+        );
+        let key = SessionKey::from_base64("tiihtNczf5v6AKRyjwEUhQ==").expect("16 bytes");
+        assert_eq!(
+            wire(ReplaceKey {
+                sid: sid.clone(),
+                session_key: key,
+            }),
+            json!({"v": 3, "openid": "o1", "deadline_ms": BY, "request": {"replace_key": {
+                "sid": s, "session_key": "tiihtNczf5v6AKRyjwEUhQ==",
+            }}})
+        );
+        assert_eq!(
+            wire(OpenData {
+                encrypted: EncryptedPhone {
+                    encrypted_data: "ZA==".into(),
+                    iv: "aQ==".into(),
+                },
+            }),
+            json!({"v": 3, "openid": "o1", "deadline_ms": BY, "request": {"open_data": {
+                "encrypted": {"encryptedData": "ZA==", "iv": "aQ=="},
+            }}})
+        );
+        let signed: <SignLatest as Operation>::Reply = Ok(Signed {
+            sid: sid.clone(),
+            signature: "ab".into(),
+        });
+        assert_eq!(to(&signed), json!({"Ok": {"sid": s, "signature": "ab"}}));
+        assert!(!format!("{signed:?}").contains("ab\""), "{signed:?}");
+        let none: <SignLatest as Operation>::Reply = Err(NoLiveSession);
+        assert_eq!(to(&none), json!({"Err": null}));
+        let replaced: <ReplaceKey as Operation>::Reply = Ok(());
+        assert_eq!(to(&replaced), json!({"Ok": null}));
+        let opened: <OpenData as Operation>::Reply = Ok("{}".into());
+        assert_eq!(to(&opened), json!({"Ok": "{}"}));
+        let denied: <OpenData as Operation>::Reply = Err(OpenDenied::NoLiveSession);
+        assert_eq!(to(&denied), json!({"Err": "no_live_session"}));
+        let failed: <OpenData as Operation>::Reply =
+            Err(OpenDenied::OpenData(OpenDataError::DecryptFailed));
+        assert_eq!(to(&failed), json!({"Err": {"open_data": "decrypt_failed"}}));
     }
 
     /// The accepted set is the current version and the previous ones,

@@ -19,10 +19,9 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::machine::{Context, DecryptFailed, Pending, Rules, Step, UserState};
+use super::machine::{Context, Pending, Rules, Step, UserState};
 use super::protocol::{
-    read_envelope, reply_in, BindDenied, BindEncrypted, Bound, ReadUser, Request, RevokeAll,
-    Unread, Version, NEWER_WIRE_STATUS,
+    read_envelope, reply_in, ReadUser, Request, RevokeAll, Unread, Version, NEWER_WIRE_STATUS,
 };
 use super::queue::Serial;
 use super::timeout::{with_timeout, Timed, Timer, KV_TIMEOUT_MS, STORAGE_TIMEOUT_MS};
@@ -30,7 +29,6 @@ use crate::config::Config;
 use crate::ids::{OpenId, SessionId};
 use crate::phone::Phone;
 use crate::store::{allow_key, put_json, replica_key, Store, StoreError};
-use crate::wechat::open_data::{Freshness, OpenDataError};
 
 /// Where an authority keeps its state (Durable Object storage).
 #[allow(async_fn_in_trait)] // used with concrete types only; no Send bound wanted on wasm
@@ -184,6 +182,9 @@ impl<St: StateStore, K: Store, Tm: Timer> Server<'_, St, K, Tm> {
                 json(version, &run.commit(r, listed).await?)
             }
             Request::BindEncrypted(r) => json(version, &run.bind_encrypted(r).await?),
+            Request::SignLatest(r) => json(version, &run.commit(r, None).await?),
+            Request::ReplaceKey(r) => json(version, &run.commit(r, None).await?),
+            Request::OpenData(r) => json(version, &run.open_data(r).await?),
         }
     }
 
@@ -342,39 +343,6 @@ impl<St: StateStore, K: Store, Tm: Timer> Run<'_, '_, St, K, Tm> {
             Err(StoreError)
         }
     }
-
-    /// Legacy phone data: opened with the session's key (which never
-    /// leaves the authority), then bound as a verified phone. A failed
-    /// decryption is counted; five revoke the session.
-    async fn bind_encrypted(
-        &mut self,
-        request: BindEncrypted,
-    ) -> Result<Result<Bound, BindDenied>, StoreError> {
-        let Some(key) = self.state.live_key(&request.sid, self.now) else {
-            return Ok(Err(BindDenied::SessionRevoked));
-        };
-        let freshness = Freshness {
-            now: self.now,
-            max_age: self.server.cfg.phone_data_max_age,
-        };
-        match request
-            .encrypted
-            .open(key, self.server.cfg.appid.as_str(), freshness)
-        {
-            Ok(phone) => {
-                let listed = self.server.listed(Some(&phone)).await?;
-                self.commit(request.opened(phone), listed).await
-            }
-            // Stale data counts like data that does not decrypt: a replay
-            // is an attempt.
-            Err(e @ (OpenDataError::DecryptFailed | OpenDataError::Stale)) => {
-                let sid = request.sid;
-                self.commit(DecryptFailed { sid }, None).await?;
-                Ok(Err(BindDenied::OpenData(e)))
-            }
-            Err(e) => Ok(Err(BindDenied::OpenData(e))),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -433,6 +401,10 @@ mod tests {
         );
     }
 }
+
+// Open data: the legacy phone, and any other.
+#[path = "server/open.rs"]
+mod open;
 
 // The outbox's own tests: KV failing, restarts, KV's write rate.
 #[cfg(test)]

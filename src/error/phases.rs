@@ -2,7 +2,7 @@
 //! is exhaustive: a new variant must decide its answer here.
 
 use super::ApiError;
-use crate::authority::{BindDenied, RefreshDenied, SessionEnded};
+use crate::authority::{BindDenied, OpenDenied, RefreshDenied, SessionEnded};
 use crate::config::ConfigError;
 use crate::ids::BadCode;
 use crate::phone::PhoneInfoError;
@@ -69,6 +69,9 @@ answer_by_variant! {
         NotPhone => ApiError::InvalidRequest(
             "the data decrypts but is not a phone number: send what the getPhoneNumber button gave",
         ),
+        NoWatermark => ApiError::InvalidRequest(
+            "the data decrypts but carries no watermark: send encryptedData and iv as WeChat gave them",
+        ),
         Stale => ApiError::InvalidRequest(
             "the phone data is too old (its watermark is older than PHONE_DATA_MAX_AGE): have the user tap the button again and send its data at once",
         ),
@@ -95,6 +98,20 @@ impl From<BindDenied> for ApiError {
             BindDenied::SessionRevoked => ApiError::SessionRevoked,
             BindDenied::NotInternalUser => ApiError::NotInternalUser,
             BindDenied::OpenData(e) => ApiError::from(e),
+        }
+    }
+}
+
+/// Open data for a service: `/auth/phone`'s answers, but about any data
+/// (WeRun steps, a share…), and 404 for a user with no live session.
+impl From<OpenDenied> for ApiError {
+    fn from(d: OpenDenied) -> Self {
+        match d {
+            OpenDenied::NoLiveSession => ApiError::NoLiveSession,
+            OpenDenied::OpenData(OpenDataError::Stale) => ApiError::InvalidRequest(
+                "the data is too old (its watermark is older than PHONE_DATA_MAX_AGE): have the mini-program fetch it again and send it at once",
+            ),
+            OpenDenied::OpenData(e) => ApiError::from(e),
         }
     }
 }

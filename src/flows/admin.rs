@@ -35,7 +35,7 @@ pub(crate) struct Revoked {
 }
 
 /// An openid as it may appear in an operator's path: WeChat's alphabet.
-fn openid_from_path(segment: &str) -> Result<OpenId, ApiError> {
+pub(super) fn openid_from_path(segment: &str) -> Result<OpenId, ApiError> {
     let ok = !segment.is_empty()
         && segment.len() <= 128
         && segment

@@ -8,6 +8,11 @@
 //! - [`phone`](Edge::bind_phone) — `POST /auth/phone`
 //! - [`proxy`](Edge::proxy_identity) — every other path
 //! - [`admin`](Edge::admin_user) — the operator endpoints
+//! - `service` — admission to the origin's service endpoints
+//!   (`/auth/service/*`, behind `SERVICE_TOKEN`); `service_keys` their
+//!   session-key operations; [`relay`](Edge::service_relay) the WeChat
+//!   relay
+//! - `rekey` — `POST /auth/session/rekey`
 //! - [`serve`](Edge::serve) — which of these answers a request, with what,
 //!   and whom its log line names
 //!
@@ -39,7 +44,11 @@ mod login;
 mod phone;
 mod proxy;
 mod refresh;
+mod rekey;
+mod relay;
 pub(crate) mod serve;
+pub(crate) mod service;
+pub(crate) mod service_keys;
 pub(crate) mod session;
 
 /// The ports a deployment plugs into [`Edge`]: the worker's bindings in

@@ -117,8 +117,45 @@ impl<P: Platform> Edge<'_, P> {
                     .await
                     .and_then(|r| json(&r))
             }
+            Route::Rekey => {
+                user = self.subject(req.authorization);
+                self.rekey_with(&req)
+                    .await
+                    .map(|()| Reply::Own(Payload::NoContent))
+            }
+            Route::ServiceCheck(openid)
+            | Route::ServiceReset(openid)
+            | Route::ServiceSign(openid)
+            | Route::ServiceDecrypt(openid) => {
+                user = self.service_subject(req.authorization, openid);
+                self.service_user(&req, openid).await
+            }
+            Route::ServiceRelay(path) => self
+                .service_relay(&req, path)
+                .await
+                .map(|r| Reply::Own(Payload::Relayed(r))),
         };
         Served { reply, user }
+    }
+
+    /// A service endpoint about one user: admission, the openid, then the
+    /// body (for those that read one), in that order.
+    async fn service_user(&self, req: &Request<'_>, openid: &str) -> Result<Reply, ApiError> {
+        let openid = self
+            .service_target(req.authorization, req.client_ip, openid)
+            .await?;
+        match req.route {
+            Route::ServiceCheck(_) => json(&self.service_check(&openid).await?),
+            Route::ServiceReset(_) => json(&self.service_reset(&openid).await?),
+            Route::ServiceSign(_) => json(&self.service_sign(&openid, &body_of(req)?).await?),
+            Route::ServiceDecrypt(_) => json(&self.service_decrypt(&openid, &body_of(req)?).await?),
+            _ => Err(ApiError::NotFound),
+        }
+    }
+
+    async fn rekey_with(&self, req: &Request<'_>) -> Result<(), ApiError> {
+        let body = body_of(req)?;
+        self.rekey(req.authorization, req.client_ip, &body).await
     }
 
     async fn forward(&self, req: &Request<'_>) -> Result<Reply, ApiError> {

@@ -1,5 +1,6 @@
 //! Request bodies of `/auth/*`: JSON, or form-encoded where the contract
-//! allows it, at most 16 KiB, and what each endpoint reads from them.
+//! allows it, at most 16 KiB, and what each endpoint reads from them; the
+//! WeChat relay's bytes, at most 2 MiB.
 
 use serde_json::{Map, Value};
 
@@ -7,11 +8,14 @@ use crate::error::ApiError;
 use crate::wechat::open_data::EncryptedPhone;
 
 pub(crate) const MAX_BODY_BYTES: usize = 16 * 1024;
+/// The most the WeChat relay forwards (content security checks of images
+/// and the like are WeChat's largest uploads).
+pub(crate) const MAX_RELAY_BODY_BYTES: usize = 2 * 1024 * 1024;
 
 /// Why a body was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum BodyError {
-    /// Over [`MAX_BODY_BYTES`], declared or read.
+    /// Over the route's limit, declared or read.
     TooLarge,
     /// The stream failed before its end.
     Unreadable,
@@ -31,28 +35,33 @@ impl From<BodyError> for ApiError {
 }
 
 /// A body as it arrives, chunk by chunk: refused as soon as it is known to
-/// be over [`MAX_BODY_BYTES`] (by its `Content-Length`, before any of it is
-/// read, or by what has been read), without reading the rest.
-#[derive(Debug, Default)]
+/// be over its limit (by its `Content-Length`, before any of it is read,
+/// or by what has been read), without reading the rest.
+#[derive(Debug)]
 pub(crate) struct BodyBuffer {
     bytes: Vec<u8>,
+    limit: usize,
 }
 
 impl BodyBuffer {
-    /// An empty buffer, or `TooLarge` when the declared length is over
-    /// the limit. A `Content-Length` that is not a number is not trusted
-    /// either way: the chunks decide.
-    pub(crate) fn new(content_length: Option<&str>) -> Result<Self, BodyError> {
+    /// An empty buffer for a body of at most `limit` bytes (the route's:
+    /// [`MAX_BODY_BYTES`], or [`MAX_RELAY_BODY_BYTES`]), or `TooLarge`
+    /// when the declared length is over it. A `Content-Length` that is not
+    /// a number is not trusted either way: the chunks decide.
+    pub(crate) fn new(content_length: Option<&str>, limit: usize) -> Result<Self, BodyError> {
         let declared = content_length.and_then(|v| v.trim().parse::<usize>().ok());
-        if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+        if declared.is_some_and(|n| n > limit) {
             return Err(BodyError::TooLarge);
         }
-        Ok(BodyBuffer::default())
+        Ok(BodyBuffer {
+            bytes: Vec::new(),
+            limit,
+        })
     }
 
     /// Adds the next chunk; `TooLarge` once the body is over the limit.
     pub(crate) fn push(&mut self, chunk: &[u8]) -> Result<(), BodyError> {
-        if self.bytes.len().saturating_add(chunk.len()) > MAX_BODY_BYTES {
+        if self.bytes.len().saturating_add(chunk.len()) > self.limit {
             return Err(BodyError::TooLarge);
         }
         self.bytes.extend_from_slice(chunk);
@@ -249,21 +258,45 @@ mod tests {
     #[test]
     fn a_body_over_the_limit_is_refused_by_its_declared_length_or_as_it_arrives() {
         assert_eq!(
-            BodyBuffer::new(Some("16385")).map(BodyBuffer::into_bytes),
+            BodyBuffer::new(Some("16385"), MAX_BODY_BYTES).map(BodyBuffer::into_bytes),
             Err(BodyError::TooLarge)
         );
         for declared in [None, Some("16384"), Some(" 12 "), Some("lots"), Some("-1")] {
-            assert!(BodyBuffer::new(declared).is_ok(), "{declared:?}");
+            assert!(
+                BodyBuffer::new(declared, MAX_BODY_BYTES).is_ok(),
+                "{declared:?}"
+            );
         }
         // A length that lies small: the chunks decide.
-        let mut b = BodyBuffer::new(Some("3")).expect("small");
+        let mut b = BodyBuffer::new(Some("3"), MAX_BODY_BYTES).expect("small");
         b.push(&[b'a'; MAX_BODY_BYTES - 1]).expect("under");
         b.push(b"b").expect("exactly the limit");
         assert_eq!(b.push(b"c"), Err(BodyError::TooLarge));
-        let mut b = BodyBuffer::new(None).expect("none declared");
+        let mut b = BodyBuffer::new(None, MAX_BODY_BYTES).expect("none declared");
         b.push(br#"{"code":"#).expect("chunk");
         b.push(br#""c1"}"#).expect("chunk");
         assert_eq!(b.into_bytes(), br#"{"code":"c1"}"#);
+    }
+
+    #[test]
+    fn the_relay_s_limit_is_2_mib_declared_or_read() {
+        let limit = MAX_RELAY_BODY_BYTES;
+        assert!(BodyBuffer::new(Some("2097152"), limit).is_ok());
+        assert_eq!(
+            BodyBuffer::new(Some("2097153"), limit).map(BodyBuffer::into_bytes),
+            Err(BodyError::TooLarge)
+        );
+        let mut b = BodyBuffer::new(None, limit).expect("none declared");
+        let chunk = vec![0u8; 64 * 1024];
+        for _ in 0..32 {
+            b.push(&chunk).expect("up to the limit");
+        }
+        assert_eq!(b.push(&[0xff]), Err(BodyError::TooLarge));
+        // Binary bytes are kept as they came.
+        let mut b = BodyBuffer::new(Some("4"), limit).expect("small");
+        b.push(&[0x89, b'P']).expect("chunk");
+        b.push(&[0x00, 0xff]).expect("chunk");
+        assert_eq!(b.into_bytes(), vec![0x89, b'P', 0x00, 0xff]);
     }
 
     #[test]

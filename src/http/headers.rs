@@ -37,10 +37,11 @@ pub(crate) const X_WX_PHONE_COUNTRY: &str = "X-WX-Phone-Country";
 pub(crate) const X_WX_IDENTITY: &str = "X-WX-Identity";
 pub(crate) const X_WX_CLIENT_IP: &str = "X-WX-Client-IP";
 
-/// Where the request came from, as Cloudflare (not the client) says.
+/// Where the request came from, as the trusted proxy in front (Cloudflare,
+/// or the self-host profile's reverse proxy), not the client, says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Client<'a> {
-    /// `CF-Connecting-IP`.
+    /// From `CLIENT_IP_HEADER` (`CF-Connecting-IP` on Cloudflare).
     pub(crate) ip: Option<&'a str>,
     /// The scheme the client used: `https` or `http`.
     pub(crate) proto: &'a str,

@@ -13,6 +13,30 @@ pub(crate) enum Payload {
     Jwks(String),
     /// 204, no body.
     NoContent,
+    /// WeChat's answer to a relayed call, as WeChat gave it.
+    Relayed(Relayed),
+}
+
+/// WeChat's answer through the relay: its status, content type and bytes,
+/// unchanged, and none of its other headers. `Debug` shows the length of
+/// the body only.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Relayed {
+    pub(crate) status: u16,
+    pub(crate) content_type: Option<String>,
+    pub(crate) body: Vec<u8>,
+}
+
+impl std::fmt::Debug for Relayed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Relayed({} {:?}, {} bytes)",
+            self.status,
+            self.content_type,
+            self.body.len()
+        )
+    }
 }
 
 /// How long caches may keep the JWKS.
@@ -26,7 +50,7 @@ pub(crate) struct OwnResponse {
     pub(crate) status: u16,
     /// Each name once.
     pub(crate) headers: Vec<(&'static str, String)>,
-    pub(crate) body: Option<String>,
+    pub(crate) body: Option<Vec<u8>>,
 }
 
 impl OwnResponse {
@@ -41,6 +65,18 @@ impl OwnResponse {
                 headers: vec![("Cache-Control", "no-store".into())],
                 body: None,
             },
+            Ok(Payload::Relayed(r)) => {
+                let mut headers = Vec::with_capacity(2);
+                if let Some(content_type) = r.content_type {
+                    headers.push(("Content-Type", content_type));
+                }
+                headers.push(("Cache-Control", "no-store".into()));
+                OwnResponse {
+                    status: r.status,
+                    headers,
+                    body: Some(r.body),
+                }
+            }
             Err(e) => {
                 let (status, body) = e.to_response();
                 let mut r = OwnResponse::json(status, body, "no-store");
@@ -60,7 +96,7 @@ impl OwnResponse {
                 ("Content-Type", JSON.into()),
                 ("Cache-Control", cache_control.into()),
             ],
-            body: Some(body),
+            body: Some(body.into_bytes()),
         }
     }
 }
@@ -81,7 +117,7 @@ mod tests {
     fn answers_are_json_and_never_cached() {
         let r = OwnResponse::of(Ok(Payload::Json(r#"{"a":1}"#.into())), None);
         assert_eq!(r.status, 200);
-        assert_eq!(r.body.as_deref(), Some(r#"{"a":1}"#));
+        assert_eq!(r.body.as_deref(), Some(&br#"{"a":1}"#[..]));
         assert_eq!(header(&r, "Content-Type"), Some(JSON));
         assert_eq!(header(&r, "Cache-Control"), Some("no-store"));
         assert_eq!(r.headers.len(), 2);
@@ -107,7 +143,10 @@ mod tests {
         let e = ApiError::TokenExpired;
         let r = OwnResponse::of(Err(&e), None);
         let (status, body) = e.to_response();
-        assert_eq!((r.status, r.body.as_deref()), (status, Some(body.as_str())));
+        assert_eq!(
+            (r.status, r.body.as_deref()),
+            (status, Some(body.as_bytes()))
+        );
         assert_eq!(header(&r, "Content-Type"), Some(JSON));
         assert_eq!(header(&r, "Cache-Control"), Some("no-store"));
         assert_eq!(header(&r, EDGE_ERROR_HEADER), Some("token_expired"));
@@ -115,6 +154,47 @@ mod tests {
         assert_eq!(header(&r, "Allow"), None);
         let r = OwnResponse::of(Err(&ApiError::StoreUnavailable), None);
         assert_eq!(header(&r, "Retry-After"), Some("2"));
+    }
+
+    #[test]
+    fn a_relayed_answer_is_wechat_s_status_type_and_bytes_never_cached() {
+        let png = vec![0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0xff];
+        let r = OwnResponse::of(
+            Ok(Payload::Relayed(Relayed {
+                status: 200,
+                content_type: Some("image/png".into()),
+                body: png.clone(),
+            })),
+            None,
+        );
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body.as_deref(), Some(png.as_slice()));
+        assert_eq!(header(&r, "Content-Type"), Some("image/png"));
+        assert_eq!(header(&r, "Cache-Control"), Some("no-store"));
+        assert_eq!(r.headers.len(), 2);
+        // No edge marker: it is WeChat's answer, even a failing one.
+        assert_eq!(header(&r, EDGE_ERROR_HEADER), None);
+        // WeChat's status whatever it is; no content type when WeChat gave none.
+        let r = OwnResponse::of(
+            Ok(Payload::Relayed(Relayed {
+                status: 503,
+                content_type: None,
+                body: Vec::new(),
+            })),
+            None,
+        );
+        assert_eq!(r.status, 503);
+        assert_eq!(r.headers, vec![("Cache-Control", "no-store".to_string())]);
+        assert_eq!(r.body.as_deref(), Some(&[][..]));
+        let shown = format!(
+            "{:?}",
+            Relayed {
+                status: 200,
+                content_type: None,
+                body: b"{\"session_key\":\"k\"}".to_vec(),
+            }
+        );
+        assert!(!shown.contains("session_key"), "{shown}");
     }
 
     #[test]

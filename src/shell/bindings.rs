@@ -40,10 +40,14 @@ const CONFIG_VARS: &[&str] = &[
     "REQUIRE_PHONE",
     "PHONE_ALLOWLIST",
     "WX_TIMEOUT_MS",
+    "CLIENT_IP_HEADER",
     "SESSION_MAX_AGE",
     "ADMIN_TOKEN",
     "ADMIN_TOKEN_PREVIOUS",
     "PHONE_DATA_MAX_AGE",
+    "SERVICE_TOKEN",
+    "SERVICE_TOKEN_PREVIOUS",
+    "WX_RELAY_PATHS",
 ];
 
 /// The runtime's ports, as the core's [`Platform`].
@@ -96,7 +100,10 @@ pub(crate) fn config(env: &Env) -> Result<Rc<Config>, ConfigError> {
             .get_or_insert_with(|| {
                 let loaded = Config::from_lookup(|name| {
                     debug_assert!(CONFIG_VARS.contains(&name));
-                    env.var(name).ok().map(|v| v.to_string())
+                    // A string or nothing: workerd binds an unset
+                    // `fromEnvironment` variable as `null`, on which
+                    // `Env::var` throws inside the wasm.
+                    js_sys::Reflect::get(env, &name.into()).ok()?.as_string()
                 });
                 if let Err(e) = &loaded {
                     // Names the variable, never its value.

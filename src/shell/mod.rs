@@ -9,6 +9,7 @@ use worker::{console_error, console_log, event, Context, Env, Result};
 
 use crate::error::ApiError;
 use crate::flows::serve::{Reply, Request};
+use crate::flows::service::body_to_read;
 use crate::flows::{Edge, IsolateState};
 use crate::http::headers::Client;
 use crate::http::path::path_of;
@@ -142,14 +143,14 @@ async fn handle(incoming: Incoming<'_>, r: Route<'_>, env: &Env) -> Handled {
             }
         }
     };
-    let body = match r.body() {
-        Some(_) => wire::read_body(req, header(req, "Content-Length").as_deref()).await,
-        None => Ok(Vec::new()),
-    };
     let (authorization, client_ip) = (
         header(req, "Authorization"),
-        header(req, "CF-Connecting-IP"),
+        header(req, &cfg.client_ip_header),
     );
+    let body = match body_to_read(&cfg, r, authorization.as_deref()) {
+        Some(kind) => wire::read_body(req, kind.limit()).await,
+        None => Ok(Vec::new()),
+    };
     let content_type = header(req, "Content-Type");
     let isolate = ISOLATE.with(Rc::clone);
     let ed25519 = ED25519.with(Rc::clone);

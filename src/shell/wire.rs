@@ -13,12 +13,11 @@ use crate::http::body::{BodyBuffer, BodyError};
 use crate::http::headers::{rewrite_in_place, withheld_from_answer, Client, HeaderList};
 use crate::http::response::OwnResponse;
 
-/// Reads the body as it arrives, no further than the limit allows.
-pub(super) async fn read_body(
-    req: &web_sys::Request,
-    content_length: Option<&str>,
-) -> Result<Vec<u8>, BodyError> {
-    let mut buffer = BodyBuffer::new(content_length)?;
+/// Reads the body as it arrives, no further than `limit` bytes (the
+/// route's) allow: refused at once when `Content-Length` says more.
+pub(super) async fn read_body(req: &web_sys::Request, limit: usize) -> Result<Vec<u8>, BodyError> {
+    let content_length = req.headers().get("Content-Length").ok().flatten();
+    let mut buffer = BodyBuffer::new(content_length.as_deref(), limit)?;
     if let Some(stream) = req.body() {
         let mut stream = worker::ByteStream::from(stream);
         while let Some(chunk) = stream.next().await {
@@ -37,7 +36,13 @@ pub(super) fn own(r: &OwnResponse) -> Result<web_sys::Response, JsValue> {
     let init = web_sys::ResponseInit::new();
     init.set_status(r.status);
     init.set_headers(&headers);
-    web_sys::Response::new_with_opt_str_and_init(r.body.as_deref(), &init)
+    // An empty body is none: a relayed 204 or 304 may not have one.
+    let body = r
+        .body
+        .as_deref()
+        .filter(|b| !b.is_empty())
+        .map(js_sys::Uint8Array::from);
+    web_sys::Response::new_with_opt_buffer_source_and_init(body.as_ref().map(AsRef::as_ref), &init)
 }
 
 /// A failure of the runtime's own, as the client sees it.

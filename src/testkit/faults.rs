@@ -35,7 +35,7 @@ use crate::authority::{AuthorityClient, CallFailure};
 use crate::config::Config;
 use crate::ids::OpenId;
 use crate::store::{Store, StoreError};
-use crate::wechat::{HttpRequest, HttpResponse, Transport, TransportError};
+use crate::wechat::{Transport, TransportError, WireRequest, WireResponse};
 
 /// Which call of which port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -213,7 +213,7 @@ pub(crate) struct FaultyTransport<T> {
 }
 
 impl<T: Transport> Transport for FaultyTransport<T> {
-    async fn send(&self, req: HttpRequest) -> Result<HttpResponse, TransportError> {
+    async fn send(&self, req: WireRequest) -> Result<WireResponse, TransportError> {
         match self.faults.next(Op::Send) {
             None => self.inner.send(req).await,
             Some(Fault::Hang) => {

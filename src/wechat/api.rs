@@ -1,5 +1,6 @@
-//! The three WeChat calls the worker makes: code2Session (login),
-//! `stable_token` (the API access_token) and getuserphonenumber (phone).
+//! The WeChat calls the worker makes: code2Session (login and re-key),
+//! `stable_token` (the API access_token), getuserphonenumber (phone), and
+//! the session-key APIs `checksession` and `resetusersessionkey`.
 //! Request building and reply parsing only; sending is the transport's.
 
 use serde::Deserialize;
@@ -145,6 +146,90 @@ struct PhoneReply {
 pub(crate) fn parse_phone_number(resp: &HttpResponse) -> Result<serde_json::Value, CallError> {
     let r: PhoneReply = parse_reply(resp)?;
     Ok(r.phone_info)
+}
+
+// ------------------------------------------- checksession, resetusersessionkey
+
+/// WeChat's session-key APIs, both `GET` with the same parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SessionKeyApi {
+    /// `/wxa/checksession`: is this the user's current key?
+    Check,
+    /// `/wxa/resetusersessionkey`: a new key for the user.
+    Reset,
+}
+
+/// WeChat's errcode for a login-state signature it does not accept (the
+/// key it was made with is not the user's current one).
+pub(crate) const INVALID_SIGNATURE: i64 = 87009;
+
+/// `GET {base}/wxa/checksession` or `/wxa/resetusersessionkey` with
+/// `access_token`, `openid`, `signature` (the login-state signature of
+/// `""`) and `sig_method=hmac_sha256`. The URL carries the access token
+/// and the signature: it is never logged (`HttpRequest`'s `Debug` shows
+/// the path only).
+pub(crate) fn session_key_request(
+    cfg: &Config,
+    api: SessionKeyApi,
+    token: &WxAccessToken,
+    openid: &OpenId,
+    signature: &str,
+) -> HttpRequest {
+    let path = match api {
+        SessionKeyApi::Check => "wxa/checksession",
+        SessionKeyApi::Reset => "wxa/resetusersessionkey",
+    };
+    HttpRequest {
+        method: Method::Get,
+        url: format!(
+            "{}/{path}?{}",
+            cfg.api_base,
+            query(&[
+                ("access_token", token.secret()),
+                ("openid", openid.as_str()),
+                ("signature", signature),
+                ("sig_method", "hmac_sha256"),
+            ])
+        ),
+        body: None,
+    }
+}
+
+/// `checksession`'s verdict: errcode 0 is valid, [`INVALID_SIGNATURE`]
+/// is not; any other failure is the call's.
+pub(crate) fn parse_check_session(resp: &HttpResponse) -> Result<bool, CallError> {
+    match parse_reply::<serde_json::Value>(resp) {
+        Ok(_) => Ok(true),
+        Err(CallError::Errcode(INVALID_SIGNATURE)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// What `resetusersessionkey` gives: the user's new key.
+#[derive(Debug, Clone)]
+pub(crate) struct ResetKey {
+    pub(crate) openid: OpenId,
+    pub(crate) session_key: SessionKey,
+}
+
+#[derive(Deserialize)]
+struct ResetReply {
+    openid: OpenId,
+    /// Decoded here: a reply whose session_key is not base64 of 16 bytes
+    /// does not parse.
+    session_key: SessionKey,
+}
+
+/// `{"openid", "session_key"}` (with errcode 0 or none).
+pub(crate) fn parse_reset_session_key(resp: &HttpResponse) -> Result<ResetKey, CallError> {
+    let r: ResetReply = parse_reply(resp)?;
+    if r.openid.as_str().is_empty() {
+        return Err(CallError::Unparseable);
+    }
+    Ok(ResetKey {
+        openid: r.openid,
+        session_key: r.session_key,
+    })
 }
 
 #[cfg(test)]
@@ -334,5 +419,104 @@ mod tests {
         })
         .unwrap_err();
         assert!(e.is_token_error());
+    }
+
+    fn reply(body: &str) -> HttpResponse {
+        HttpResponse {
+            status: 200,
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn session_key_requests_have_the_documented_shape_and_never_print() {
+        let cfg = test_config();
+        let token: WxAccessToken = serde_json::from_str(r#""TOKEN-value""#).expect("a token");
+        let openid = OpenId::new("oUser1");
+        let sig = "7154f9f8b4b76b92f541cbf0e37d48840fa06e5e42da92a6f80168a1516a4735";
+        let check = session_key_request(&cfg, SessionKeyApi::Check, &token, &openid, sig);
+        assert_eq!(check.method, Method::Get);
+        assert_eq!(
+            check.url,
+            format!(
+                "https://api.weixin.qq.com/wxa/checksession?access_token=TOKEN-value\
+                 &openid=oUser1&signature={sig}&sig_method=hmac_sha256"
+            )
+        );
+        assert!(check.body.is_none());
+        let reset = session_key_request(&cfg, SessionKeyApi::Reset, &token, &openid, sig);
+        assert_eq!(
+            reset.url,
+            format!(
+                "https://api.weixin.qq.com/wxa/resetusersessionkey?access_token=TOKEN-value\
+                 &openid=oUser1&signature={sig}&sig_method=hmac_sha256"
+            )
+        );
+        for req in [check, reset] {
+            let shown = format!("{req:?}");
+            assert!(!shown.contains("TOKEN-value"), "{shown}");
+            assert!(!shown.contains(sig), "{shown}");
+        }
+        // An openid is encoded, never spliced into the query.
+        let odd = session_key_request(
+            &cfg,
+            SessionKeyApi::Check,
+            &token,
+            &OpenId::new("o&access_token=x"),
+            sig,
+        );
+        assert!(
+            odd.url.contains("openid=o%26access_token%3Dx&"),
+            "{}",
+            odd.url
+        );
+    }
+
+    #[test]
+    fn checksession_is_valid_on_0_invalid_on_87009_and_fails_otherwise() {
+        assert_eq!(
+            parse_check_session(&reply(r#"{"errcode":0,"errmsg":"ok"}"#)),
+            Ok(true)
+        );
+        assert_eq!(
+            parse_check_session(&reply(r#"{"errcode":87009,"errmsg":"invalid signature"}"#)),
+            Ok(false)
+        );
+        for (body, want) in [
+            (
+                r#"{"errcode":40001,"errmsg":"x"}"#,
+                CallError::Errcode(40001),
+            ),
+            (r#"{"errcode":-1,"errmsg":"busy"}"#, CallError::Errcode(-1)),
+            ("<html>", CallError::Unparseable),
+        ] {
+            assert_eq!(parse_check_session(&reply(body)), Err(want), "{body}");
+        }
+        let e = parse_check_session(&HttpResponse {
+            status: 503,
+            body: vec![],
+        });
+        assert_eq!(e, Err(CallError::Http(503)));
+    }
+
+    #[test]
+    fn resetusersessionkey_gives_the_new_key_or_fails() {
+        let r = parse_reset_session_key(&reply(
+            r#"{"errcode":0,"errmsg":"ok","openid":"oUser1","session_key":"o0q0otL8aEzpcZL/FT9WsQ=="}"#,
+        ))
+        .expect("a new key");
+        assert_eq!(r.openid, "oUser1");
+        assert_eq!(r.session_key.to_base64(), "o0q0otL8aEzpcZL/FT9WsQ==");
+        assert!(!format!("{r:?}").contains("o0q0ot"));
+        for body in [
+            r#"{"errcode":87009,"errmsg":"invalid signature"}"#,
+            r#"{"openid":"oUser1"}"#,
+            r#"{"openid":"","session_key":"o0q0otL8aEzpcZL/FT9WsQ=="}"#,
+            r#"{"openid":"oUser1","session_key":"short"}"#,
+            r#"{"session_key":"o0q0otL8aEzpcZL/FT9WsQ=="}"#,
+        ] {
+            let e = parse_reset_session_key(&reply(body)).expect_err(body);
+            assert!(!format!("{e:?}").contains("o0q0ot"), "{body}");
+        }
     }
 }

@@ -1,15 +1,18 @@
-//! WeChat open data: the legacy `encryptedData`/`iv` decryption and the
-//! phone numbers WeChat vouches for.
+//! WeChat open data: the `encryptedData`/`iv` decryption (any open data:
+//! a phone, WeRun steps, a share's group id), and the phone numbers WeChat
+//! vouches for.
 //!
 //! Pure: no I/O, no clock. The flows hand in the session's [`SessionKey`]
 //! and the configured appid; each error maps onto the contract's table by
 //! an exhaustive `From` in `crate::error`.
 //!
 //! Design choices:
-//! - An [`EncryptedPhone`] (ciphertext as received) and a [`Phone`]
+//! - An [`EncryptedData`] (ciphertext as received) and a [`Phone`]
 //!   (decrypted, watermark checked) are different types; the only ways to a
-//!   `Phone` from WeChat data are [`EncryptedPhone::open`] and
+//!   `Phone` from WeChat data are [`EncryptedData::open`] and
 //!   [`Phone::from_phone_info`], both of which check `watermark.appid`.
+//! - The phone and any other open data ([`EncryptedData::open_object`])
+//!   share one decryption, one watermark check and one freshness check.
 //! - PKCS#7 padding is checked strictly (pad byte `n` in `1..=16`, all `n`
 //!   bytes equal to `n`), so a stale or wrong `session_key` — the commonest
 //!   failure, after a second `wx.login()` rotated it — is reported as
@@ -45,7 +48,11 @@ pub(crate) enum OpenDataError {
     /// Decrypted fine, this app's (or no) watermark, but not a phone
     /// number: the client sent other open data (user info, a run count…).
     NotPhone,
-    /// A phone of this app, but its watermark `timestamp` is older than
+    /// Decrypted fine, but the JSON carries no `watermark.appid`: not open
+    /// data WeChat issued (the phone path reports it as
+    /// [`NotPhone`](OpenDataError::NotPhone)).
+    NoWatermark,
+    /// Open data of this app, but its watermark `timestamp` is older than
     /// `PHONE_DATA_MAX_AGE` (or missing): a replay of captured data, or
     /// data kept too long. Counts as a failed attempt, like
     /// [`DecryptFailed`](OpenDataError::DecryptFailed).
@@ -139,36 +146,60 @@ fn strict_pkcs7_len(data: &[u8]) -> Option<usize> {
         .then_some(body.len())
 }
 
-/// Ciphertext as received: not a phone until decrypted and its watermark
-/// checked. Deserializes from the legacy `/auth/phone` body
-/// (`{"encryptedData": "...", "iv": "..."}`).
+/// Ciphertext as received (`{"encryptedData": "...", "iv": "..."}`): not
+/// open data until decrypted and its watermark checked. The legacy
+/// `/auth/phone` body and the service `decrypt` body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct EncryptedPhone {
+pub(crate) struct EncryptedData {
     pub(crate) encrypted_data: String,
     pub(crate) iv: String,
 }
 
-impl EncryptedPhone {
-    /// Decrypts, parses `{"phoneNumber", "purePhoneNumber", "countryCode"
-    /// (string or number), "watermark": {"appid", "timestamp"}}` and checks
-    /// `watermark.appid == expected_appid`, then that `watermark.timestamp`
-    /// is fresh enough (`freshness`).
-    pub(crate) fn open(
+/// The legacy phone body: [`EncryptedData`] opened as a phone.
+pub(crate) type EncryptedPhone = EncryptedData;
+
+/// Open data that decrypted to a JSON object carrying this app's
+/// watermark; its freshness not yet checked.
+struct Watermarked {
+    text: String,
+    value: serde_json::Value,
+}
+
+impl Watermarked {
+    /// The data, if its watermark `timestamp` is fresh enough.
+    fn fresh(self, freshness: Freshness) -> Result<Self, OpenDataError> {
+        let timestamp = self
+            .value
+            .pointer("/watermark/timestamp")
+            .and_then(serde_json::Value::as_i64);
+        if freshness.admits(timestamp) {
+            Ok(self)
+        } else {
+            Err(OpenDataError::Stale)
+        }
+    }
+}
+
+impl EncryptedData {
+    /// Decrypts, and checks that the plaintext is a JSON object whose
+    /// `watermark.appid` is `expected_appid`: the part every kind of open
+    /// data shares.
+    ///
+    /// Decrypted means: the padding checked out and the plaintext is a
+    /// JSON object. A wrong key (a stale session_key) almost never gets
+    /// this far, and when it does not, the answer is the same
+    /// `DecryptFailed` whatever went wrong, so nothing tells a padding
+    /// error from a parse error.
+    fn open_watermarked(
         &self,
         session_key: &SessionKey,
         expected_appid: &str,
-        freshness: Freshness,
-    ) -> Result<Phone, OpenDataError> {
+    ) -> Result<Watermarked, OpenDataError> {
         let plain = decrypt_open_data(session_key, &self.encrypted_data, &self.iv)?;
-        // Decrypted means: the padding checked out and the plaintext is a
-        // JSON object. A wrong key (a stale session_key) almost never gets
-        // this far, and when it does not, the answer is the same
-        // `DecryptFailed` whatever went wrong, so nothing tells a padding
-        // error from a parse error.
-        let value: serde_json::Value = std::str::from_utf8(&plain)
+        let text = String::from_utf8(plain).map_err(|_| OpenDataError::DecryptFailed)?;
+        let value: serde_json::Value = serde_json::from_str(&text)
             .ok()
-            .and_then(|text| serde_json::from_str(text).ok())
             .filter(serde_json::Value::is_object)
             .ok_or(OpenDataError::DecryptFailed)?;
         match value
@@ -176,23 +207,50 @@ impl EncryptedPhone {
             .and_then(serde_json::Value::as_str)
         {
             Some(appid) if appid != expected_appid || expected_appid.is_empty() => {
-                return Err(OpenDataError::WatermarkMismatch)
+                Err(OpenDataError::WatermarkMismatch)
             }
-            Some(_) => {}
-            None => return Err(OpenDataError::NotPhone),
+            Some(_) => Ok(Watermarked { text, value }),
+            None => Err(OpenDataError::NoWatermark),
         }
-        let phone = Phone::from_phone_info(&value, expected_appid).map_err(|e| match e {
+    }
+
+    /// Any open data (WeRun's `stepInfoList`, a share's `openGId`, a
+    /// phone…): decrypts, checks `watermark.appid == expected_appid` and
+    /// that `watermark.timestamp` is fresh enough (`freshness`); the
+    /// plaintext JSON object, as text, watermark included.
+    pub(crate) fn open_object(
+        &self,
+        session_key: &SessionKey,
+        expected_appid: &str,
+        freshness: Freshness,
+    ) -> Result<String, OpenDataError> {
+        let opened = self.open_watermarked(session_key, expected_appid)?;
+        Ok(opened.fresh(freshness)?.text)
+    }
+
+    /// A phone: as [`open_object`](Self::open_object), and the object is
+    /// `{"phoneNumber", "purePhoneNumber", "countryCode" (string or
+    /// number), "watermark": {"appid", "timestamp"}}`. Data without a
+    /// watermark, or of another shape, is [`OpenDataError::NotPhone`];
+    /// freshness is checked last.
+    pub(crate) fn open(
+        &self,
+        session_key: &SessionKey,
+        expected_appid: &str,
+        freshness: Freshness,
+    ) -> Result<Phone, OpenDataError> {
+        let opened = self
+            .open_watermarked(session_key, expected_appid)
+            .map_err(|e| match e {
+                OpenDataError::NoWatermark => OpenDataError::NotPhone,
+                other => other,
+            })?;
+        let phone = Phone::from_phone_info(&opened.value, expected_appid).map_err(|e| match e {
             PhoneInfoError::Malformed => OpenDataError::NotPhone,
             PhoneInfoError::WatermarkMismatch => OpenDataError::WatermarkMismatch,
         })?;
-        let timestamp = value
-            .pointer("/watermark/timestamp")
-            .and_then(serde_json::Value::as_i64);
-        if freshness.admits(timestamp) {
-            Ok(phone)
-        } else {
-            Err(OpenDataError::Stale)
-        }
+        opened.fresh(freshness)?;
+        Ok(phone)
     }
 }
 
@@ -339,6 +397,124 @@ mod tests {
         )
         .expect("official sample decrypts");
         assert_eq!(plain, field(&v, case, "plaintext").as_bytes());
+    }
+
+    /// Seals `plain` under the tests' key.
+    fn seal(plain: &Value) -> EncryptedData {
+        let iv = [5u8; 16];
+        EncryptedData {
+            encrypted_data: STANDARD.encode(encrypt_raw(
+                &KEY,
+                &iv,
+                &pkcs7(plain.to_string().as_bytes()),
+            )),
+            iv: STANDARD.encode(iv),
+        }
+    }
+
+    fn test_key() -> SessionKey {
+        SessionKey::from_base64(&STANDARD.encode(KEY)).expect("16-byte key")
+    }
+
+    /// WeChat's published sample opens through the generic path to its
+    /// exact plaintext (its watermark is of 2016: any age admits it).
+    #[test]
+    fn the_official_sample_opens_as_open_data() {
+        let v = vectors();
+        let case = "decrypt_userinfo";
+        let appid = field(&v, case, "appid");
+        let any_age = Freshness {
+            now: 1_477_314_187,
+            max_age: 600,
+        };
+        let text = encrypted(&v, case)
+            .open_object(&key_of(&v, case), appid, any_age)
+            .expect("opens");
+        assert_eq!(text, field(&v, case, "plaintext"));
+        // The same data is stale today, another app's for another appid,
+        // and not a phone for the phone path.
+        let today = Freshness {
+            now: 1_764_000_000,
+            max_age: 600,
+        };
+        assert_eq!(
+            encrypted(&v, case).open_object(&key_of(&v, case), appid, today),
+            Err(OpenDataError::Stale)
+        );
+        assert_eq!(
+            encrypted(&v, case).open_object(&key_of(&v, case), APPID, any_age),
+            Err(OpenDataError::WatermarkMismatch)
+        );
+        assert_eq!(
+            encrypted(&v, case).open(&key_of(&v, case), appid, any_age),
+            Err(OpenDataError::NotPhone)
+        );
+        // A phone is open data too.
+        let phone = encrypted(&v, "phone_ok")
+            .open_object(&key_of(&v, "phone_ok"), APPID, AT)
+            .expect("opens");
+        assert_eq!(phone, field(&v, "phone_ok", "plaintext"));
+    }
+
+    /// WeRun's steps and a share's group id open; JSON without a
+    /// watermark, or with one of another app, or not an object, does not;
+    /// the wrong key is `DecryptFailed` whatever the data.
+    #[test]
+    fn generic_open_data_checks_the_watermark_and_the_shape() {
+        let werun = json!({
+            "stepInfoList": [{"timestamp": 1763913600, "step": 8000}],
+            "watermark": {"timestamp": 1764000000, "appid": APPID}
+        });
+        let text = seal(&werun)
+            .open_object(&test_key(), APPID, AT)
+            .expect("opens");
+        assert_eq!(serde_json::from_str::<Value>(&text).expect("JSON"), werun);
+        let share =
+            json!({"openGId": "tGabc", "watermark": {"timestamp": 1764000000, "appid": APPID}});
+        assert!(seal(&share).open_object(&test_key(), APPID, AT).is_ok());
+        let rows = [
+            (json!({"openGId": "tGabc"}), OpenDataError::NoWatermark),
+            (
+                json!({"openGId": "g", "watermark": {"timestamp": 1764000000}}),
+                OpenDataError::NoWatermark,
+            ),
+            (
+                json!({"openGId": "g", "watermark": {"appid": 7}}),
+                OpenDataError::NoWatermark,
+            ),
+            (
+                json!({"openGId": "g", "watermark": {"timestamp": 1764000000, "appid": "wx0000000000000000"}}),
+                OpenDataError::WatermarkMismatch,
+            ),
+            (
+                json!({"openGId": "g", "watermark": {"appid": APPID}}),
+                OpenDataError::Stale,
+            ),
+            (
+                json!({"openGId": "g", "watermark": {"timestamp": "1764000000", "appid": APPID}}),
+                OpenDataError::Stale,
+            ),
+            (json!([1, 2]), OpenDataError::DecryptFailed),
+            (json!("a string"), OpenDataError::DecryptFailed),
+        ];
+        for (plain, want) in rows {
+            assert_eq!(
+                seal(&plain).open_object(&test_key(), APPID, AT),
+                Err(want),
+                "{plain}"
+            );
+        }
+        // An empty configured appid matches nothing.
+        assert_eq!(
+            seal(&werun).open_object(&test_key(), "", AT),
+            Err(OpenDataError::WatermarkMismatch)
+        );
+        // Another key: the same answer as garbage, whatever the data.
+        let other = SessionKey::from_base64("tiihtNczf5v6AKRyjwEUhQ==").expect("16 bytes");
+        assert_eq!(
+            seal(&werun).open_object(&other, APPID, AT),
+            Err(OpenDataError::DecryptFailed)
+        );
     }
 
     #[test]

@@ -192,9 +192,16 @@ test('http:// ORIGIN_URL or WX_API_BASE off loopback → 500 naming the variable
   assert.equal((await call(ok, 'GET', '/.well-known/jwks.json')).status, 200);
 });
 
-for (const binding of ['WX_LOGIN_LIMITER', 'ADMIN_LIMITER']) {
+for (const binding of ['WX_LOGIN_LIMITER', 'ADMIN_LIMITER', 'SERVICE_LIMITER']) {
   test(`no ${binding} rate-limit binding → 500 naming ${binding}, and the log says so`, async (t) => {
-    const names = ['LOGIN_LIMITER', 'REFRESH_LIMITER', 'PHONE_LIMITER', 'WX_LOGIN_LIMITER', 'ADMIN_LIMITER'];
+    const names = [
+      'LOGIN_LIMITER',
+      'REFRESH_LIMITER',
+      'PHONE_LIMITER',
+      'WX_LOGIN_LIMITER',
+      'ADMIN_LIMITER',
+      'SERVICE_LIMITER',
+    ];
     const ratelimits = Object.fromEntries(
       names
         .filter((n) => n !== binding)

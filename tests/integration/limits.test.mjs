@@ -8,7 +8,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startStack, call, login, bearer, TEST_ADMIN_TOKEN } from '../support/stack.mjs';
 
-const NAMES = ['LOGIN_LIMITER', 'REFRESH_LIMITER', 'PHONE_LIMITER', 'WX_LOGIN_LIMITER', 'ADMIN_LIMITER'];
+const NAMES = [
+  'LOGIN_LIMITER',
+  'REFRESH_LIMITER',
+  'PHONE_LIMITER',
+  'WX_LOGIN_LIMITER',
+  'ADMIN_LIMITER',
+  'SERVICE_LIMITER',
+];
 
 /** A stack whose `broken` limiters throw; the others are generous. */
 async function stackWithBroken(t, broken) {

@@ -83,6 +83,7 @@ export async function startStack({
         PHONE_LIMITER: 10_000,
         WX_LOGIN_LIMITER: 10_000,
         ADMIN_LIMITER: 10_000,
+        SERVICE_LIMITER: 10_000,
         ...limits,
       }).map(([name, limit], i) => [name, { namespace_id: String(2001 + i), simple: { limit, period: 60 } }]),
     ),

@@ -34,6 +34,7 @@ use crate::ids::{OpenId, SessionId, UnionId};
 use crate::phone::Phone;
 use crate::secret::{RefreshHash, SessionKey};
 
+mod keys;
 mod outbox;
 mod steps;
 
@@ -136,6 +137,11 @@ pub(crate) struct SessionState {
     pub(crate) revoked_at: Option<i64>,
     #[serde(default)]
     pub(crate) failed_decrypts: u32,
+    /// When `session_key` was last replaced (a reset, a re-key); absent:
+    /// it is the login's, set at `created_at` (and in a state saved before
+    /// keys were replaced). See [`SessionState::key_at`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) key_replaced_at: Option<i64>,
 }
 
 impl SessionState {

@@ -20,6 +20,13 @@
 //!   check answers is the session as now kept, and it is live.
 //! - **A binding never rotates:** the session's refresh hashes and the
 //!   instant its pair was issued are what they were before it.
+//! - **The newest key signs:** a signature is made with the key of the
+//!   live session whose key was set last (a replacement makes its session
+//!   the newest), and there is one exactly when a session is live; a key
+//!   is replaced only in a live session, and nothing else of it changes.
+//!   Failed open data counts against the newest live session, and the
+//!   fifth failure revokes it as a phone's does (the outbox promise above
+//!   holds through both).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -27,8 +34,10 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::authority::protocol::{
-    BindPhone, CheckSession, Login, Logout, ReadUser, Refresh, Refreshed, RevokeAll, SessionView,
+    BindPhone, CheckSession, Login, Logout, ReadUser, Refresh, Refreshed, ReplaceKey, RevokeAll,
+    SessionView, SignLatest,
 };
+use crate::secret::login_state_signature;
 
 const RULES: Rules = Rules {
     refresh_ttl: 200,
@@ -62,6 +71,13 @@ enum Action {
     DecryptFailed(usize),
     Check(usize),
     ReadUser,
+    /// A reset or a re-key: the session's key replaced by the `n`th key.
+    ReplaceKey(usize, u8),
+    /// A signature with the newest key.
+    SignLatest,
+    /// Open data that no key opened: counted against the newest live
+    /// session, as the server does.
+    OpenFailed,
     /// The alarm: forget what has expired.
     Alarm,
 }
@@ -90,8 +106,11 @@ fn action() -> impl Strategy<Value = Action> {
         1 => Just(Action::RevokeAll),
         2 => (pick.clone(), listed()).prop_map(|(i, l)| Action::Bind(i, l)),
         2 => pick.clone().prop_map(Action::DecryptFailed),
-        1 => pick.prop_map(Action::Check),
+        1 => pick.clone().prop_map(Action::Check),
         1 => Just(Action::ReadUser),
+        2 => (pick, 0u8..4).prop_map(|(i, k)| Action::ReplaceKey(i, k)),
+        1 => Just(Action::SignLatest),
+        2 => Just(Action::OpenFailed),
         1 => Just(Action::Alarm),
     ]
 }
@@ -104,6 +123,18 @@ fn pause() -> impl Strategy<Value = i64> {
 
 fn phone() -> Phone {
     Phone::for_tests("13800138000", "13800138000", "86")
+}
+
+/// The keys a session may hold: the login's is the first.
+const KEYS: [&str; 4] = [
+    "tiihtNczf5v6AKRyjwEUhQ==",
+    "o0q0otL8aEzpcZL/FT9WsQ==",
+    "HyVFkGl5F5OQWJZZaNzBBg==",
+    "AAAAAAAAAAAAAAAAAAAAAA==",
+];
+
+fn key(n: u8) -> SessionKey {
+    SessionKey::from_base64(KEYS[usize::from(n) % KEYS.len()]).expect("16 bytes")
 }
 
 /// Which entry of the outbox KV refuses at the next drain, if any.
@@ -246,8 +277,7 @@ impl Run {
                 self.made.push(sid.clone());
                 let login = Login {
                     sid: sid.clone(),
-                    session_key: SessionKey::from_base64("tiihtNczf5v6AKRyjwEUhQ==")
-                        .expect("16 bytes"),
+                    session_key: key(0),
                     unionid: None,
                     refresh_hash: self.fresh_hash(),
                     ip: None,
@@ -317,9 +347,101 @@ impl Run {
                 let summary = self.apply(ReadUser, now, None);
                 prop_assert_eq!(summary.live_sessions, live);
             }
+            Action::ReplaceKey(i, k) => self.replace_key(i, k, now)?,
+            Action::SignLatest => self.sign_latest(now)?,
+            Action::OpenFailed => self.open_failed(now)?,
             Action::Alarm => {
                 self.state.prune(now);
                 self.drain(now);
+            }
+        }
+        Ok(())
+    }
+
+    /// Open data no key opened: one failure against the newest live
+    /// session, as the server counts it; the fifth revokes it.
+    fn open_failed(&mut self, now: i64) -> Result<(), TestCaseError> {
+        let newest = self
+            .state
+            .live_keys_newest_first(now)
+            .first()
+            .map(|(sid, _)| (*sid).clone());
+        if let Some(sid) = newest {
+            let before = self.state.sessions[&sid].failed_decrypts;
+            self.apply(DecryptFailed { sid: sid.clone() }, now, None);
+            let s = &self.state.sessions[&sid];
+            prop_assert_eq!(s.failed_decrypts, before + 1);
+            prop_assert_eq!(
+                s.revoked_at.is_some(),
+                s.failed_decrypts >= MAX_FAILED_DECRYPTS
+            );
+        } else {
+            // No live session: answered at once, nothing counted;
+            // what is pending is the alarm's, as here.
+            self.step(Action::Alarm, now)?;
+        }
+        Ok(())
+    }
+
+    /// Session `i`'s key replaced by key `k`: only a live session's, and
+    /// nothing but its key and `key_at` changes.
+    fn replace_key(&mut self, i: usize, k: u8, now: i64) -> Result<(), TestCaseError> {
+        let sid = self.sid(i);
+        let live = self
+            .state
+            .sessions
+            .get(&sid)
+            .is_some_and(|s| s.is_live(now));
+        let before = self.state.sessions.get(&sid).map(|s| s.view(&self.openid));
+        let failures = self.state.sessions.get(&sid).map(|s| s.failed_decrypts);
+        let replace = ReplaceKey {
+            sid: sid.clone(),
+            session_key: key(k),
+        };
+        let reply = self.apply(replace, now, None);
+        prop_assert_eq!(reply.is_ok(), live);
+        if live {
+            let s = &self.state.sessions[&sid];
+            prop_assert_eq!(s.session_key.bytes(), &key(k).bytes().clone());
+            prop_assert_eq!(s.key_at(), now);
+            prop_assert_eq!(
+                Some(s.view(&self.openid)),
+                before,
+                "a replacement changed more"
+            );
+            prop_assert_eq!(
+                Some(s.failed_decrypts),
+                failures,
+                "the failures were forgotten"
+            );
+        }
+        Ok(())
+    }
+
+    /// A signature: by the live session whose key was set last (of two
+    /// set at once, the later created), with its key; none without a
+    /// live session.
+    fn sign_latest(&mut self, now: i64) -> Result<(), TestCaseError> {
+        let newest = self
+            .state
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.is_live(now))
+            .max_by_key(|(sid, s)| (s.key_at(), s.created_at, (*sid).clone()))
+            .map(|(sid, s)| (sid.clone(), s.session_key.clone()));
+        let data = format!("signData at {now}");
+        let reply = self.apply(SignLatest { data: data.clone() }, now, None);
+        match (reply, newest) {
+            (Ok(signed), Some((sid, key))) => {
+                prop_assert_eq!(signed.sid, sid);
+                prop_assert_eq!(
+                    signed.signature,
+                    login_state_signature(&key, data.as_bytes())
+                );
+            }
+            (Err(_), None) => {}
+            (reply, newest) => {
+                prop_assert!(false, "{:?} with newest {:?}", reply, newest.map(|n| n.0));
             }
         }
         Ok(())

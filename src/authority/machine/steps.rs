@@ -46,6 +46,7 @@ impl Step for Login {
             retired: Vec::new(),
             revoked_at: None,
             failed_decrypts: 0,
+            key_replaced_at: None,
         };
         effects.push(Effect::Put(self.sid.clone(), Replica::of(openid, &session)));
         let view = session.view(openid);

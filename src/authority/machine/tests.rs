@@ -1,8 +1,9 @@
 use super::*;
 use crate::authority::protocol::{
-    BindDenied, BindPhone, CheckSession, Login, Logout, ReadUser, Refresh, RefreshDenied,
-    Refreshed, RevokeAll, SessionEnded, UserSummary,
+    BindDenied, BindPhone, CheckSession, Login, Logout, NoLiveSession, ReadUser, Refresh,
+    RefreshDenied, Refreshed, ReplaceKey, RevokeAll, SessionEnded, SignLatest, UserSummary,
 };
+use crate::secret::login_state_signature;
 
 const T0: i64 = 1_764_000_000;
 const RULES: Rules = Rules {
@@ -437,4 +438,95 @@ fn a_state_saved_before_the_outbox_still_loads_and_an_empty_outbox_is_not_writte
     drained(&mut st);
     assert!(!serde_json::to_string(&st).expect("json").contains("outbox"));
     assert!(UserState::default().is_empty());
+}
+
+fn other_key() -> SessionKey {
+    SessionKey::from_base64("o0q0otL8aEzpcZL/FT9WsQ==").expect("16 bytes")
+}
+
+fn replace(n: u8) -> ReplaceKey {
+    ReplaceKey {
+        sid: sid(n),
+        session_key: other_key(),
+    }
+}
+
+/// The newest key is the one set last: a later login's, until an older
+/// session's key is replaced; of two set at the same second, the later
+/// created's. Expired, revoked and unknown sessions neither sign nor
+/// take a key, and a replacement touches nothing the replica shows.
+#[test]
+fn the_newest_key_signs_and_a_replacement_makes_its_session_the_newest() {
+    let mut st = UserState::default();
+    let (none, e) = run(
+        &mut st,
+        SignLatest {
+            data: String::new(),
+        },
+        T0,
+    );
+    assert_eq!(none, Err(NoLiveSession));
+    assert!(e.is_empty());
+    run(&mut st, login(1, "a"), T0);
+    run(&mut st, login(2, "b"), T0 + 5);
+    let signed = |st: &mut UserState, now| {
+        run(st, SignLatest { data: "d".into() }, now)
+            .0
+            .expect("a live session")
+    };
+    let first = signed(&mut st, T0 + 6);
+    assert_eq!(first.sid, sid(2));
+    assert_eq!(first.signature, login_state_signature(&key(), b"d"));
+    // Session 1's key replaced: now the newest, signing with its new key.
+    let (replaced, effects) = run(&mut st, replace(1), T0 + 7);
+    assert_eq!(replaced, Ok(()));
+    assert!(effects.is_empty(), "the replica carries no key");
+    let s1 = &st.sessions[&sid(1)];
+    assert_eq!((s1.key_at(), s1.created_at), (T0 + 7, T0));
+    assert_eq!(s1.session_key.to_base64(), other_key().to_base64());
+    let after = signed(&mut st, T0 + 8);
+    assert_eq!(after.sid, sid(1));
+    assert_eq!(after.signature, login_state_signature(&other_key(), b"d"));
+    assert_ne!(after.signature, first.signature);
+    let order: Vec<SessionId> = st
+        .live_keys_newest_first(T0 + 8)
+        .into_iter()
+        .map(|(sid, _)| sid.clone())
+        .collect();
+    assert_eq!(order, [sid(1), sid(2)]);
+    // Session 1 logged out: session 2 signs again.
+    run(&mut st, Logout { sid: sid(1) }, T0 + 9);
+    assert_eq!(signed(&mut st, T0 + 9).sid, sid(2));
+    assert_eq!(run(&mut st, replace(1), T0 + 10).0, Err(SessionEnded));
+    assert_eq!(run(&mut st, replace(7), T0 + 10).0, Err(SessionEnded));
+    // Two keys set at the same second: the later created signs.
+    run(&mut st, login(3, "c"), T0 + 20);
+    assert_eq!(run(&mut st, replace(2), T0 + 20).0, Ok(()));
+    assert_eq!(signed(&mut st, T0 + 21).sid, sid(3));
+    // Past every expiry, nothing signs.
+    let (none, _) = run(
+        &mut st,
+        SignLatest {
+            data: String::new(),
+        },
+        T0 + 90_000,
+    );
+    assert_eq!(none, Err(NoLiveSession));
+}
+
+/// A state saved before keys were replaced loads with each key set at
+/// its login, and a session whose key was never replaced is saved as
+/// before.
+#[test]
+fn a_session_saved_before_key_at_has_its_login_key() {
+    let mut st = one_session();
+    drained(&mut st);
+    let text = serde_json::to_string(&st).expect("json");
+    assert!(!text.contains("key_replaced_at"), "{text}");
+    let back: UserState = serde_json::from_str(&text).expect("loads");
+    let s = &back.sessions[&sid(1)];
+    assert_eq!(s.key_at(), s.created_at);
+    assert_eq!(run(&mut st, replace(1), T0 + 3).0, Ok(()));
+    let text = serde_json::to_string(&st).expect("json");
+    assert!(text.contains(r#""key_replaced_at":1764000003"#), "{text}");
 }

@@ -14,11 +14,14 @@ use std::pin::pin;
 use std::task::{Context as TaskContext, Waker};
 
 use super::*;
-use crate::authority::machine::Replica;
-use crate::authority::protocol::{CheckSession, Envelope, Login, Logout, ReadUser, Refresh};
+use crate::authority::machine::{DecryptFailed, Replica};
+use crate::authority::protocol::{
+    CheckSession, Envelope, Login, Logout, OpenData, ReadUser, Refresh, ReplaceKey,
+};
 use crate::secret::{RefreshHash, SessionKey};
 use crate::testkit::flaky::{ClockTimer, FlakyKv, VirtualClock};
 use crate::testkit::{test_config, MemoryState};
+use crate::wechat::open_data::EncryptedData;
 
 const T0: i64 = 1_764_000_000;
 
@@ -47,6 +50,24 @@ fn refresh(n: u8, k: u32) -> Refresh {
         presented_hash: RefreshHash::new(format!("h{n}.{k}")),
         next_hash: RefreshHash::new(format!("h{n}.{}", k + 1)),
         next_sealed: "sealed".into(),
+    }
+}
+
+/// Open data no key of these tests opens (whole blocks, a 16-byte iv).
+fn garbage() -> OpenData {
+    OpenData {
+        encrypted: EncryptedData {
+            encrypted_data: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".into(),
+            iv: "AAAAAAAAAAAAAAAAAAAAAA==".into(),
+        },
+    }
+}
+
+/// Session `n`'s key replaced.
+fn replace_key(n: u8) -> ReplaceKey {
+    ReplaceKey {
+        sid: sid(n),
+        session_key: SessionKey::from_base64("o0q0otL8aEzpcZL/FT9WsQ==").expect("16 bytes"),
     }
 }
 
@@ -214,6 +235,22 @@ fn scenario() -> Vec<Change> {
         (
             "fourth login",
             Box::new(|rig: &Rig| drop(rig.send(login(4)))),
+        ),
+        // Session 4's key replaced (no replica write of its own), then
+        // open data no key opens, five times: the newest live session,
+        // 4, is revoked.
+        (
+            "re-key, then the open-data lockout",
+            Box::new(|rig: &Rig| {
+                drop(rig.send(replace_key(4)));
+                for _ in 0..crate::authority::machine::MAX_FAILED_DECRYPTS {
+                    drop(rig.send(garbage()));
+                }
+            }),
+        ),
+        (
+            "sixth login",
+            Box::new(|rig: &Rig| drop(rig.send(login(6)))),
         ),
         (
             "revoke all",
@@ -433,6 +470,14 @@ fn what_changes_nothing_writes_nothing() {
     assert_eq!(rig.send(CheckSession { sid: sid(9) }).status, 200);
     assert_eq!(rig.send(ReadUser).status, 200);
     assert_eq!(rig.send(RevokeAll).status, 200);
+    // The session-key operations, for a user with no record (an openid
+    // from an origin's path): refused, nothing written.
+    let none = rig.send(crate::authority::protocol::SignLatest {
+        data: String::new(),
+    });
+    assert_eq!(none.body, r#"{"Err":null}"#);
+    assert_eq!(rig.send(replace_key(9)).body, r#"{"Err":null}"#);
+    assert_eq!(rig.send(garbage()).body, r#"{"Err":"no_live_session"}"#);
     assert_eq!(rig.alarm(), Ok(()));
     assert_eq!(rig.state.saves.get(), 0);
     assert_eq!(*rig.state.text.borrow(), None, "an empty state was written");
@@ -471,4 +516,58 @@ fn a_refreshs_pair_stands_when_kv_refuses_its_replica() {
     rig.wait(2);
     assert_eq!(rig.alarm(), Ok(()));
     rig.assert_replica_matches("after the alarm");
+}
+
+/// A replaced key stands although KV refuses an earlier change's replica
+/// (the replica carries no key): saved, answered, and the alarm finishes
+/// the replica. Then open data under neither key locks the newest session
+/// out, its failures counted across the replacement.
+#[test]
+fn a_replaced_key_stands_when_kv_refuses_and_the_lockout_counts_across_it() {
+    let rig = Rig::new();
+    assert_eq!(rig.send(login(1)).status, 200);
+    assert_eq!(rig.send(login(2)).status, 200);
+    rig.kv.fail_writes(0..usize::MAX);
+    // The logout's delete is refused: 503, kept.
+    assert_eq!(rig.send(Logout { sid: sid(2) }).status, 503);
+    rig.wait(1);
+    let answered = rig.send(replace_key(1));
+    assert_eq!(answered.status, 200, "{answered:?}");
+    assert_eq!(answered.body, r#"{"Ok":null}"#);
+    let saved = rig.saved();
+    let s = &saved.sessions[&sid(1)];
+    assert_eq!(
+        s.session_key.to_base64(),
+        "o0q0otL8aEzpcZL/FT9WsQ==",
+        "the key is saved"
+    );
+    assert_eq!(s.key_replaced_at, Some(T0 + 1));
+    assert!(
+        !saved.outbox.pending.is_empty(),
+        "the logout's delete waits"
+    );
+    rig.kv.recover();
+    rig.wait(1);
+    assert_eq!(rig.alarm(), Ok(()));
+    rig.assert_replica_matches("after the alarm");
+    // A revoked session's key is not replaced.
+    assert_eq!(rig.send(replace_key(2)).body, r#"{"Err":null}"#);
+    // Two failures before, three after another replacement: revoked.
+    for _ in 0..2 {
+        assert_eq!(
+            rig.send(garbage()).body,
+            r#"{"Err":{"open_data":"decrypt_failed"}}"#
+        );
+    }
+    assert_eq!(rig.send(replace_key(1)).status, 200);
+    for _ in 0..3 {
+        assert_eq!(
+            rig.send(garbage()).body,
+            r#"{"Err":{"open_data":"decrypt_failed"}}"#
+        );
+    }
+    let saved = rig.saved();
+    assert!(saved.sessions[&sid(1)].revoked_at.is_some());
+    rig.assert_replica_matches("after the lockout");
+    assert_eq!(rig.send(garbage()).body, r#"{"Err":"no_live_session"}"#);
 }

@@ -31,7 +31,7 @@ use crate::testkit::faults::{
 };
 use crate::testkit::YieldOnce;
 use crate::time::{Timed, KV_TIMEOUT_MS};
-use crate::wechat::{HttpRequest, HttpResponse, Transport, TransportError};
+use crate::wechat::{Transport, TransportError, WireRequest, WireResponse};
 
 /// How long a client waits for an answer before giving up (virtual ms).
 const CLIENT_WAIT_MS: u32 = 30_000;
@@ -65,23 +65,23 @@ struct Answering {
 }
 
 impl Transport for Answering {
-    async fn send(&self, req: HttpRequest) -> Result<HttpResponse, TransportError> {
+    async fn send(&self, req: WireRequest) -> Result<WireResponse, TransportError> {
         YieldOnce(false).await;
         let path = req.url.split('?').next().unwrap_or_default();
         if path.ends_with("/sns/jscode2session") {
-            return ok(&self.login_reply);
+            return ok(&self.login_reply).map(Into::into);
         }
         if path.ends_with("/cgi-bin/stable_token") {
-            return ok(STABLE_T1);
+            return ok(STABLE_T1).map(Into::into);
         }
         if path.ends_with("/wxa/business/getuserphonenumber") {
             let body: Value =
-                serde_json::from_str(req.body.as_deref().unwrap_or("{}")).expect("a JSON body");
+                serde_json::from_slice(req.body.as_deref().unwrap_or(b"{}")).expect("a JSON body");
             let code = body["code"].as_str().unwrap_or_default().to_string();
             if !self.used_codes.borrow_mut().insert(code) {
-                return ok(&errcode(40029));
+                return ok(&errcode(40029)).map(Into::into);
             }
-            return ok(PHONE_REPLY);
+            return ok(PHONE_REPLY).map(Into::into);
         }
         Err(TransportError::Network)
     }
@@ -236,6 +236,29 @@ enum Flow {
     BindLegacy,
     OperatorRevoke,
     ReuseDetection,
+    /// `POST /auth/session/rekey`: the session's key replaced.
+    Rekey,
+    /// The service decrypt's fifth failure, which revokes the session.
+    DecryptLockout,
+}
+
+/// `v`, a JSON object, as a parsed body.
+fn object(v: Value) -> serde_json::Map<String, Value> {
+    let Value::Object(map) = v else {
+        unreachable!("an object")
+    };
+    map
+}
+
+/// Open data no key opens, for the service decrypt of [`USER`].
+async fn garbage<P: Platform>(edge: &Edge<'_, P>) -> Result<(), ApiError> {
+    let body = object(json!({
+        "encryptedData": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        "iv": "AAAAAAAAAAAAAAAAAAAAAA==",
+    }));
+    edge.service_decrypt(&OpenId::new(USER), &body)
+        .await
+        .map(|_| ())
 }
 
 /// What became of one flow's run, for the checks.
@@ -290,7 +313,7 @@ fn with_retry<T>(
 }
 
 impl Flow {
-    const ALL: [Flow; 7] = [
+    const ALL: [Flow; 9] = [
         Flow::Login,
         Flow::Refresh,
         Flow::Logout,
@@ -298,6 +321,8 @@ impl Flow {
         Flow::BindLegacy,
         Flow::OperatorRevoke,
         Flow::ReuseDetection,
+        Flow::Rekey,
+        Flow::DecryptLockout,
     ];
 
     fn login_reply(self) -> String {
@@ -324,6 +349,15 @@ impl Flow {
                     .expect("answers")
                     .expect("setup refresh");
                 vec![Held::of(&r1), r0]
+            }
+            Flow::DecryptLockout => {
+                let r0 = login(NOW);
+                let edge = rig.at(NOW + 1);
+                for _ in 1..crate::authority::machine::MAX_FAILED_DECRYPTS {
+                    let a = ask(garbage(&edge)).expect("answers");
+                    assert_eq!(a, Err(ApiError::DecryptFailed), "setup failure");
+                }
+                vec![r0]
             }
             _ => vec![login(NOW)],
         }
@@ -414,9 +448,43 @@ impl Flow {
                 out.succeeded = matches!(again, Some(Err(ApiError::RefreshReused)));
                 out.held = vec![before[0].clone()];
             }
+            Flow::Rekey => {
+                let r0 = &before[0];
+                let code = object(json!({"code": "0a1RekeyCode"}));
+                let got = with_retry(&mut out, "rekey", false, |now| {
+                    ask(rig.at(now).rekey(Some(&r0.bearer()), Some(IP), &code))
+                });
+                out.succeeded = got.is_some();
+                out.held = before;
+            }
+            Flow::DecryptLockout => {
+                decrypt_lockout(rig, &mut out);
+                out.held = before;
+            }
         }
         out
     }
+}
+
+/// The service decrypt's fifth failure, as the origin sends it: once
+/// more after a 503. It answers `decrypt_failed` and revokes the session
+/// (a retry finds no live session left, or counts the fifth itself).
+fn decrypt_lockout(rig: &Rig, out: &mut Outcome) {
+    let a = ask(garbage(&rig.at(ACT)));
+    out.saw("decrypt", a.as_ref(), false);
+    let again = match a {
+        Some(Err(e)) if e.status() == 503 => {
+            let again = ask(garbage(&rig.at(ACT + 1)));
+            out.saw("decrypt (retried)", again.as_ref(), false);
+            again
+        }
+        other => other,
+    };
+    if let Some(Ok(())) = again {
+        out.broken.push("garbage opened".to_string());
+    }
+    out.ends = true;
+    out.succeeded = matches!(again, Some(Err(ApiError::DecryptFailed)));
 }
 
 /// What the client holds after a successful bind: binding does not rotate,
@@ -625,6 +693,18 @@ table! {
     reuse_storage_error: ReuseDetection, Storage, Error;
     reuse_storage_hang: ReuseDetection, Storage, Hang;
     reuse_storage_restart: ReuseDetection, Storage, Restart;
+
+    rekey_storage_error: Rekey, Storage, Error;
+    rekey_storage_hang: Rekey, Storage, Hang;
+    rekey_storage_restart: Rekey, Storage, Restart;
+    rekey_wechat_error: Rekey, WeChat, Error;
+    rekey_wechat_hang: Rekey, WeChat, Hang;
+
+    decrypt_lockout_kv_error: DecryptLockout, Kv, Error;
+    decrypt_lockout_kv_hang: DecryptLockout, Kv, Hang;
+    decrypt_lockout_storage_error: DecryptLockout, Storage, Error;
+    decrypt_lockout_storage_hang: DecryptLockout, Storage, Hang;
+    decrypt_lockout_storage_restart: DecryptLockout, Storage, Restart;
 }
 
 /// The table has a row for every port each flow calls and every fault

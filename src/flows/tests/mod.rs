@@ -198,13 +198,17 @@ impl World {
     }
 
     fn sent_method(&self, i: usize) -> Method {
-        self.wx.sent.borrow()[i].method
+        let sent = self.wx.sent.borrow();
+        [Method::Get, Method::Post]
+            .into_iter()
+            .find(|m| m.as_str() == sent[i].method)
+            .expect("an API call is a GET or a POST")
     }
 
     fn sent_body(&self, i: usize) -> Value {
         let sent = self.wx.sent.borrow();
         let body = sent[i].body.as_deref().expect("request has a body");
-        serde_json::from_str(body).expect("request body is JSON")
+        serde_json::from_slice(body).expect("request body is JSON")
     }
 
     /// The `X-WX-Identity` a proxied request of `r`'s session gets at
@@ -396,5 +400,9 @@ mod login;
 mod phone;
 mod proxy;
 mod refresh;
+mod rekey;
+mod relay;
 mod serve;
+mod service;
+mod service_keys;
 mod session;
