@@ -1,3 +1,3 @@
-module wxedge/wxidentity
+module github.com/wx-edge/wx-edge/origin/go
 
 go 1.19

@@ -22,6 +22,7 @@ import path from 'node:path';
 import { Miniflare } from 'miniflare';
 import { startWechatSim } from './wechat-sim.mjs';
 import { startEchoOrigin } from './echo-origin.mjs';
+import { assertMatchesContract } from './openapi.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const buildDir = path.join(root, 'build');
@@ -136,7 +137,10 @@ export async function call(stack, method, p, { body, headers = {}, form } = {}) 
     init.body = typeof body === 'string' ? body : JSON.stringify(body);
     init.headers['content-type'] ??= 'application/json';
   }
-  return readResponse(await fetch(stack.url + p, init));
+  const r = await readResponse(await fetch(stack.url + p, init));
+  // Every answer of the worker's own must be what openapi.yaml describes.
+  assertMatchesContract(method, p, r);
+  return r;
 }
 
 /** A fetch Response as { status, headers, text, json (undefined if not JSON) }. */

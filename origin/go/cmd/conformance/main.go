@@ -11,7 +11,7 @@ import (
 	"os"
 	"time"
 
-	"wxedge/wxidentity"
+	wxidentity "github.com/wx-edge/wx-edge/origin/go"
 )
 
 func main() {

@@ -1,0 +1,8 @@
+package jakarta.servlet;
+
+import java.io.IOException;
+
+/** Stand-in with the real signature. */
+public interface FilterChain {
+    void doFilter(ServletRequest request, ServletResponse response) throws IOException, ServletException;
+}
