@@ -18,6 +18,9 @@ export const root = path.resolve(here, '..')
 // and is the one whose /auth/login and /auth/refresh are measured too.
 export const RUST_MODES = [
   { id: 'every-request', label: 'Rust, `every-request`, IDENTITY_KEY (default)', vars: { SESSION_CHECK: 'every-request' }, identity: true },
+  // The same without the isolate's replica cache: a KV read on every request
+  // (what the cache saves).
+  { id: 'every-request-nocache', label: 'Rust, `every-request`, IDENTITY_KEY, `REPLICA_CACHE_SECS=0` (a KV read per request)', vars: { SESSION_CHECK: 'every-request', REPLICA_CACHE_SECS: '0' }, identity: true },
   { id: 'every-request-noid', label: 'Rust, `every-request`, no IDENTITY_KEY', vars: { SESSION_CHECK: 'every-request' }, identity: false },
   { id: 'refresh-only', label: 'Rust, `refresh-only`, IDENTITY_KEY', vars: { SESSION_CHECK: 'refresh-only' }, identity: true },
   // Its Durable Object binding (AUTHORITY and its class) is read from
