@@ -16,7 +16,7 @@ import { startOrigin, findNginx, ORIGIN_BODY } from './origin.mjs'
 import { wrk, script, findWrk, errorCount } from './wrk.mjs'
 import { withCpu } from './cpu.mjs'
 import {
-  RUST_MODES, BENCH_KEYS, root, wranglerBindings, startMiniflare, rustWorkerOptions,
+  RUST_MODES, BENCH_KEYS, root, wranglerBindings, startMiniflare, rustWorkerOptions, joseOptions,
   passthroughOptions, jsLoginOptions, login, loginMany, rustPassthroughOptions, rustPassthroughBuild,
 } from './targets.mjs'
 
@@ -30,7 +30,7 @@ const HELP = `scripts/bench [--no-build] [options]      (or: node bench/run.mjs 
   --sessions N        logged-in sessions per Rust target; >= connections (64)
   --cold-starts N     fresh Miniflare starts per worker for start-up latency (5)
   --only IDS          comma-separated subset: origin, passthrough, passthrough-nostore,
-                      passthrough-kv, passthrough-rs, ${RUST_MODES.map((m) => m.id).join(', ')},
+                      passthrough-kv, passthrough-rs, jose, ${RUST_MODES.map((m) => m.id).join(', ')},
                       login, login-js, refresh, cold-start, size
   --out FILE          Markdown results (bench/results.md)
   --json FILE         raw results as JSON (bench/results.json)
@@ -159,7 +159,7 @@ async function main() {
 
   // ---- the targets ----
   const benches = []
-  const needDefault = wanted('login') || wanted('refresh')
+  const needDefault = wanted('login') || wanted('refresh') || wanted('jose')
   const rustModes = RUST_MODES.filter((m, i) => wanted(m.id) || (i === 0 && needDefault))
   const rust = {}
   for (const mode of rustModes) {
@@ -196,6 +196,22 @@ async function main() {
     const w = await startMiniflare('passthrough-rs', rustPassthroughOptions({ wrangler, originUrl: origin.url }))
     benches.push(proxyBench('passthrough-rs', 'Rust pass-through (workers-rs, nothing else: the floor)', w.url, anyTokens, { openid: 'no', identity: 'no' }))
     log(`passthrough-rs: ${w.url}`)
+  }
+  if (wanted('jose')) {
+    // The same sessions as the default Rust target: its tokens, and its
+    // replicas copied into this worker's KV.
+    const def = rust[RUST_MODES[0].id]
+    const w = await startMiniflare('js-jose', await joseOptions({ wrangler, originUrl: origin.url, tmpDir: tmp }))
+    const from = await def.mf.getKVNamespace('SESSIONS')
+    const to = await w.mf.getKVNamespace('SESSIONS')
+    for (const t of readFileSync(def.tokenFile, 'utf8').split('\n').filter(Boolean)) {
+      const { sid } = JSON.parse(Buffer.from(t.split('.')[1], 'base64url').toString())
+      const replica = await from.get(`session:${sid}`)
+      if (replica == null) throw new Error(`jose: no replica for a session of ${RUST_MODES[0].id}`)
+      await to.put(`session:${sid}`, replica)
+    }
+    benches.push(proxyBench('jose', 'JS reference with `jose`: verify, KV read, Ed25519 assertion on every request (issue 20)', w.url, def.tokenFile, { openid: 'yes', identity: 'yes' }))
+    log(`js-jose: ${w.url}`)
   }
   for (const mode of RUST_MODES.filter((m) => wanted(m.id))) {
     benches.push(proxyBench(mode.id, mode.label, rust[mode.id].url, rust[mode.id].tokenFile, { openid: 'yes', identity: mode.identity ? 'yes' : 'no' }))

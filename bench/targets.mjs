@@ -224,3 +224,38 @@ export async function loginMany(url, prefix, n, concurrency = 8) {
   }))
   return out
 }
+
+/**
+ * The jose reference (bench/workers/js-jose.mjs), bundled with esbuild into
+ * `tmpDir` (jose comes from node_modules), with the keys and appid of the
+ * Rust targets so that their access tokens verify; its KV starts empty
+ * (seed it with the sessions' replicas).
+ */
+export async function joseOptions({ wrangler, originUrl, tmpDir }) {
+  const { build } = await import('esbuild')
+  const outfile = path.join(tmpDir, 'js-jose.bundle.mjs')
+  await build({
+    entryPoints: [path.join(here, 'workers', 'js-jose.mjs')],
+    bundle: true,
+    format: 'esm',
+    platform: 'browser',
+    conditions: ['workerd', 'worker', 'browser'],
+    outfile,
+    logLevel: 'error',
+  })
+  return {
+    name: 'js-jose',
+    modules: true,
+    modulesRoot: tmpDir,
+    scriptPath: outfile,
+    compatibilityDate: wrangler.compatibilityDate,
+    compatibilityFlags: wrangler.compatibilityFlags,
+    kvNamespaces: ['SESSIONS'],
+    bindings: {
+      WX_APPID: TEST_APPID,
+      ORIGIN_URL: originUrl,
+      TOKEN_SECRET: BENCH_KEYS.tokenSecret,
+      IDENTITY_KEY: BENCH_KEYS.identityKey,
+    },
+  }
+}
