@@ -8,7 +8,7 @@
 //
 //   node bench/profile.mjs [TARGET] [SECONDS]
 //   TARGET: passthrough, or a Rust mode: every-request, refresh-only, ...
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { startWechatSim } from '../tests/support/wechat-sim.mjs'
@@ -16,6 +16,7 @@ import { TEST_APPID } from '../tests/support/stack.mjs'
 import { atCleanup, cleanupAll, installExitHandlers, removeAtCleanup } from './procs.mjs'
 import { startOrigin } from './origin.mjs'
 import { wrk, script } from './wrk.mjs'
+import { cpuSeconds, serverPids } from './cpu.mjs'
 import {
   BENCH_KEYS,
   RUST_MODES,
@@ -64,21 +65,6 @@ async function inspector(port) {
   }
 }
 
-/** CPU seconds (user + system) of every workerd process on the machine. */
-function workerdCpu() {
-  const tick = 100 // USER_HZ on Linux
-  const out = new Map()
-  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-      if (!stat.includes('(workerd)')) continue
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      out.set(pid, (Number(f[11]) + Number(f[12])) / tick)
-    } catch {}
-  }
-  return out
-}
-
 /** Self time per function, from a V8 CPU profile. */
 function selfTimes(profile) {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]))
@@ -120,13 +106,14 @@ async function main() {
   log(`inspector: ${ins.name}`)
   await ins.send('Profiler.enable')
   await ins.send('Profiler.setSamplingInterval', { interval: 100 })
-  const cpu0 = workerdCpu()
+  // This target's workerd only (scripts/bench reports the same measure,
+  // without the profiler, for every row).
+  const pids = serverPids(w.url)
+  const cpu0 = cpuSeconds(pids)
   await ins.send('Profiler.start')
   const r = await run(seconds)
   const { profile } = await ins.send('Profiler.stop')
-  const cpu1 = workerdCpu()
-  let used = 0
-  for (const [pid, t] of cpu1) used += t - (cpu0.get(pid) ?? 0)
+  const used = cpuSeconds(pids) - cpu0
   console.log(`workerd CPU: ${used.toFixed(2)} s, ${Math.round((used * 1e6) / r.requests)} µs per request (profiler on)`)
   ins.close()
   const out = path.join(os.tmpdir(), `wx-edge-${target}.cpuprofile`)

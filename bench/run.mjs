@@ -14,8 +14,9 @@ import { TEST_APPID, buildDir } from '../tests/support/stack.mjs'
 import { atCleanup, cleanupAll, installExitHandlers, removeAtCleanup, withTimeout } from './procs.mjs'
 import { startOrigin, findNginx, ORIGIN_BODY } from './origin.mjs'
 import { wrk, script, findWrk, errorCount } from './wrk.mjs'
+import { withCpu } from './cpu.mjs'
 import {
-  RUST_MODES, BENCH_KEYS, root, wranglerBindings, startMiniflare, rustWorkerOptions,
+  RUST_MODES, BENCH_KEYS, root, wranglerBindings, startMiniflare, rustWorkerOptions, joseOptions,
   passthroughOptions, jsLoginOptions, login, loginMany, rustPassthroughOptions, rustPassthroughBuild,
 } from './targets.mjs'
 
@@ -29,7 +30,7 @@ const HELP = `scripts/bench [--no-build] [options]      (or: node bench/run.mjs 
   --sessions N        logged-in sessions per Rust target; >= connections (64)
   --cold-starts N     fresh Miniflare starts per worker for start-up latency (5)
   --only IDS          comma-separated subset: origin, passthrough, passthrough-nostore,
-                      passthrough-kv, passthrough-rs, ${RUST_MODES.map((m) => m.id).join(', ')},
+                      passthrough-kv, passthrough-rs, jose, ${RUST_MODES.map((m) => m.id).join(', ')},
                       login, login-js, refresh, cold-start, size
   --out FILE          Markdown results (bench/results.md)
   --json FILE         raw results as JSON (bench/results.json)
@@ -158,7 +159,7 @@ async function main() {
 
   // ---- the targets ----
   const benches = []
-  const needDefault = wanted('login') || wanted('refresh')
+  const needDefault = wanted('login') || wanted('refresh') || wanted('jose')
   const rustModes = RUST_MODES.filter((m, i) => wanted(m.id) || (i === 0 && needDefault))
   const rust = {}
   for (const mode of rustModes) {
@@ -195,6 +196,22 @@ async function main() {
     const w = await startMiniflare('passthrough-rs', rustPassthroughOptions({ wrangler, originUrl: origin.url }))
     benches.push(proxyBench('passthrough-rs', 'Rust pass-through (workers-rs, nothing else: the floor)', w.url, anyTokens, { openid: 'no', identity: 'no' }))
     log(`passthrough-rs: ${w.url}`)
+  }
+  if (wanted('jose')) {
+    // The same sessions as the default Rust target: its tokens, and its
+    // replicas copied into this worker's KV.
+    const def = rust[RUST_MODES[0].id]
+    const w = await startMiniflare('js-jose', await joseOptions({ wrangler, originUrl: origin.url, tmpDir: tmp }))
+    const from = await def.mf.getKVNamespace('SESSIONS')
+    const to = await w.mf.getKVNamespace('SESSIONS')
+    for (const t of readFileSync(def.tokenFile, 'utf8').split('\n').filter(Boolean)) {
+      const { sid } = JSON.parse(Buffer.from(t.split('.')[1], 'base64url').toString())
+      const replica = await from.get(`session:${sid}`)
+      if (replica == null) throw new Error(`jose: no replica for a session of ${RUST_MODES[0].id}`)
+      await to.put(`session:${sid}`, replica)
+    }
+    benches.push(proxyBench('jose', 'JS reference with `jose`: verify, KV read, Ed25519 assertion on every request (issue 20)', w.url, def.tokenFile, { openid: 'yes', identity: 'yes' }))
+    log(`js-jose: ${w.url}`)
   }
   for (const mode of RUST_MODES.filter((m) => wanted(m.id))) {
     benches.push(proxyBench(mode.id, mode.label, rust[mode.id].url, rust[mode.id].tokenFile, { openid: 'yes', identity: mode.identity ? 'yes' : 'no' }))
@@ -233,7 +250,7 @@ async function main() {
   // ---- load: warm-up, then rounds alternating the targets ----
   const runOnce = async (b, seconds) => {
     const { script: s, args } = await b.prepare()
-    return wrk({ url: b.url, script: s, args, seconds, threads: cfg.threads, connections: cfg.connections })
+    return withCpu(b.url, () => wrk({ url: b.url, script: s, args, seconds, threads: cfg.threads, connections: cfg.connections }))
   }
   if (cfg.warmup > 0) {
     for (const b of benches) {
@@ -249,7 +266,7 @@ async function main() {
       const res = await runOnce(b, cfg.duration)
       results.runs[b.id].rounds.push(res)
       const errs = errorCount(res.errors)
-      log(`round ${r + 1}/${cfg.rounds} ${b.id.padEnd(18)} ${fmtInt(res.rps).padStart(7)} req/s  p50 ${fmtMs(res.p50)}  p99 ${fmtMs(res.p99)}${errs ? `  ${errs} ERRORS ${JSON.stringify(res.errors)}` : ''}`)
+      log(`round ${r + 1}/${cfg.rounds} ${b.id.padEnd(18)} ${fmtInt(res.rps).padStart(7)} req/s  ${fmtCpu(res.cpuUs).padStart(7)} CPU/req  p50 ${fmtMs(res.p50)}  p99 ${fmtMs(res.p99)}${errs ? `  ${errs} ERRORS ${JSON.stringify(res.errors)}` : ''}`)
       if (errs > res.requests * 0.01) log(`more than 1% errors; the worker's recent log:\n${Object.values(rust).find((w) => b.url.startsWith(w.url))?.logs() ?? '(no log kept)'}`)
     }
   }
@@ -261,6 +278,8 @@ async function main() {
     run.ratio = baseline && run.group === 'proxy' && run.id !== 'origin'
       ? median(run.rounds.map((x, i) => x.rps / baseline.rounds[i].rps))
       : null
+    const cpu = run.rounds.map((x) => x.cpuUs).filter((x) => x != null)
+    run.cpuUs = cpu.length ? median(cpu) : null
     run.p50 = median(run.rounds.map((x) => x.p50))
     run.p99 = median(run.rounds.map((x) => x.p99))
     run.errors = run.rounds.reduce((n, x) => n + errorCount(x.errors), 0)
@@ -373,6 +392,7 @@ function describeMachine(started, load) {
 
 const fmtInt = (x) => Math.round(x).toLocaleString('en-US')
 const fmtMs = (x) => (x == null ? '–' : x < 10 ? `${x.toFixed(2)} ms` : x < 100 ? `${x.toFixed(1)} ms` : `${Math.round(x)} ms`)
+const fmtCpu = (us) => (us == null ? '–' : us < 1000 ? `${Math.round(us)} µs` : `${(us / 1000).toFixed(2)} ms`)
 const fmtBytes = (b) => (b >= 1e6 ? `${(b / 1e6).toFixed(2)} MB` : `${(b / 1e3).toFixed(1)} KB`)
 
 function markdown(results, meta) {
@@ -388,24 +408,26 @@ function markdown(results, meta) {
   if (proxy.length) {
     out.push(`Proxied \`GET ${c.path}\` with a valid Bearer token (cycling over ${c.sessions} sessions) to a static nginx origin; ` +
       `wrk ${c.threads} thread${c.threads > 1 ? 's' : ''} × ${c.connections} connections; ${c.rounds} round${c.rounds > 1 ? 's' : ''} of ${c.duration} s per target, alternating, after a ${c.warmup} s warm-up; each number is the median over the rounds ` +
-      '(the ratio: of the per-round ratios to the pass-through):')
+      '(the ratio: of the per-round ratios to the pass-through). CPU per request: the CPU time (user + system) of the processes serving the target ' +
+      '(its workerd, which runs its KV and Durable Objects too; nginx for the origin) during a run, divided by the requests answered ' +
+      '(`bench/cpu.mjs`: the measure of `bench/profile.mjs`, without the profiler):')
     out.push('')
-    out.push('| target | req/s | vs pass-through | p50 | p99 | req/s per round | errors |')
-    out.push('| --- | ---: | ---: | ---: | ---: | --- | ---: |')
+    out.push('| target | req/s | vs pass-through | CPU per request | p50 | p99 | req/s per round | errors |')
+    out.push('| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |')
     for (const r of proxy) {
       const ratio = r.ratio == null ? '–' : `${r.ratio.toFixed(2)}×`
-      out.push(`| ${r.label} | ${fmtInt(r.rps)} | ${ratio} | ${fmtMs(r.p50)} | ${fmtMs(r.p99)} | ${perRound(r)} | ${r.errors} |`)
+      out.push(`| ${r.label} | ${fmtInt(r.rps)} | ${ratio} | ${fmtCpu(r.cpuUs)} | ${fmtMs(r.p50)} | ${fmtMs(r.p99)} | ${perRound(r)} | ${r.errors} |`)
     }
     out.push('')
   }
   const auth = runs.filter((r) => r.group === 'auth')
   if (auth.length) {
     out.push('Auth endpoints, same load settings. Each login is a new user whose code2Session goes to the WeChat simulator (Node, in the benchmark process); ' +
-      `each refresh rotates one of ${c.sessions} live sessions and hands the new token to the next request of that session:`)
+      `each refresh rotates one of ${c.sessions} live sessions and hands the new token to the next request of that session (CPU per request: the worker's workerd only, not the simulator):`)
     out.push('')
-    out.push('| request | req/s | p50 | p99 | req/s per round | errors |')
-    out.push('| --- | ---: | ---: | ---: | --- | ---: |')
-    for (const r of auth) out.push(`| ${r.label} | ${fmtInt(r.rps)} | ${fmtMs(r.p50)} | ${fmtMs(r.p99)} | ${perRound(r)} | ${r.errors} |`)
+    out.push('| request | req/s | CPU per request | p50 | p99 | req/s per round | errors |')
+    out.push('| --- | ---: | ---: | ---: | ---: | --- | ---: |')
+    for (const r of auth) out.push(`| ${r.label} | ${fmtInt(r.rps)} | ${fmtCpu(r.cpuUs)} | ${fmtMs(r.p50)} | ${fmtMs(r.p99)} | ${perRound(r)} | ${r.errors} |`)
     out.push('')
   }
   if (results.size || results.coldStart) {

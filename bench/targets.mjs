@@ -18,6 +18,9 @@ export const root = path.resolve(here, '..')
 // and is the one whose /auth/login and /auth/refresh are measured too.
 export const RUST_MODES = [
   { id: 'every-request', label: 'Rust, `every-request`, IDENTITY_KEY (default)', vars: { SESSION_CHECK: 'every-request' }, identity: true },
+  // The same without the isolate's replica cache: a KV read on every request
+  // (what the cache saves).
+  { id: 'every-request-nocache', label: 'Rust, `every-request`, IDENTITY_KEY, `REPLICA_CACHE_SECS=0` (a KV read per request)', vars: { SESSION_CHECK: 'every-request', REPLICA_CACHE_SECS: '0' }, identity: true },
   { id: 'every-request-noid', label: 'Rust, `every-request`, no IDENTITY_KEY', vars: { SESSION_CHECK: 'every-request' }, identity: false },
   { id: 'refresh-only', label: 'Rust, `refresh-only`, IDENTITY_KEY', vars: { SESSION_CHECK: 'refresh-only' }, identity: true },
   // Its Durable Object binding (AUTHORITY and its class) is read from
@@ -220,4 +223,39 @@ export async function loginMany(url, prefix, n, concurrency = 8) {
     }
   }))
   return out
+}
+
+/**
+ * The jose reference (bench/workers/js-jose.mjs), bundled with esbuild into
+ * `tmpDir` (jose comes from node_modules), with the keys and appid of the
+ * Rust targets so that their access tokens verify; its KV starts empty
+ * (seed it with the sessions' replicas).
+ */
+export async function joseOptions({ wrangler, originUrl, tmpDir }) {
+  const { build } = await import('esbuild')
+  const outfile = path.join(tmpDir, 'js-jose.bundle.mjs')
+  await build({
+    entryPoints: [path.join(here, 'workers', 'js-jose.mjs')],
+    bundle: true,
+    format: 'esm',
+    platform: 'browser',
+    conditions: ['workerd', 'worker', 'browser'],
+    outfile,
+    logLevel: 'error',
+  })
+  return {
+    name: 'js-jose',
+    modules: true,
+    modulesRoot: tmpDir,
+    scriptPath: outfile,
+    compatibilityDate: wrangler.compatibilityDate,
+    compatibilityFlags: wrangler.compatibilityFlags,
+    kvNamespaces: ['SESSIONS'],
+    bindings: {
+      WX_APPID: TEST_APPID,
+      ORIGIN_URL: originUrl,
+      TOKEN_SECRET: BENCH_KEYS.tokenSecret,
+      IDENTITY_KEY: BENCH_KEYS.identityKey,
+    },
+  }
 }

@@ -66,6 +66,9 @@ pub(crate) struct Config {
     /// `SESSION_MAX_AGE`: no refresh extends a session past login + this.
     pub(crate) session_max_age: u64,
     pub(crate) session_check: SessionCheck,
+    /// `REPLICA_CACHE_SECS`: how long an isolate keeps a replica's answer
+    /// for `every-request` (0: not at all).
+    pub(crate) replica_cache_secs: u64,
     pub(crate) public_paths: Vec<String>,
     pub(crate) require_phone: bool,
     pub(crate) phone_allowlist: bool,
@@ -113,6 +116,10 @@ pub(crate) const DEFAULT_API_BASE: &str = "https://api.weixin.qq.com";
 /// network and the client's retries, and a captured `encryptedData`/`iv`
 /// stops working after it.
 pub(crate) const DEFAULT_PHONE_DATA_MAX_AGE: u64 = 600;
+
+/// `REPLICA_CACHE_SECS`' default and most (see `flows::replica_cache`).
+pub(crate) const DEFAULT_REPLICA_CACHE_SECS: u64 = 2;
+pub(crate) const MAX_REPLICA_CACHE_SECS: u64 = 10;
 
 fn err(variable: &'static str, problem: &'static str) -> ConfigError {
     ConfigError { variable, problem }
@@ -233,6 +240,13 @@ impl Config {
                 ))
             }
         };
+        let replica_cache_secs = seconds(
+            get("REPLICA_CACHE_SECS"),
+            "REPLICA_CACHE_SECS",
+            DEFAULT_REPLICA_CACHE_SECS,
+            0,
+            MAX_REPLICA_CACHE_SECS,
+        )?;
         let public_paths = match get("PUBLIC_PATHS") {
             None => Vec::new(),
             Some(v) => {
@@ -314,6 +328,7 @@ impl Config {
             access_ttl,
             refresh_ttl,
             session_check,
+            replica_cache_secs,
             public_paths,
             require_phone,
             phone_allowlist,
@@ -406,6 +421,25 @@ mod tests {
     use crate::testkit::config::{
         load, test_config, vars, TEST_IDENTITY_SEED, TEST_REFRESH_SECRET, TEST_SECRET,
     };
+
+    #[test]
+    fn replica_cache_secs_defaults_to_two_and_is_zero_to_ten() {
+        assert_eq!(test_config().replica_cache_secs, 2);
+        for (v, want) in [
+            ("0", Ok(0)),
+            ("10", Ok(10)),
+            ("11", Err("is out of range")),
+            ("-1", Err("is not a whole number")),
+            ("2s", Err("is not a whole number")),
+        ] {
+            let mut vars = vars();
+            vars.insert("REPLICA_CACHE_SECS", v.into());
+            let got = load(&vars)
+                .map(|c| c.replica_cache_secs)
+                .map_err(|e| e.problem);
+            assert_eq!(got, want, "{v}");
+        }
+    }
 
     #[test]
     fn defaults_apply() {

@@ -26,6 +26,12 @@ pub(crate) trait Store {
     /// Writes `value`; it disappears `ttl` seconds from now when given.
     async fn put(&self, key: &str, value: &str, ttl: Option<u64>) -> Result<(), StoreError>;
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
+    /// [`Store::get`], asking the store's edge cache to keep the value at
+    /// most `cache_ttl` seconds (Workers KV's `cacheTtl`).
+    async fn get_cached(&self, key: &str, cache_ttl: u64) -> Result<Option<String>, StoreError> {
+        let _ = cache_ttl;
+        self.get(key).await
+    }
 }
 
 impl<S: Store + ?Sized> Store for &S {
@@ -37,6 +43,9 @@ impl<S: Store + ?Sized> Store for &S {
     }
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         (**self).delete(key).await
+    }
+    async fn get_cached(&self, key: &str, cache_ttl: u64) -> Result<Option<String>, StoreError> {
+        (**self).get_cached(key, cache_ttl).await
     }
 }
 
@@ -67,6 +76,18 @@ pub(crate) async fn get_json<S: Store, T: DeserializeOwned>(
         None => Ok(None),
         // A replica or cache entry we cannot read is treated as absent (it
         // is rebuilt from its source) rather than failing every request.
+        Some(s) => Ok(serde_json::from_str(&s).ok()),
+    }
+}
+
+/// [`get_json`] through [`Store::get_cached`].
+pub(crate) async fn get_json_cached<S: Store, T: DeserializeOwned>(
+    store: &S,
+    key: &str,
+    cache_ttl: u64,
+) -> Result<Option<T>, StoreError> {
+    match store.get_cached(key, cache_ttl).await? {
+        None => Ok(None),
         Some(s) => Ok(serde_json::from_str(&s).ok()),
     }
 }

@@ -134,6 +134,7 @@ impl<P: Platform> Edge<'_, P> {
             .operator_target(authorization, client_ip, openid)
             .await?;
         let revoked = self.authority.call(&openid, RevokeAll).await?;
+        self.isolate.replicas.forget_user(&openid, self.now);
         Ok(Revoked { revoked })
     }
 }

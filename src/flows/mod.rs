@@ -46,6 +46,7 @@ mod proxy;
 mod refresh;
 mod rekey;
 mod relay;
+mod replica_cache;
 pub(crate) mod serve;
 pub(crate) mod service;
 pub(crate) mod service_keys;
@@ -90,6 +91,9 @@ pub(crate) struct IsolateState {
     /// The `X-WX-Identity` assertions made here, reused while they have
     /// more than half of their life left.
     pub(crate) assertions: AssertionCache,
+    /// What the sessions' KV replicas said, for a few seconds
+    /// (`REPLICA_CACHE_SECS`).
+    pub(crate) replicas: replica_cache::ReplicaCache,
 }
 
 /// The body of a successful login or refresh: a token pair.

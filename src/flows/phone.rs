@@ -55,6 +55,7 @@ impl<P: Platform> Edge<'_, P> {
                 self.authority.call(&openid, bind).await??
             }
         };
+        self.replica_changed(&sid);
         let (phone, view) = (bound.phone, bound.session);
         Ok(PhoneResponse {
             phone_number: phone.phone_number().map(str::to_owned),

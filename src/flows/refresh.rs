@@ -30,7 +30,9 @@ impl<P: Platform> Edge<'_, P> {
             next_hash: next.hash.clone(),
             next_sealed: next.sealed_under(&presented),
         };
-        match self.authority.call(&presented.openid, refresh).await?? {
+        let outcome = self.authority.call(&presented.openid, refresh).await;
+        self.replica_changed(&sid);
+        match outcome?? {
             Refreshed::Rotated(view) => self.token_response(&sid, &view, &next.token),
             Refreshed::Repeated { session, sealed } => {
                 // Only the holder of the previous token can open it.

@@ -3,14 +3,15 @@
 
 use serde::Serialize;
 
+use super::replica_cache::{kv_cache_ttl, Keep};
 use super::{Edge, Platform};
 use crate::authority::{AuthorityClient, CheckSession, Logout, Replica};
 use crate::config::SessionCheck;
 use crate::error::ApiError;
 use crate::http::headers::bearer;
-use crate::ids::{OpenId, UnionId};
+use crate::ids::{OpenId, SessionId, UnionId};
 use crate::phone::Phone;
-use crate::store::{get_json, replica_key};
+use crate::store::{get_json, get_json_cached, replica_key};
 use crate::token::access::{verify_access, verify_access_ignoring_expiry, VerifiedAccess};
 
 /// `GET /auth/session`.
@@ -66,10 +67,23 @@ impl<P: Platform> Edge<'_, P> {
         Ok(Authenticated { access, session })
     }
 
+    /// The session as its KV replica says, or as this isolate heard it
+    /// say within `REPLICA_CACHE_SECS` (see `replica_cache`).
     async fn replica_session(&self, access: &VerifiedAccess) -> Result<LiveSession, ApiError> {
-        let r: Replica = get_json(self.store, &replica_key(&access.claims.sid))
-            .await?
-            .ok_or(ApiError::SessionRevoked)?;
+        let sid = &access.claims.sid;
+        let keep = Keep::secs(self.cfg.replica_cache_secs);
+        let replica = if let Some(known) = self.isolate.replicas.get(keep, sid, self.now) {
+            known
+        } else {
+            let key = replica_key(sid);
+            let read: Option<Replica> = match kv_cache_ttl(self.cfg.replica_cache_secs) {
+                Some(ttl) => get_json_cached(self.store, &key, ttl).await?,
+                None => get_json(self.store, &key).await?,
+            };
+            self.isolate.replicas.put(keep, sid, read.clone(), self.now);
+            read
+        };
+        let r = replica.ok_or(ApiError::SessionRevoked)?;
         if r.openid != access.claims.subject.openid || r.expires_at <= self.now {
             return Err(ApiError::SessionRevoked);
         }
@@ -97,6 +111,12 @@ impl<P: Platform> Edge<'_, P> {
         })
     }
 
+    /// This isolate had the authority change session `sid`: what it
+    /// remembers of its replica is gone.
+    pub(crate) fn replica_changed(&self, sid: &SessionId) {
+        self.isolate.replicas.changed(sid);
+    }
+
     /// Whose access token this is, expired or not (for the log line only:
     /// decides nothing).
     pub(crate) fn subject(&self, authorization: Option<&str>) -> Option<OpenId> {
@@ -122,6 +142,11 @@ impl<P: Platform> Edge<'_, P> {
         self.authority
             .call(&access.claims.subject.openid, logout)
             .await?;
+        // This isolate's own requests see the logout at once.
+        let keep = Keep::secs(self.cfg.replica_cache_secs);
+        self.isolate
+            .replicas
+            .forget(keep, &access.claims.sid, self.now);
         Ok(())
     }
 

@@ -26,6 +26,16 @@ extern "C" {
     #[wasm_bindgen(method, catch)]
     fn get(this: &KvNamespace, key: &str) -> Result<Promise, JsValue>;
 
+    #[wasm_bindgen(method, catch, js_name = get)]
+    fn get_with(this: &KvNamespace, key: &str, options: &GetOptions) -> Result<Promise, JsValue>;
+
+    /// `get`'s options (`KVNamespaceGetOptions`).
+    #[wasm_bindgen(extends = Object)]
+    type GetOptions;
+
+    #[wasm_bindgen(method, setter = cacheTtl)]
+    fn set_cache_ttl(this: &GetOptions, seconds: f64);
+
     #[wasm_bindgen(method, catch)]
     fn put(
         this: &KvNamespace,
@@ -58,6 +68,14 @@ impl KvStore {
 impl Store for KvStore {
     async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
         read_text(self.0.get(key), "kv get").await
+    }
+
+    async fn get_cached(&self, key: &str, cache_ttl: u64) -> Result<Option<String>, StoreError> {
+        let options: GetOptions = Object::new().unchecked_into();
+        // Seconds fit an f64 exactly.
+        #[allow(clippy::cast_precision_loss)]
+        options.set_cache_ttl(cache_ttl as f64);
+        read_text(self.0.get_with(key, &options), "kv get").await
     }
 
     async fn put(&self, key: &str, value: &str, ttl: Option<u64>) -> Result<(), StoreError> {

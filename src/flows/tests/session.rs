@@ -214,3 +214,146 @@ fn a_logout_the_replica_missed_still_holds_for_session_info_and_authority_mode()
         None
     );
 }
+
+/// `every-request` with `REPLICA_CACHE_SECS=secs`.
+fn replica_cached_world(secs: u64) -> World {
+    let mut cfg = test_config();
+    cfg.session_check = SessionCheck::EveryRequest;
+    cfg.replica_cache_secs = secs;
+    World::with(cfg)
+}
+
+#[test]
+fn a_revocation_elsewhere_is_seen_within_the_replica_cache_seconds() {
+    // Another edge revoked the session: KV's replica is gone, but this
+    // isolate read it a moment ago.
+    let w = replica_cached_world(3);
+    let r = w.login_at(NOW, GOOD);
+    let sid = sid_of(&r.refresh_token);
+    assert_eq!(
+        w.authenticate_err(NOW + 10, &r, SessionCheck::EveryRequest),
+        None
+    );
+    w.store.data.borrow_mut().remove(&replica_key(&sid));
+    assert_eq!(
+        w.authenticate_err(NOW + 11, &r, SessionCheck::EveryRequest),
+        None
+    );
+    assert_eq!(
+        w.authenticate_err(NOW + 12, &r, SessionCheck::EveryRequest),
+        None
+    );
+    // Never after the bound, nor ever again.
+    for t in 13..20 {
+        assert_eq!(
+            w.authenticate_err(NOW + t, &r, SessionCheck::EveryRequest),
+            Some(ApiError::SessionRevoked),
+            "at +{t}"
+        );
+    }
+}
+
+#[test]
+fn without_the_replica_cache_every_request_reads_kv() {
+    let w = replica_cached_world(0);
+    let r = w.login_at(NOW, GOOD);
+    let sid = sid_of(&r.refresh_token);
+    assert_eq!(
+        w.authenticate_err(NOW + 10, &r, SessionCheck::EveryRequest),
+        None
+    );
+    w.store.data.borrow_mut().remove(&replica_key(&sid));
+    assert_eq!(
+        w.authenticate_err(NOW + 10, &r, SessionCheck::EveryRequest),
+        Some(ApiError::SessionRevoked)
+    );
+}
+
+#[test]
+fn a_missing_replica_is_not_remembered_longer_than_a_second() {
+    // A replica KV has not shown yet (a login at another location): the
+    // "no such session" answer is kept at most a second.
+    let w = replica_cached_world(5);
+    let r = w.login_at(NOW, GOOD);
+    let sid = sid_of(&r.refresh_token);
+    let entry = w.raw_entry(&replica_key(&sid)).expect("replica");
+    w.store.data.borrow_mut().remove(&replica_key(&sid));
+    assert_eq!(
+        w.authenticate_err(NOW + 10, &r, SessionCheck::EveryRequest),
+        Some(ApiError::SessionRevoked)
+    );
+    w.store.data.borrow_mut().insert(replica_key(&sid), entry);
+    assert_eq!(
+        w.authenticate_err(NOW + 10, &r, SessionCheck::EveryRequest),
+        Some(ApiError::SessionRevoked)
+    );
+    assert_eq!(
+        w.authenticate_err(NOW + 11, &r, SessionCheck::EveryRequest),
+        None
+    );
+}
+
+#[test]
+fn a_logout_through_this_isolate_is_seen_at_once_despite_the_cache() {
+    let w = replica_cached_world(10);
+    let r = w.login_at(NOW, GOOD);
+    let sid = sid_of(&r.refresh_token);
+    let stale = w.raw_entry(&replica_key(&sid)).expect("replica");
+    assert_eq!(
+        w.authenticate_err(NOW + 1, &r, SessionCheck::EveryRequest),
+        None
+    );
+    block_on(w.at(NOW + 1).logout(Some(&bearer_of(&r)))).expect("logout");
+    // Even if this location's KV still shows the replica, for the moment
+    // a read under way could take.
+    w.store.data.borrow_mut().insert(replica_key(&sid), stale);
+    assert_eq!(
+        w.authenticate_err(NOW + 1, &r, SessionCheck::EveryRequest),
+        Some(ApiError::SessionRevoked)
+    );
+    // Another session of the same user is untouched.
+    let other = w.login_at(NOW + 1, GOOD);
+    assert_eq!(
+        w.authenticate_err(NOW + 1, &other, SessionCheck::EveryRequest),
+        None
+    );
+}
+
+#[test]
+fn an_operator_revocation_through_this_isolate_is_seen_at_once() {
+    let mut cfg = test_config();
+    cfg.replica_cache_secs = 10;
+    cfg.admin_token = Some(crate::secret::AdminToken::new(ADMIN));
+    let w = World::with(cfg);
+    let r = w.login_at(NOW, GOOD);
+    let sid = sid_of(&r.refresh_token);
+    let stale = w.raw_entry(&replica_key(&sid)).expect("replica");
+    assert_eq!(
+        w.authenticate_err(NOW + 1, &r, SessionCheck::EveryRequest),
+        None
+    );
+    let auth = format!("Bearer {ADMIN}");
+    block_on(w.at(NOW + 1).admin_revoke(Some(&auth), None, "oUser1")).expect("revoke");
+    // Even if this location's KV still shows the replica.
+    w.store.data.borrow_mut().insert(replica_key(&sid), stale);
+    assert_eq!(
+        w.authenticate_err(NOW + 1, &r, SessionCheck::EveryRequest),
+        Some(ApiError::SessionRevoked)
+    );
+}
+
+#[test]
+fn a_phone_bound_through_this_isolate_is_seen_at_once_despite_the_cache() {
+    let w = replica_cached_world(10);
+    let r = w.login_at(NOW, &phone_login_reply());
+    let before = block_on(w.at(NOW + 1).proxy_identity("/api/x", Some(&bearer_of(&r))))
+        .expect("passes")
+        .expect("id");
+    assert_eq!(before.subject.phone, None);
+    w.bind(NOW + 2, &r, PhoneRequest::Encrypted(encrypted("phone_ok")))
+        .expect("binds");
+    let after = block_on(w.at(NOW + 2).proxy_identity("/api/x", Some(&bearer_of(&r))))
+        .expect("passes")
+        .expect("id");
+    assert!(after.subject.phone.is_some());
+}
