@@ -99,6 +99,7 @@ const edge :Workerd.Worker = (
     (name = "WX_TIMEOUT_MS", fromEnvironment = "WX_TIMEOUT_MS"),
     (name = "WX_RELAY_PATHS", fromEnvironment = "WX_RELAY_PATHS"),
     (name = "CORS_ORIGINS", fromEnvironment = "CORS_ORIGINS"),
+    (name = "REPLICA_CACHE_SECS", fromEnvironment = "REPLICA_CACHE_SECS"),
 
     # Secrets, each from the environment (never written here).
     (name = "WX_APPSECRET", fromEnvironment = "WX_APPSECRET"),

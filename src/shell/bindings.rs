@@ -48,6 +48,7 @@ const CONFIG_VARS: &[&str] = &[
     "SERVICE_TOKEN",
     "SERVICE_TOKEN_PREVIOUS",
     "WX_RELAY_PATHS",
+    "REPLICA_CACHE_SECS",
     "CORS_ORIGINS",
 ];
 
