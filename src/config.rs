@@ -19,6 +19,7 @@ mod rotation_tests;
 mod service;
 mod url;
 
+pub(crate) use client_ip::ADDRESS_PARTS;
 pub(crate) use cors::CorsOrigins;
 pub(crate) use service::ServiceConfig;
 

@@ -16,10 +16,13 @@ pub(crate) const DEFAULT_CLIENT_IP_HEADER: &str = "CF-Connecting-IP";
 /// Longer names are not what a proxy sets.
 const MAX_NAME: usize = 64;
 
-/// What a client-address name contains once lower-cased and without its
-/// punctuation: the proxy's `ADDRESS_PARTS` (src/http/headers.rs), which
-/// config may not import (http builds on config).
-const ADDRESS_PARTS: &[&str] = &[
+/// What a name that gives a client's address contains once lower-cased
+/// and without its punctuation (`True-Client-IP`, `X-Cluster-Client-IP`,
+/// `X_Real_IP`, `X-ProxyUser-Ip`, `X-AppEngine-User-IP`,
+/// `X-Remote-Addr`, ...). The proxy strips every such name
+/// (`crate::http::headers`, which reads this list), so the header named
+/// here never reaches the origin as the client sent it.
+pub(crate) const ADDRESS_PARTS: &[&str] = &[
     "clientip",
     "clientaddr",
     "remoteip",

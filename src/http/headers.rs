@@ -67,20 +67,10 @@ const STRIPPED_PREFIXES: &[&str] = &[
     "cf-",
 ];
 
-/// What a name that gives a client's address contains once its dashes are
-/// gone (`True-Client-IP`, `X-Cluster-Client-IP`, `X_Real_IP`,
-/// `X-ProxyUser-Ip`, `X-AppEngine-User-IP`, `X-Remote-Addr`, ...).
-const ADDRESS_PARTS: &[&str] = &[
-    "clientip",
-    "clientaddr",
-    "remoteip",
-    "remoteaddr",
-    "realip",
-    "userip",
-    "socketip",
-    "originatingip",
-    "connectingip",
-];
+// What a name that gives a client's address contains once its dashes are
+// gone: one list with the check of `CLIENT_IP_HEADER`, so the header the
+// worker trusts is always one it strips.
+use crate::config::ADDRESS_PARTS;
 
 /// Words (between dashes) that make a name an override of what the client
 /// asked for: `X-Host`, `X-HTTP-Host-Override`, `X-Backend-Host`,
