@@ -507,4 +507,4 @@ function createSession(o) {
   };
 }
 
-module.exports = { createSession: createSession, notLoggedIn: notLoggedIn };
+module.exports = { createSession: createSession, notLoggedIn: notLoggedIn, always: always };

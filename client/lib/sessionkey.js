@@ -11,20 +11,7 @@
 'use strict';
 
 var transport = require('./transport.js');
-
-/** `promise`, with `done` run however it settles (no Promise.prototype.finally on old engines). */
-function always(promise, done) {
-  return promise.then(
-    function (r) {
-      done();
-      return r;
-    },
-    function (e) {
-      done();
-      throw e;
-    }
-  );
-}
+var always = require('./session.js').always;
 
 /**
  * @param {object} o
