@@ -10,7 +10,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { startStack, call, login, bearer, freshLimitWindow } from '../support/stack.mjs';
+import { startStack, call, login, bearer, freshLimitWindow, wechatLoginElsewhere } from '../support/stack.mjs';
 import { loginSignature } from '../support/wechat-sim.mjs';
 import { createAuth } from '../../client/index.mjs';
 import { createFakeWx } from '../../client/test/support/fake-wx.mjs';
@@ -38,15 +38,7 @@ async function loginAs(st, code) {
 /** A wx.login whose code never reached the worker: WeChat's latest key moves on without it. */
 async function loginElsewhere(st, code) {
   users.add(code.split('.')[0]);
-  const q = new URLSearchParams({
-    appid: st.appid,
-    secret: st.appsecret,
-    js_code: code,
-    grant_type: 'authorization_code',
-  });
-  const body = JSON.parse(await (await fetch(`${st.sim.url}/sns/jscode2session?${q}`)).text());
-  assert.ok(body.session_key, JSON.stringify(body));
-  return body;
+  return wechatLoginElsewhere(st, code);
 }
 
 const rekey = (st, token, body, extra = {}) =>

@@ -11,7 +11,15 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
-import { startStack, call, login, bearer, freshLimitWindow, TEST_ADMIN_TOKEN } from '../support/stack.mjs';
+import {
+  startStack,
+  call,
+  login,
+  bearer,
+  freshLimitWindow,
+  wechatLoginElsewhere,
+  TEST_ADMIN_TOKEN,
+} from '../support/stack.mjs';
 import { loginSignature, pngFor } from '../support/wechat-sim.mjs';
 
 const SERVICE_TOKEN = randomBytes(48).toString('base64');
@@ -47,16 +55,7 @@ async function loginAs(s, code) {
 /** A wx.login whose code never reached the worker: WeChat's latest key moves on without it. */
 async function loginElsewhere(s, code) {
   users.add(code.split('.')[0]);
-  const q = new URLSearchParams({
-    appid: s.appid,
-    secret: s.appsecret,
-    js_code: code,
-    grant_type: 'authorization_code',
-  });
-  const res = await fetch(`${s.sim.url}/sns/jscode2session?${q}`);
-  const body = JSON.parse(await res.text());
-  assert.ok(body.session_key, JSON.stringify(body));
-  return body;
+  return wechatLoginElsewhere(s, code);
 }
 
 const check = (s, openid, headers = service) =>

@@ -175,3 +175,20 @@ export async function freshLimitWindow(seconds = 20, periodSeconds = 60) {
   const left = periodMs - (Date.now() % periodMs);
   if (left < seconds * 1000) await new Promise((r) => setTimeout(r, left + 50));
 }
+
+/**
+ * A wx.login whose code never reached the worker: code2Session straight at
+ * the simulator, so WeChat's latest session_key for that user moves on
+ * without the worker knowing. Returns WeChat's reply.
+ */
+export async function wechatLoginElsewhere(stack, code) {
+  const q = new URLSearchParams({
+    appid: stack.appid,
+    secret: stack.appsecret,
+    js_code: code,
+    grant_type: 'authorization_code',
+  });
+  const body = JSON.parse(await (await fetch(`${stack.sim.url}/sns/jscode2session?${q}`)).text());
+  if (!body.session_key) throw new Error(`code2Session failed: ${JSON.stringify(body)}`);
+  return body;
+}
